@@ -1,0 +1,48 @@
+# FaceCraft: two commands do all the set-up.
+#   make demo   create the environment, then materialize the whole asset graph offline (demo profile)
+#   make test   create the environment if needed, then run the test suite
+#   make dev    the Dagster UI on the same definitions (http://127.0.0.1:3000)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+export FACECRAFT_HOME ?= $(CURDIR)/data
+export DAGSTER_HOME := $(CURDIR)
+export FACECRAFT_DAGSTER_STORAGE ?= $(FACECRAFT_HOME)/dagster
+export FACECRAFT_DAGSTER_LOGS ?= $(FACECRAFT_HOME)/dagster/compute-logs
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: demo dev test validate benchmarks clean-data env
+
+env: $(VENV)/.installed
+
+# torch and torchvision come first, pinned to the builds this machine's pip serves from disk;
+# retinaface-pytorch goes in with --no-deps (its dependencies would pull a second OpenCV and streamlit).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps retinaface-pytorch==0.0.7
+	touch $@
+
+demo: env
+	$(BIN)/facecraft materialize
+
+dev: env
+	$(BIN)/dagster dev -w workspace.yaml
+
+test: env
+	$(BIN)/python -m pytest
+
+validate: env
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+benchmarks: env
+	$(BIN)/python benchmarks/face_extract.py
+	$(BIN)/python benchmarks/onedrive_sync.py
+
+clean-data:
+	rm -rf $(FACECRAFT_HOME)

@@ -1,0 +1,49 @@
+"""The bookkeeping every asset does: an MLflow run for the materialization, and its Dagster output."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+
+from facecraft_pipeline.lineage import TAG_DATA_VERSION, AssetRun
+from facecraft_pipeline.resources import HomeResource, MlflowResource
+
+
+@contextmanager
+def asset_run(
+    context: dg.AssetExecutionContext,
+    home: HomeResource,
+    mlflow: MlflowResource,
+    inputs: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Iterator[AssetRun]:
+    """Open the nested MLflow run for this materialization, tagged with the Dagster run and inputs."""
+    lineage = mlflow.lineage(home.home())
+    asset = context.asset_key.to_user_string()
+    code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
+    with lineage.asset_run(context.run_id, asset, code_version, inputs) as run:
+        run.set_tags({"dagster.run_id": context.run_id, "dagster.job": context.job_name})
+        if params:
+            run.log_params(params)
+        yield run
+
+
+def output(value: Any, run: AssetRun, digest: str, metadata: Mapping[str, Any]) -> dg.Output:
+    """The asset's output: data version from a content digest, MLflow run linked in metadata."""
+    run.set_tags({TAG_DATA_VERSION: digest})
+    return dg.Output(
+        value,
+        data_version=dg.DataVersion(digest),
+        metadata={**metadata, "data_version": digest, "mlflow_run_id": run.run_id},
+    )
+
+
+def preview(path) -> dg.MetadataValue:
+    """An image shown inline in the Dagster UI's metadata panel."""
+    import base64
+
+    data = base64.b64encode(open(path, "rb").read()).decode()
+    return dg.MetadataValue.md(f"![preview](data:image/png;base64,{data})")

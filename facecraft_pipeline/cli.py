@@ -1,0 +1,128 @@
+"""`facecraft`: materialize the graph, log in to OneDrive, trace a model back to its photos.
+
+    facecraft materialize [--select 'photos*'] [--set gan_checkpoint.steps=50]
+    facecraft login [--browser]
+    facecraft trace data/models/lora/<key>/pytorch_lora_weights.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from facecraft_pipeline.home import PROJECT_ROOT, default_home
+
+
+def _instance_env() -> None:
+    """Point Dagster at the project's instance (dagster.yaml) with storage in the data root."""
+    home = default_home()
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    os.environ.setdefault("FACECRAFT_DAGSTER_STORAGE", str(home / "dagster"))
+    os.environ.setdefault("FACECRAFT_DAGSTER_LOGS", str(home / "dagster" / "compute-logs"))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """`asset.field=value` pairs -> run config ops section (values parsed as JSON when they can be)."""
+    ops: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        asset, _, field = key.partition(".")
+        if not (asset and field and _):
+            raise SystemExit(f"--set wants asset.field=value, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        ops.setdefault(asset, {"config": {}})["config"][field] = value
+    return {"ops": ops} if ops else {}
+
+
+def materialize(select: str, sets: list[str]) -> int:
+    _instance_env()
+    import dagster as dg
+
+    from facecraft_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("everything")
+    instance = dg.DagsterInstance.get()
+    selection = None if select == "*" else dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
+    result = job.execute_in_process(
+        run_config=_parse_sets(sets), instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False
+    )
+    print()
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        where = mat.metadata.get("location") or mat.metadata.get("manifest")
+        summary = mat.metadata.get("summary")
+        line = f"  {mat.asset_key.to_user_string():<20}"
+        if summary is not None:
+            line += f" {summary.value}"
+        if where is not None:
+            line += f"\n  {'':<20} -> {where.value}"
+        print(line)
+    home = default_home()
+    print(f"\n  data root: {home}\n  MLflow store: sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+          f"  (mlflow ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'})")
+    print(f"  Dagster run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    return 0 if result.success else 1
+
+
+def login(browser: bool) -> int:
+    from facecraft_pipeline.resources import PhotoSourceResource
+    from facecraft_pipeline.sources.onedrive import OneDriveSettings
+    from facecraft_pipeline.sources.onedrive_auth import login as onedrive_login
+
+    source = PhotoSourceResource()
+    if not source.onedrive_client_id:
+        raise SystemExit("set FACECRAFT_ONEDRIVE_CLIENT_ID to your app registration's client id (see README)")
+    settings = OneDriveSettings(client_id=source.onedrive_client_id, tenant=source.onedrive_tenant)
+    account = onedrive_login(settings, default_home() / "state" / "auth", use_device_code=not browser)
+    print(f"logged in as {account}; scheduled runs will now sync silently")
+    return 0
+
+
+def trace_file(path: Path) -> int:
+    from facecraft_pipeline.home import Home
+    from facecraft_pipeline.lineage import trace
+    from facecraft_pipeline.resources import MlflowResource
+    from facecraft_pipeline.sources.base import sha256_file
+
+    lineage = MlflowResource().lineage(Home(default_home()))
+    digest = sha256_file(path)
+    for asset in ("lora_weights", "gan_checkpoint", "wgan_gp_checkpoint", "sample_galleries"):
+        try:
+            rows = trace(lineage, asset, artifact_sha256=digest)
+        except LookupError:
+            continue
+        for row in rows:
+            print(f"{row['asset']:<20} data {row['data_version'][:16]}  mlflow {row['mlflow_run_id']}  dagster {row['pipeline_run_id']}")
+        return 0
+    print(f"{path}: no tracked asset produced a file with sha256 {digest}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="facecraft", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("materialize", help="materialize the asset graph in this process (demo profile by default)")
+    run.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'photos+' (default: everything)")
+    run.add_argument("--set", action="append", default=[], metavar="ASSET.FIELD=VALUE", help="override one asset config field")
+    log_in = sub.add_parser("login", help="log in to OneDrive once, so scheduled syncs are silent")
+    log_in.add_argument("--browser", action="store_true", help="interactive browser login instead of a device code")
+    walk = sub.add_parser("trace", help="walk back from a model file to the photos it was trained on")
+    walk.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "materialize":
+        return materialize(args.select, args.set)
+    if args.command == "login":
+        return login(args.browser)
+    return trace_file(args.path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Where FaceCraft keeps everything it makes: one data root, laid out the same for every run.
+
+The root is `$FACECRAFT_HOME`, else `data/` inside the checkout (git-ignored). Photos, crops,
+datasets, checkpoints, galleries, the MLflow store and Dagster's storage all live under it, so
+personal photos never leave the machine unless a setting sends them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FACECRAFT_HOME") or PROJECT_ROOT / "data").expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Home:
+    """Named folders under the data root (created on first use)."""
+
+    root: Path
+
+    def dir(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.dir("mlflow") / "mlflow.db"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.dir("mlflow", "artifacts")
+
+    @property
+    def models_cache(self) -> Path:
+        """Base models (e.g. the tiny offline Stable Diffusion) built or downloaded once."""
+        return self.dir("cache", "models")

@@ -1,0 +1,35 @@
+"""Named profiles: the only place where settings differ from the library defaults.
+
+Library settings dataclasses hold the `demo` values (offline, CPU-friendly, the whole graph in
+minutes). `full` is the production recipe: RetinaFace, real SD-1.5 weights, real training
+lengths, a GPU. Pick one with `FACECRAFT_PROFILE`; each field stays overridable per run from the
+Dagster launchpad (asset config) or `facecraft materialize --set asset.field=value`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "demo": {},
+    "full": {
+        "face_crops": {"detector": "retinaface", "crop_size": 512},
+        "curated_dataset": {"resolution": 128},
+        "gan_checkpoint": {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"},
+        "wgan_gp_checkpoint": {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"},
+        "lora_weights": {"base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5", "resolution": 512, "rank": 16, "alpha": 16.0, "steps": 1500, "batch_size": 4, "mixed_precision": "bf16"},
+        "sample_galleries": {"num_inference_steps": 30, "resolution": 512},
+    },
+}
+
+
+def active_profile() -> str:
+    name = os.environ.get("FACECRAFT_PROFILE", "demo")
+    if name not in PROFILES:
+        raise ValueError(f"FACECRAFT_PROFILE={name!r} is not a profile: choose one of {sorted(PROFILES)}")
+    return name
+
+
+def overrides(asset: str, profile: str | None = None) -> dict[str, Any]:
+    return dict(PROFILES[profile or active_profile()].get(asset, {}))

@@ -1,0 +1,104 @@
+"""Dagster resources: the few things every asset shares (data root, device, MLflow, photo source).
+
+Each is a thin, configurable wrapper that hands back a plain library object, so the libraries
+stay Dagster-free. Defaults come from environment variables so `make demo`, `make dev` and
+scheduled runs agree without extra config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from facecraft_pipeline.home import Home, default_home
+from facecraft_pipeline.sources.base import PhotoSource
+
+
+class HomeResource(dg.ConfigurableResource):
+    """The data root: photos, crops, datasets, checkpoints, galleries, MLflow store."""
+
+    root: str = str(default_home())
+
+    def home(self) -> Home:
+        return Home(Path(self.root).expanduser().resolve())
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Where tensors go: `auto` picks cuda, then mps, then cpu."""
+
+    device: str = os.environ.get("FACECRAFT_DEVICE", "auto")
+
+    def torch_device(self):
+        import torch
+
+        choice = self.device.lower()
+        if choice == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            if torch.backends.mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        if choice.startswith("cuda") and not torch.cuda.is_available():
+            raise dg.Failure(f"device {self.device!r} was asked for but CUDA is not available on this machine")
+        if choice == "mps" and not torch.backends.mps.is_available():
+            raise dg.Failure("device 'mps' was asked for but MPS is not available on this machine")
+        return torch.device(choice)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking: `MLFLOW_TRACKING_URI` if set, else a SQLite store in the data root."""
+
+    tracking_uri: str | None = os.environ.get("MLFLOW_TRACKING_URI")
+    experiment: str = os.environ.get("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft")
+
+    def lineage(self, home: Home):
+        from facecraft_pipeline.lineage import Lineage
+
+        uri = self.tracking_uri or f"sqlite:///{home.mlflow_db}"
+        return Lineage(uri, self.experiment, artifact_location=home.mlflow_artifacts)
+
+
+class PhotoSourceResource(dg.ConfigurableResource):
+    """Which photo library to read: the offline `demo` album, a `local` folder, or `onedrive`."""
+
+    kind: str = os.environ.get("FACECRAFT_SOURCE", "demo")
+    folder: str | None = os.environ.get("FACECRAFT_PHOTOS_DIR")  # local: the folder; onedrive: the drive path
+    recursive: bool = True
+    onedrive_client_id: str = os.environ.get("FACECRAFT_ONEDRIVE_CLIENT_ID", "")
+    onedrive_tenant: str = os.environ.get("FACECRAFT_ONEDRIVE_TENANT", "consumers")
+    onedrive_graph_url: str = os.environ.get("FACECRAFT_GRAPH_URL", "https://graph.microsoft.com/v1.0")
+
+    def build(self, home: Home) -> PhotoSource:
+        state = home.dir("state", "source", self.kind)
+        if self.kind == "demo":
+            from facecraft_pipeline.sources.demo_album import DemoAlbumSource
+
+            return DemoAlbumSource(home.dir("photos", "demo-album"), state_dir=state)
+        if self.kind == "local":
+            from facecraft_pipeline.sources.local import LocalFolderSource
+
+            if not self.folder:
+                raise dg.Failure("photo source 'local' needs a folder: set FACECRAFT_PHOTOS_DIR or the resource's `folder`")
+            return LocalFolderSource(Path(self.folder).expanduser(), state_dir=state, recursive=self.recursive)
+        if self.kind == "onedrive":
+            from facecraft_pipeline.sources.onedrive import OneDriveSettings, OneDriveSource
+
+            settings = OneDriveSettings(
+                client_id=self.onedrive_client_id,
+                tenant=self.onedrive_tenant,
+                folder=self.folder or "/Pictures",
+                recursive=self.recursive,
+                graph_base_url=self.onedrive_graph_url,
+            )
+            return OneDriveSource(settings, mirror_dir=home.dir("photos", "onedrive"), state_dir=state)
+        raise dg.Failure(f"unknown photo source {self.kind!r}: use demo, local or onedrive")
+
+    def reference_photos(self, home: Home) -> list[Path]:
+        """The demo album's owner reference photos (other sources name theirs in asset config)."""
+        if self.kind != "demo":
+            return []
+        from facecraft_pipeline.sources.demo_album import demo_reference_photos
+
+        return demo_reference_photos(home.dir("photos", "demo-reference"))

@@ -1,0 +1,85 @@
+"""What every photo source promises: an incremental sync into local files, and a cheap change check.
+
+A source (local folder, demo album, OneDrive) mirrors its photos as local files and reports every
+item it knows of, including the ones it could not fetch, so that no input is silently lost.
+No Dagster here: a source can be used from a notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+PhotoStatus = Literal["ok", "skipped", "failed"]
+
+# Image types a source takes by default (lower-case suffixes).
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """One item of the source as it stands after a sync.
+
+    `source_id` is stable within the source (relative path, OneDrive item id); `path` is the local
+    file (None when it could not be fetched); `sha256` is of the local file's bytes. `status` is
+    "ok", or "skipped"/"failed" with a human-readable `reason`.
+    """
+
+    source_id: str
+    name: str
+    path: Path | None
+    size: int
+    sha256: str | None
+    status: PhotoStatus = "ok"
+    reason: str = ""
+    modified: str | None = None  # ISO-8601 time the source gives, if any
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """The full current listing after a sync, plus what changed in this sync."""
+
+    source: str  # human-readable description, e.g. "local:/home/me/Pictures"
+    photos: tuple[PhotoRecord, ...]
+    added: tuple[str, ...] = ()  # source ids new in this sync
+    changed: tuple[str, ...] = ()  # source ids whose content changed
+    removed: tuple[str, ...] = ()  # source ids that disappeared since the last sync
+    notes: tuple[str, ...] = field(default=())  # anything a person should read (e.g. "full resync after 410")
+
+    @property
+    def ok(self) -> tuple[PhotoRecord, ...]:
+        return tuple(p for p in self.photos if p.status == "ok")
+
+
+@dataclass(frozen=True)
+class ChangeCheck:
+    """Answer of a cheap poll: did anything change since `cursor`? Used by sensors."""
+
+    changed: bool
+    cursor: str
+    summary: str = ""
+
+
+class PhotoSource(Protocol):
+    """A place photos come from."""
+
+    description: str
+
+    def sync(self) -> SyncReport:
+        """Bring the local mirror up to date and list every item (fetched or not)."""
+        ...
+
+    def check_for_changes(self, cursor: str | None) -> ChangeCheck:
+        """Cheaply tell whether anything changed since `cursor` (None: first poll), without downloading."""
+        ...
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Content hash of a file, read in chunks so memory stays flat."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
