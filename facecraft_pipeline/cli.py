@@ -56,7 +56,7 @@ def materialize(select: str, sets: list[str]) -> int:
     )
     print()
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.materialization
         where = mat.metadata.get("location") or mat.metadata.get("manifest")
         summary = mat.metadata.get("summary")
         line = f"  {mat.asset_key.to_user_string():<20}"

@@ -83,8 +83,11 @@ class AssetRun:
         )
         self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
 
-    def register_model(self, name: str, source: Path, aliases: tuple[str, ...] = ("latest",)) -> str:
-        """Register a weights folder as a model version (the registry keeps a pointer, not a copy)."""
+    def register_model(self, name: str, source: Path, aliases: tuple[str, ...] = ()) -> str:
+        """Register a weights folder as a model version (the registry keeps a pointer, not a copy).
+
+        MLflow resolves `models:/NAME/latest` itself ("latest" is a reserved alias).
+        """
         from mlflow.exceptions import MlflowException
 
         try:
@@ -95,6 +98,11 @@ class AssetRun:
         for alias in aliases:
             self.client.set_registered_model_alias(name, alias, version.version)
         return version.version
+
+
+def latest_model_version(client: MlflowClient, name: str) -> str | None:
+    versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"], max_results=1)
+    return versions[0].version if versions else None
 
 
 class Lineage:

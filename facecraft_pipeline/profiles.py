@@ -12,10 +12,14 @@ import os
 from typing import Any
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "demo": {},
+    "demo": {
+        # The demo album is many edits of one photo per person: perceptual-hash de-duplication
+        # would rightly collapse it to a handful of crops, so the demo keeps byte-distinct crops.
+        "curated_dataset": {"dedup": "none"},
+    },
     "full": {
         "face_crops": {"detector": "retinaface", "crop_size": 512},
-        "curated_dataset": {"resolution": 128},
+        "curated_dataset": {"resolution": 128, "dedup": "phash"},
         "gan_checkpoint": {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"},
         "wgan_gp_checkpoint": {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"},
         "lora_weights": {"base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5", "resolution": 512, "rank": 16, "alpha": 16.0, "steps": 1500, "batch_size": 4, "mixed_precision": "bf16"},

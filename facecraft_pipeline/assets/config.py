@@ -18,12 +18,19 @@ from facecraft_pipeline.profiles import overrides
 S = TypeVar("S")
 
 
-def config_class(settings_cls: type, asset: str, extra: dict[str, tuple[Any, Any]] | None = None) -> type[dg.Config]:
-    """A `dg.Config` subclass with the fields of `settings_cls` (+ `extra`), profile defaults applied."""
+def config_class(
+    settings_cls: type, asset: str, extra: dict[str, tuple[Any, Any]] | None = None, fixed: tuple[str, ...] = ()
+) -> type[dg.Config]:
+    """A `dg.Config` subclass with the fields of `settings_cls` (+ `extra`, - `fixed`), profile defaults applied.
+
+    `fixed` fields are set by the asset itself (e.g. which GAN kind it trains), not by the user.
+    """
     hints = typing.get_type_hints(settings_cls)
     profile = overrides(asset)
     fields: dict[str, tuple[Any, Any]] = {}
     for field in dataclasses.fields(settings_cls):
+        if field.name in fixed:
+            continue
         default = profile.pop(field.name, field.default)
         fields[field.name] = (hints[field.name], pydantic.Field(default=default, description=_doc(settings_cls, field.name)))
     for name, (kind, default) in (extra or {}).items():
@@ -34,10 +41,10 @@ def config_class(settings_cls: type, asset: str, extra: dict[str, tuple[Any, Any
     return pydantic.create_model(name, __base__=dg.Config, **fields)  # type: ignore[call-overload]
 
 
-def to_settings(settings_cls: type[S], config: dg.Config) -> S:
+def to_settings(settings_cls: type[S], config: dg.Config, **fixed: Any) -> S:
     """The library settings dataclass named by a generated config (extra fields left out)."""
     names = {field.name for field in dataclasses.fields(settings_cls)}  # type: ignore[arg-type]
-    return settings_cls(**{k: v for k, v in config.model_dump().items() if k in names})
+    return settings_cls(**{k: v for k, v in config.model_dump().items() if k in names}, **fixed)
 
 
 def _doc(settings_cls: type, name: str) -> str | None:

@@ -1,6 +1,5 @@
 """`photos`: sync the configured source and publish the library's listing."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -70,7 +70,9 @@ def train_gan(image_paths: Sequence[Path], out_dir: Path, settings: GanSettings,
     ckpt_path, samples_path, samples_dir = out_dir / "checkpoint.pt", out_dir / "samples.png", out_dir / "samples"
     paths = sorted(Path(p) for p in image_paths)
     digest = dataset_digest(paths)
-    state = None if restart else _resumable_state(ckpt_path, settings, digest, device)
+    if restart:
+        ckpt_path.unlink(missing_ok=True)
+    state = _resumable_state(ckpt_path, settings, digest, device)
     if state is not None and state["step"] == settings.steps:
         if not samples_path.exists():
             write_grid(sample_images(load_generator(ckpt_path, device), settings.sample_count, settings.seed), samples_path)
@@ -138,7 +140,8 @@ def train_gan(image_paths: Sequence[Path], out_dir: Path, settings: GanSettings,
     sums = torch.zeros(len(names), device=device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     interval_steps, interval_start = 0, time.perf_counter()
-    G.train(), D.train()
+    G.train()
+    D.train()
     while step < settings.steps:
         for _ in range(n_d):  # D / critic
             real = real_batch()

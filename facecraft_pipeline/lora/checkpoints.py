@@ -24,6 +24,7 @@ class TrainingState:
     scaler: dict[str, Any]
     generator: torch.Tensor
     window_losses: list[float]
+    last_loss: float
 
 
 def save_checkpoint(folder: Path, state: TrainingState, keep: int) -> Path:
@@ -40,6 +41,7 @@ def save_checkpoint(folder: Path, state: TrainingState, keep: int) -> Path:
             "scaler": state.scaler,
             "generator": state.generator,
             "window_losses": list(state.window_losses),
+            "last_loss": state.last_loss,
         },
         temporary,
     )

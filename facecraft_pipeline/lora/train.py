@@ -66,6 +66,8 @@ def train_lora(
             pipe.load_lora_weights(out_dir)
         return _result(out_dir, base, facts, reused=True)
 
+    for stale in (out_dir / FACTS_NAME, out_dir / WEIGHTS_NAME):  # the folder never claims an older run
+        stale.unlink(missing_ok=True)
     torch_device = torch.device(device)
     dtype = _DTYPES[settings.mixed_precision]
     if pipe is None:
@@ -129,6 +131,7 @@ class _Loop:
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.window: list[float] = []
+        self.last_loss = float("nan")
 
     def resume(self) -> int:
         """Load the newest matching checkpoint; returns its step (0 when starting fresh)."""
@@ -139,9 +142,11 @@ class _Loop:
             for name, param in self.params.items():
                 param.copy_(state.lora[name])
         self.optimizer.load_state_dict(state.optimizer)
-        self.scaler.load_state_dict(state.scaler) if state.scaler else None
+        if state.scaler:
+            self.scaler.load_state_dict(state.scaler)
         self.generator.set_state(state.generator)
         self.window = list(state.window_losses)
+        self.last_loss = state.last_loss
         return state.step
 
     def run(self, batches: TrainingBatches, start: int, on_metrics: MetricsCallback | None) -> tuple[float, float]:
@@ -149,7 +154,6 @@ class _Loop:
         unet, settings = self.pipe.unet, self.settings
         unet.train()
         loop_seconds = 0.0
-        last_loss = float("nan")
         window_started, window_steps = time.perf_counter(), 0
         try:
             for step in range(start + 1, settings.steps + 1):
@@ -158,19 +162,22 @@ class _Loop:
                 loop_seconds += time.perf_counter() - tick
                 self.window.append(loss)
                 window_steps += 1
-                if settings.checkpoint_every and step % settings.checkpoint_every == 0:
-                    self._checkpoint(step)
+                metrics = None
                 if step % settings.log_every == 0 or step == settings.steps:
-                    last_loss = sum(self.window) / len(self.window)
                     elapsed = time.perf_counter() - window_started
+                    self.last_loss = sum(self.window) / len(self.window)
+                    rate = window_steps * settings.batch_size / elapsed if elapsed > 0 else 0.0
+                    metrics = {"loss": self.last_loss, "img_per_s": rate, "lr": settings.learning_rate}
                     self.window = []
+                if settings.checkpoint_every and step % settings.checkpoint_every == 0:
+                    self._checkpoint(step)  # before reporting: a callback that stops the run loses nothing
+                if metrics is not None:
                     if on_metrics is not None:
-                        rate = window_steps * settings.batch_size / elapsed if elapsed > 0 else 0.0
-                        on_metrics(step, {"loss": last_loss, "img_per_s": rate, "lr": settings.learning_rate})
+                        on_metrics(step, metrics)
                     window_started, window_steps = time.perf_counter(), 0
         finally:
             unet.eval()
-        return loop_seconds, last_loss
+        return loop_seconds, self.last_loss
 
     def _step(self, latents: torch.Tensor, prompt: torch.Tensor) -> float:
         settings, scheduler = self.settings, self.noise_scheduler
@@ -216,6 +223,7 @@ class _Loop:
             scaler=self.scaler.state_dict(),
             generator=self.generator.get_state(),
             window_losses=list(self.window),
+            last_loss=self.last_loss,
         )
         save_checkpoint(self.checkpoints, state, self.settings.checkpoints_to_keep)
 

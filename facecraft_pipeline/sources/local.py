@@ -13,7 +13,7 @@ import hashlib
 import os
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, ChangeCheck, PhotoRecord, SyncReport, sha256_file
@@ -74,13 +74,14 @@ class LocalFolderSource:
             entries[item.rel] = entry
             records.append(_record(item, entry))
         save_entries(self.state_path, self.folder, entries)
+        changed = [rel for rel in entries if rel in previous and _content(previous[rel]) != _content(entries[rel])]
         self.last_hashed = tuple(hashed)
-        notes.append(f"hashed {len(hashed)} of {len(listed)} files; the rest unchanged since the last sync")
+        notes.append(f"read {len(hashed)} of {len(listed)} files; the others were unchanged, skipped or failed")
         return SyncReport(
             source=self.description,
             photos=tuple(records),
             added=tuple(rel for rel in entries if rel not in previous),
-            changed=tuple(rel for rel in entries if rel in previous and _content(previous[rel]) != _content(entries[rel])),
+            changed=tuple(changed),
             removed=tuple(sorted(rel for rel in previous if rel not in entries)),
             notes=tuple(notes),
         )
@@ -90,7 +91,7 @@ class LocalFolderSource:
         listed, _ = self._list()
         digest = hashlib.sha256()
         for item in listed:
-            digest.update(f"{item.rel}\t{item.size}\t{item.mtime_ns}\n".encode("utf-8"))
+            digest.update(f"{item.rel}\t{item.size}\t{item.mtime_ns}\n".encode())
         new_cursor = digest.hexdigest()
         total_mb = sum(max(item.size, 0) for item in listed) / _MB
         summary = f"{len(listed)} image files, {total_mb:.1f} MB in {self.folder}"
@@ -105,7 +106,7 @@ class LocalFolderSource:
         if item.size == 0:
             return CachedEntry(item.size, item.mtime_ns, None, "skipped", "empty file")
         if item.size > self.max_file_mb * _MB:
-            reason = f"{item.size / _MB:.1f} MB is over the {self.max_file_mb:g} MB limit"
+            reason = f"{item.size / _MB:.3g} MB is over the {self.max_file_mb:g} MB limit"
             return CachedEntry(item.size, item.mtime_ns, None, "skipped", reason)
         if (
             cached is not None
@@ -154,7 +155,7 @@ def _content(entry: CachedEntry) -> tuple[str | None, str]:
 def _record(item: _Listed, entry: CachedEntry) -> PhotoRecord:
     modified = None
     if item.mtime_ns >= 0:
-        modified = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=timezone.utc).isoformat()
+        modified = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=UTC).isoformat()
     return PhotoRecord(
         source_id=item.rel,
         name=item.path.name,

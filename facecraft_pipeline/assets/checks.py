@@ -1,0 +1,94 @@
+"""Asset checks: the promises each stage's output must keep, shown beside the asset in the UI."""
+
+
+import math
+
+import dagster as dg
+from safetensors.torch import load_file
+
+from facecraft_pipeline.assets.dataset import curated_dataset
+from facecraft_pipeline.assets.faces import identity_clusters
+from facecraft_pipeline.assets.galleries import sample_galleries
+from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
+from facecraft_pipeline.dataset.curate import CuratedDataset
+from facecraft_pipeline.faces.identity import OwnerIdentity
+from facecraft_pipeline.gallery import Gallery
+from facecraft_pipeline.gan import GanTrainResult, checkpoint_is_finite
+from facecraft_pipeline.lora import LoraTrainResult
+
+MIN_OWNER_CROPS = 5
+MIN_TRAIN_IMAGES = 8
+IDENTITY_FLOOR = 0.5  # mean cosine similarity of the champion's faces to the owner
+
+
+@dg.asset_check(asset=identity_clusters, description=f"An owner cluster exists with at least {MIN_OWNER_CROPS} crops.")
+def owner_cluster_found(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult:
+    owner = identity_clusters.clusters.owner
+    size = owner.size if owner else 0
+    return dg.AssetCheckResult(
+        passed=size >= MIN_OWNER_CROPS,
+        metadata={"owner_crops": size, "why_not": identity_clusters.clusters.no_owner_reason or ""},
+    )
+
+
+@dg.asset_check(asset=identity_clusters, description="Every owner crop lies within the contamination distance of the owner centroid.")
+def owner_cluster_not_contaminated(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult:
+    clusters = identity_clusters.clusters
+    far = clusters.contamination()
+    return dg.AssetCheckResult(
+        passed=clusters.owner is not None and not far,
+        metadata={
+            "threshold": clusters.contamination_distance,
+            "outliers": [identity_clusters.faces[i].photo_id for i in far],
+            "max_distance": float(max((clusters.owner_distances[i] for i in clusters.owner_indices()), default=math.nan)),
+        },
+    )
+
+
+@dg.asset_check(asset=curated_dataset, description=f"At least {MIN_TRAIN_IMAGES} training images.")
+def dataset_big_enough(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=len(curated_dataset.train_paths) >= MIN_TRAIN_IMAGES,
+        metadata={"train": len(curated_dataset.train_paths), "val": len(curated_dataset.val_paths)},
+    )
+
+
+def _finite_check(asset):
+    @dg.asset_check(asset=asset, name="checkpoint_is_finite", description="No NaN or inf in any saved tensor.")
+    def check(result: GanTrainResult) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=checkpoint_is_finite(result.checkpoint))
+
+    return check
+
+
+@dg.asset_check(asset=lora_weights, description="The saved LoRA file loads, holds LoRA tensors, all finite.")
+def lora_weights_load(lora_weights: LoraTrainResult) -> dg.AssetCheckResult:
+    tensors = load_file(str(lora_weights.weights_file))
+    finite = all(bool(t.float().isfinite().all()) for t in tensors.values())
+    return dg.AssetCheckResult(passed=bool(tensors) and finite, metadata={"tensors": len(tensors)})
+
+
+@dg.asset_check(
+    asset=sample_galleries,
+    description=f"The champion's generated faces resemble the owner (mean cosine similarity >= {IDENTITY_FLOOR}).",
+)
+def identity_score_floor(sample_galleries: Gallery) -> dg.AssetCheckResult:
+    scores = {m.name: m.score for m in sample_galleries.models}
+    champion = sample_galleries.champion
+    mean = scores[champion].mean if champion else None
+    return dg.AssetCheckResult(
+        passed=mean is not None and mean >= IDENTITY_FLOOR,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"champion": champion or "none", "mean_similarity": mean if mean is not None else "no faces", "why": sample_galleries.champion_reason},
+    )
+
+
+CHECKS = [
+    owner_cluster_found,
+    owner_cluster_not_contaminated,
+    dataset_big_enough,
+    _finite_check(gan_checkpoint),
+    _finite_check(wgan_gp_checkpoint),
+    lora_weights_load,
+    identity_score_floor,
+]

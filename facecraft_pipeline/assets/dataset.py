@@ -1,0 +1,66 @@
+"""`curated_dataset`: the owner's crops, de-duplicated and split, published as an immutable folder."""
+
+
+import dagster as dg
+import pandas as pd
+
+from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.assets.tracking import asset_run, output, preview
+from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
+from facecraft_pipeline.faces.identity import OwnerIdentity
+from facecraft_pipeline.grids import make_grid
+from facecraft_pipeline.resources import HomeResource, MlflowResource
+
+CuratedDatasetConfig = config_class(CurateSettings, "curated_dataset")
+
+
+@dg.asset(code_version="curated_dataset-1", group_name="dataset", kinds={"python"})
+def curated_dataset(
+    context: dg.AssetExecutionContext,
+    config: CuratedDatasetConfig,
+    identity_clusters: OwnerIdentity,
+    home: HomeResource,
+    mlflow: MlflowResource,
+) -> dg.Output[CuratedDataset]:
+    """Training images of the owner; the folder's digest is the data version training keys on."""
+    settings = to_settings(CurateSettings, config)
+    owner = identity_clusters.clusters.owner_indices()
+    if len(owner) == 0:
+        raise dg.Failure(f"no owner cluster to curate: {identity_clusters.clusters.no_owner_reason}")
+    items = [
+        CurationItem(
+            crop_path=face.crop_path,  # type: ignore[arg-type]
+            crop_sha256=face.crop_sha256,  # type: ignore[arg-type]
+            photo_id=face.photo_id,
+            photo_sha256=face.photo_sha256,
+            box=face.box,
+            landmarks=face.landmarks,
+            identity_distance=float(identity_clusters.clusters.owner_distances[i]),
+        )
+        for i, face in ((int(i), identity_clusters.faces[int(i)]) for i in owner)
+    ]
+    embeddings = identity_clusters.embeddings[owner]
+    with asset_run(context, home, mlflow, inputs={"identity_clusters": identity_clusters.digest}, params=settings.__dict__) as run:
+        dataset = curate_dataset(items, home.home().dir("datasets"), settings, embeddings)
+        run.log_metrics(dict(dataset.counts))
+        run.log_artifact(dataset.manifest_path)
+        run.log_dataset("curated_dataset", dataset.digest, str(dataset.folder), dict(dataset.counts))
+        sample = home.home().dir("datasets") / "preview.png"
+        make_grid(dataset.train_paths[:36], cell=64).save(sample)
+        excluded = pd.DataFrame([{"photo": item.photo_id, "reason": reason} for item, reason in dataset.excluded])
+        return output(
+            dataset,
+            run,
+            dataset.digest,
+            {
+                "summary": f"{len(dataset.train_paths)} train / {len(dataset.val_paths)} val images at {settings.resolution}px"
+                + (" (reused)" if dataset.reused else ""),
+                **{k: int(v) for k, v in dataset.counts.items()},
+                "reused": dataset.reused,
+                "excluded": dg.MetadataValue.md(excluded.to_markdown(index=False) if len(excluded) else "none"),
+                "notes": "\n".join(dataset.notes) or "none",
+                "preview": preview(sample),
+                "location": dg.MetadataValue.path(str(dataset.folder)),
+            },
+        )
+

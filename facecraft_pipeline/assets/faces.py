@@ -1,0 +1,138 @@
+"""`face_crops` and `identity_clusters`: aligned faces from the photos, then who is the owner."""
+
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.assets.tracking import asset_run, output, preview
+from facecraft_pipeline.faces.cluster import ClusterSettings
+from facecraft_pipeline.faces.contact_sheet import contact_sheets
+from facecraft_pipeline.faces.crops_manifest import CropsManifest
+from facecraft_pipeline.faces.embed import EmbeddingCache, make_embedder
+from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
+from facecraft_pipeline.faces.identity import OwnerIdentity, identify_owner, reference_vectors
+from facecraft_pipeline.grids import make_grid
+from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.sources.base import sha256_file
+from facecraft_pipeline.sources.manifest import PhotoManifest
+
+FaceCropsConfig = config_class(FaceCropSettings, "face_crops")
+IdentityConfig = config_class(
+    ClusterSettings,
+    "identity_clusters",
+    extra={
+        "embedder": (str, "dlib"),
+        "onnx_model": (str | None, None),
+        "owner_reference_dir": (str | None, None),
+    },
+)
+
+
+@dg.asset(code_version="face_crops-1", group_name="faces", kinds={"pytorch", "dlib"})
+def face_crops(
+    context: dg.AssetExecutionContext,
+    config: FaceCropsConfig,
+    photos: PhotoManifest,
+    home: HomeResource,
+    mlflow: MlflowResource,
+    compute: ComputeResource,
+) -> dg.Output[CropsManifest]:
+    """Faces found, ArcFace-aligned and quality-checked; every photo accounted for; cached per photo hash."""
+    settings = to_settings(FaceCropSettings, config)
+    root = home.home().dir("faces")
+    inputs = [PhotoInput(r.source_id, r.path, r.sha256) for r in photos.usable]  # type: ignore[arg-type]
+    with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=settings.__dict__) as run:
+        manifest = extract_faces(inputs, root, settings, compute.torch_device())
+        manifest_path = root / "manifest.json"
+        manifest.write_json(manifest_path)
+        counts = manifest.counts
+        run.log_metrics(counts)
+        run.log_artifact(manifest_path)
+        kept = manifest.kept_faces
+        meta = {
+            "summary": f"{counts['kept']} faces kept from {counts['photos']} photos "
+            f"({counts['skipped']} skipped, {counts['failed']} failed, {counts['computed']} computed, {counts['from_cache']} cached)",
+            **counts,
+            "reasons": dg.MetadataValue.json(manifest.reasons),
+            "decisions": dg.MetadataValue.md(pd.DataFrame(manifest.to_rows()).to_markdown(index=False)),
+            "location": dg.MetadataValue.path(str(manifest_path)),
+        }
+        if kept:
+            sheet = root / "preview.png"
+            make_grid([f.crop_path for f in kept[:36]], cell=64).save(sheet)
+            run.log_artifact(sheet)
+            meta["preview"] = preview(sheet)
+        return output(manifest, run, manifest.digest, meta)
+
+
+@dg.asset(code_version="identity_clusters-1", group_name="faces", kinds={"scikitlearn", "dlib"})
+def identity_clusters(
+    context: dg.AssetExecutionContext,
+    config: IdentityConfig,
+    face_crops: CropsManifest,
+    home: HomeResource,
+    mlflow: MlflowResource,
+    photo_source: PhotoSourceResource,
+    compute: ComputeResource,
+) -> dg.Output[OwnerIdentity]:
+    """People found by clustering face embeddings; the owner picked by reference photos or size."""
+    settings = to_settings(ClusterSettings, config)
+    h = home.home()
+    embedder = make_embedder(config.embedder, config.onnx_model)
+    cache = EmbeddingCache(h.dir("cache", "embeddings"))
+    reference_paths = _reference_photos(config.owner_reference_dir, photo_source, h)
+    with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=config.model_dump()) as run:
+        references = None
+        if reference_paths:
+            crop_settings = FaceCropSettings(**face_crops.settings) if face_crops.settings else FaceCropSettings()
+            ref_inputs = [PhotoInput(p.name, p, sha256_file(p)) for p in reference_paths]
+            ref_manifest = extract_faces(ref_inputs, h.dir("faces-references"), crop_settings, compute.torch_device())
+            references = reference_vectors(ref_manifest, embedder, cache)
+            context.log.info(f"{len(references)} owner reference vectors from {len(reference_paths)} photos")
+        identity = identify_owner(face_crops, embedder, cache, settings, references)
+        clusters = identity.clusters
+        folder = h.dir("identity")
+        identity.save(folder / "embeddings.npz")
+        sheets = contact_sheets([f.crop_path for f in identity.faces], clusters.labels, clusters.owner_label) if identity.faces else {}
+        meta: dict = {}
+        for name, sheet in sheets.items():
+            path = folder / f"sheet-{name}.png"
+            sheet.save(path)
+            run.log_artifact(path, "contact_sheets")
+            meta[f"sheet_{name}"] = preview(path)
+        owner = clusters.owner
+        summary = (
+            f"{len(clusters.clusters)} people; owner = {clusters.owner_rule} ({owner.size} crops, margin {clusters.owner_margin})"
+            if owner
+            else f"no owner found: {clusters.no_owner_reason}"
+        )
+        run.log_metrics(
+            {"clusters": len(clusters.clusters), "owner_crops": owner.size if owner else 0, "embedding_cache_misses": identity.cache_misses}
+            | ({"owner_margin": clusters.owner_margin} if clusters.owner_margin is not None else {})
+        )
+        meta.update(
+            {
+                "summary": summary,
+                "owner_rule": clusters.owner_rule,
+                "owner_margin": clusters.owner_margin,
+                "owner_crops": owner.size if owner else 0,
+                "reference_photos": len(reference_paths),
+                "embedding_cache": f"{identity.cache_hits} hits, {identity.cache_misses} computed",
+                "clusters": dg.MetadataValue.md(pd.DataFrame(clusters.to_rows()).to_markdown(index=False)),
+                "location": dg.MetadataValue.path(str(folder)),
+            }
+        )
+        return output(identity, run, identity.digest, meta)
+
+
+def _reference_photos(configured: str | None, source: PhotoSourceResource, home) -> list[Path]:
+    if configured:
+        folder = Path(configured).expanduser()
+        if not folder.is_dir():
+            raise dg.Failure(f"owner_reference_dir {folder} is not a folder")
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".heic", ".webp"})
+    return source.reference_photos(home)
+

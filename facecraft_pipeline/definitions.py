@@ -1,0 +1,49 @@
+"""The FaceCraft code location: assets, checks, resources, jobs and automation.
+
+    photos -> face_crops -> identity_clusters -> curated_dataset -> gan_checkpoint ------\
+                                                                  -> wgan_gp_checkpoint --> sample_galleries
+                                                                  -> lora_weights -------/
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from facecraft_pipeline.assets.checks import CHECKS
+from facecraft_pipeline.assets.dataset import curated_dataset
+from facecraft_pipeline.assets.faces import face_crops, identity_clusters
+from facecraft_pipeline.assets.galleries import sample_galleries
+from facecraft_pipeline.assets.photos import photos
+from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
+from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
+from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+
+ASSETS = [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
+
+everything_job = dg.define_asset_job(
+    "everything",
+    selection=dg.AssetSelection.all(),
+    executor_def=dg.in_process_executor,
+    description="The whole graph, one step after another in one process (one device, no oversubscription).",
+)
+
+
+def resources(home: HomeResource | None = None) -> dict[str, object]:
+    """The resources every asset shares; tests pass their own data root."""
+    home = home or HomeResource()
+    return {
+        "home": home,
+        "compute": ComputeResource(),
+        "mlflow": MlflowResource(),
+        "photo_source": PhotoSourceResource(),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(home.home().dir("dagster", "io"))),
+    }
+
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    jobs=[everything_job, ingest_job],
+    sensors=[new_photos_sensor, retrain_sensor],
+    resources=resources(),
+)

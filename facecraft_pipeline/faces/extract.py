@@ -1,0 +1,357 @@
+"""photos -> aligned face crops, incrementally and with every photo accounted for.
+
+The `face_crops` asset calls `extract_faces`. Each photo is decoded, searched for faces, every
+face aligned to the ArcFace template and quality-checked; kept crops are written as PNG under
+`out_dir/crops/<settings key>/<photo sha256>_<face index>.png`. The outcome of each photo is
+cached under `out_dir/cache/<settings key>/<photo sha256>.json`, so a re-run only decodes photos
+whose content or whose result-affecting settings are new; the detector is not even loaded when
+everything is cached. A photo that cannot be read is recorded, never fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import cv2
+import numpy as np
+
+from facecraft_pipeline.faces.align import align_face
+from facecraft_pipeline.faces.crops_manifest import CropsManifest, FaceRecord, PhotoOutcome
+from facecraft_pipeline.faces.detect import DetectorSettings, FaceDetector, make_detector
+from facecraft_pipeline.faces.quality import QualitySettings, judge, measure
+from facecraft_pipeline.faces.types import Face
+from facecraft_pipeline.imaging import ImageDecodeError, load_rgb
+
+if TYPE_CHECKING:
+    import torch
+
+# Bump when a code change alters crops or decisions: it is part of the cache key and the digest.
+EXTRACT_VERSION = "1"
+# Fields that change speed or reachability but not results: left out of the cache key.
+_NOT_IN_KEY = frozenset({"batch_size", "workers", "retinaface_download"})
+_SKIPPED_DECODE_REASONS = frozenset({"too-small"})
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FaceCropSettings:
+    """Everything the face_crops stage can be told, flat (one Dagster config field each)."""
+
+    crop_size: int = 128
+    detector: str = "dlib"  # "dlib" | "retinaface"
+    dlib_model: str = "hog"
+    upsample: int = 1
+    detector_min_score: float | None = None
+    retinaface_weights: str | None = None
+    retinaface_max_size: int = 1024
+    retinaface_download: bool = True
+    batch_size: int = 8
+    max_side: int = 1600
+    workers: int = 0
+    min_face_px: int = 40
+    min_score: float | None = None
+    min_sharpness: float = 40.0
+    max_yaw_ratio: float = 3.0
+    eyes_in_box: bool = True
+    max_pixels: int = 80_000_000
+    min_side: int = 64
+
+    FIELD_DOCS: ClassVar[dict[str, str]] = {
+        "crop_size": "side of the aligned square crops in pixels (ArcFace template scaled by size/112)",
+        "detector": "dlib (HOG/CNN, offline) or retinaface (ResNet-50, needs its weights file)",
+        "dlib_model": "hog (fast) or cnn (mmod: slower, better on pose)",
+        "upsample": "dlib: times to double the image before detecting (finds smaller faces, slower)",
+        "detector_min_score": "detector score floor; empty: hog 0.3 / cnn 0.5 / retinaface 0.7",
+        "retinaface_weights": "local file or URL; empty: $TORCH_HOME/hub/checkpoints, then the release URL",
+        "retinaface_max_size": "RetinaFace input: longest side resized to this",
+        "retinaface_download": "allow downloading RetinaFace weights when not cached",
+        "batch_size": "photos decoded and detected together",
+        "max_side": "dlib: photos are downscaled to this longest side for detection",
+        "workers": "threads for decoding/detection/alignment; 0 = one per CPU core",
+        "min_face_px": "reject faces whose crop covers fewer photo pixels than this",
+        "min_score": "reject (and record) faces scoring below this; empty: keep all detections",
+        "min_sharpness": "reject faces whose crop's variance of Laplacian (at 112 px) is below this",
+        "max_yaw_ratio": "reject strongly turned faces (eye-to-nose asymmetry ratio above this)",
+        "eyes_in_box": "reject faces whose eyes fall outside the detection box",
+        "max_pixels": "refuse photos with more pixels than this (decompression bombs)",
+        "min_side": "skip photos with a side shorter than this",
+    }
+
+    def detector_settings(self) -> DetectorSettings:
+        return DetectorSettings(
+            kind=self.detector,
+            dlib_model=self.dlib_model,
+            upsample=self.upsample,
+            min_score=self.detector_min_score,
+            retinaface_weights=self.retinaface_weights,
+            retinaface_max_size=self.retinaface_max_size,
+            retinaface_download=self.retinaface_download,
+            batch_size=self.batch_size,
+            max_side=self.max_side,
+            workers=self.workers,
+        )
+
+    def quality_settings(self) -> QualitySettings:
+        return QualitySettings(
+            min_face_px=self.min_face_px,
+            min_score=self.min_score,
+            min_sharpness=self.min_sharpness,
+            max_yaw_ratio=self.max_yaw_ratio,
+            eyes_in_box=self.eyes_in_box,
+        )
+
+    @property
+    def cache_key(self) -> str:
+        """16 hex chars naming everything that affects crops and decisions (and the code version)."""
+        relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_KEY}
+        relevant["_version"] = EXTRACT_VERSION
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+ExtractSettings = FaceCropSettings
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """One photo to process: its id in the source, its local file and the sha256 of that file."""
+
+    photo_id: str
+    path: Path
+    sha256: str
+
+
+def extract_faces(
+    photos: Sequence[PhotoInput],
+    out_dir: Path,
+    settings: FaceCropSettings = FaceCropSettings(),
+    device: str | torch.device = "cpu",
+    on_progress: ProgressCallback | None = None,
+) -> CropsManifest:
+    """Crops and decisions for every photo; only photos missing from the cache are computed."""
+    out_dir = Path(out_dir)
+    key = settings.cache_key
+    cache_dir, crop_dir = out_dir / "cache" / key, out_dir / "crops" / key
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    crop_dir.mkdir(parents=True, exist_ok=True)
+    unique = list({photo.sha256: photo for photo in photos}.values())  # same bytes: computed once
+    results: dict[str, dict[str, Any]] = {}
+    pending = []
+    for photo in unique:
+        cached = _read_cache(cache_dir / f"{photo.sha256}.json", out_dir)
+        if cached is None:
+            pending.append(photo)
+        else:
+            results[photo.sha256] = cached | {"from_cache": True}
+    done, total = len(results), len(unique)
+    if on_progress:
+        on_progress(done, total)
+    if pending:
+        detector = make_detector(settings.detector_settings(), device)
+        workers = settings.workers or os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
+            for start in range(0, len(pending), settings.batch_size):
+                chunk = pending[start : start + settings.batch_size]
+                for photo, result in zip(chunk, _process_chunk(chunk, detector, settings, crop_dir, out_dir, pool)):
+                    results[photo.sha256] = result | {"from_cache": False}
+                    if result["reason"] != "error":  # unexpected errors may be transient: retried next run
+                        _write_cache(cache_dir / f"{photo.sha256}.json", result)
+                done += len(chunk)
+                if on_progress:
+                    on_progress(done, total)
+    return _manifest(photos, results, settings, out_dir, detector_name=_detector_name(settings))
+
+
+def _process_chunk(
+    chunk: Sequence[PhotoInput],
+    detector: FaceDetector,
+    settings: FaceCropSettings,
+    crop_dir: Path,
+    out_dir: Path,
+    pool: ThreadPoolExecutor,
+) -> list[dict[str, Any]]:
+    """Decode, detect (one batched call), then align/judge/write per photo; failures stay per photo."""
+    decoded = list(pool.map(lambda photo: _decode(photo, settings), chunk))
+    results: list[dict[str, Any] | None] = [None if isinstance(item, np.ndarray) else item for item in decoded]
+    images = [(index, item) for index, item in enumerate(decoded) if isinstance(item, np.ndarray)]
+    found = _detect_isolating_failures([image for _, image in images], detector)
+    jobs = []
+    for (index, image), faces in zip(images, found):
+        if isinstance(faces, Exception):
+            results[index] = _failure("error", faces)
+        else:
+            jobs.append((index, image, faces))
+    quality = settings.quality_settings()
+    outputs = pool.map(lambda job: _crops_or_failure(chunk[job[0]], job[1], job[2], settings.crop_size, quality, crop_dir, out_dir), jobs)
+    for (index, _, _), output in zip(jobs, outputs):
+        results[index] = output
+    assert all(result is not None for result in results)
+    return results  # type: ignore[return-value]
+
+
+def _decode(photo: PhotoInput, settings: FaceCropSettings) -> np.ndarray | dict[str, Any]:
+    try:
+        return load_rgb(photo.path, max_pixels=settings.max_pixels, min_side=settings.min_side)
+    except ImageDecodeError as error:
+        status = "skipped" if error.reason in _SKIPPED_DECODE_REASONS else "failed"
+        return {"status": status, "reason": error.reason, "detail": str(error), "width": 0, "height": 0, "faces": []}
+    except FileNotFoundError as error:
+        return _failure("missing-file", error)
+    except Exception as error:  # noqa: BLE001 - any decoder bug is one failed photo, not a failed run
+        return _failure("error", error)
+
+
+def _failure(reason: str, error: BaseException) -> dict[str, Any]:
+    return {"status": "failed", "reason": reason, "detail": f"{type(error).__name__}: {error}", "width": 0, "height": 0, "faces": []}
+
+
+def _detect_isolating_failures(images: list[np.ndarray], detector: FaceDetector) -> list[list[Face] | Exception]:
+    """One batched call; if it raises, photo by photo so only the culprit is marked failed."""
+    if not images:
+        return []
+    try:
+        return list(detector.detect(images))
+    except Exception:  # noqa: BLE001
+        outcomes: list[list[Face] | Exception] = []
+        for image in images:
+            try:
+                outcomes.append(detector.detect([image])[0])
+            except Exception as error:  # noqa: BLE001
+                outcomes.append(error)
+        return outcomes
+
+
+def _crops_or_failure(photo: PhotoInput, image: np.ndarray, faces: list[Face], *args: Any) -> dict[str, Any]:
+    try:
+        return _crops_for_photo(photo, image, faces, *args)
+    except Exception as error:  # noqa: BLE001 - e.g. a full disk: this photo fails, the run goes on
+        return _failure("error", error)
+
+
+def _crops_for_photo(
+    photo: PhotoInput,
+    image: np.ndarray,
+    faces: list[Face],
+    crop_size: int,
+    quality: QualitySettings,
+    crop_dir: Path,
+    out_dir: Path,
+) -> dict[str, Any]:
+    height, width = image.shape[:2]
+    records = []
+    for index, face in enumerate(faces):
+        crop = align_face(image, face.landmarks, crop_size)
+        measures = measure(face, crop)
+        reason = judge(face, measures, quality)
+        record: dict[str, Any] = {
+            "index": index,
+            "box": [round(v, 3) for v in face.box],
+            "landmarks": [[round(float(x), 3), round(float(y), 3)] for x, y in face.landmarks],
+            "score": round(face.score, 6),
+            "face_px": round(measures.face_px, 3),
+            "sharpness": round(measures.sharpness, 3),
+            "yaw_ratio": None if measures.yaw_ratio == float("inf") else round(measures.yaw_ratio, 4),
+            "kept": reason is None,
+            "reason": reason or "",
+            "crop": None,
+            "crop_sha256": None,
+        }
+        if reason is None:
+            path = crop_dir / f"{photo.sha256}_{index}.png"
+            record["crop_sha256"] = _write_png(path, crop)
+            record["crop"] = os.path.relpath(path, out_dir)
+        records.append(record)
+    status, reason = ("processed", "") if faces else ("skipped", "no-face")
+    return {"status": status, "reason": reason, "detail": "", "width": width, "height": height, "faces": records}
+
+
+def _write_png(path: Path, crop: np.ndarray) -> str:
+    """Write the crop (atomically) and return the sha256 of the file's bytes."""
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise OSError(f"could not encode {path.name}")
+    data = encoded.tobytes()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_cache(path: Path, out_dir: Path) -> dict[str, Any] | None:
+    """A cached outcome, or None if absent, unreadable, or one of its crop files has gone."""
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    for face in result.get("faces", []):
+        if face.get("crop") and not (out_dir / face["crop"]).is_file():
+            return None
+    return result
+
+
+def _write_cache(path: Path, result: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(result))
+    os.replace(temporary, path)
+
+
+def _detector_name(settings: FaceCropSettings) -> str:
+    return f"dlib-{settings.dlib_model}" if settings.detector == "dlib" else "retinaface-resnet50"
+
+
+def _manifest(
+    photos: Sequence[PhotoInput], results: dict[str, dict[str, Any]], settings: FaceCropSettings, out_dir: Path, detector_name: str
+) -> CropsManifest:
+    outcomes, faces = [], []
+    for photo in photos:
+        result = results[photo.sha256]
+        records = result["faces"]
+        outcomes.append(
+            PhotoOutcome(
+                photo_id=photo.photo_id,
+                photo_sha256=photo.sha256,
+                path=str(photo.path),
+                status=result["status"],
+                reason=result["reason"],
+                detail=result["detail"],
+                width=result["width"],
+                height=result["height"],
+                faces=len(records),
+                kept=sum(record["kept"] for record in records),
+                from_cache=result["from_cache"],
+            )
+        )
+        for record in records:
+            faces.append(
+                FaceRecord(
+                    photo_id=photo.photo_id,
+                    photo_sha256=photo.sha256,
+                    index=record["index"],
+                    box=tuple(record["box"]),
+                    landmarks=tuple((x, y) for x, y in record["landmarks"]),
+                    score=record["score"],
+                    face_px=record["face_px"],
+                    sharpness=record["sharpness"],
+                    yaw_ratio=float("inf") if record["yaw_ratio"] is None else record["yaw_ratio"],
+                    kept=record["kept"],
+                    reason=record["reason"],
+                    crop_path=(out_dir / record["crop"]).resolve() if record["crop"] else None,
+                    crop_sha256=record["crop_sha256"],
+                )
+            )
+    return CropsManifest(
+        settings_key=settings.cache_key,
+        crop_size=settings.crop_size,
+        detector=detector_name,
+        photos=tuple(outcomes),
+        faces=tuple(faces),
+        settings=dataclasses.asdict(settings),
+    )

@@ -1,0 +1,64 @@
+"""Shared fixtures: a small set of drawn 'faces' on disk and tiny fast settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from facecraft_pipeline.gan import GanSettings
+
+
+def draw_face(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """A skin-coloured oval with two dark eyes and a mouth on a random background, jittered."""
+    w, h = size
+    image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 90, 3)))
+    draw = ImageDraw.Draw(image)
+    dx, dy = rng.integers(-w // 12, w // 12 + 1), rng.integers(-h // 12, h // 12 + 1)
+    skin = tuple(int(v) for v in rng.integers(150, 256, 3))
+    draw.ellipse((w * 0.2 + dx, h * 0.1 + dy, w * 0.8 + dx, h * 0.9 + dy), fill=skin)
+    for ex in (0.37, 0.63):
+        draw.ellipse((w * ex - w * 0.05 + dx, h * 0.38 + dy, w * ex + w * 0.05 + dx, h * 0.46 + dy), fill=(20, 20, 20))
+    draw.line((w * 0.4 + dx, h * 0.68 + dy, w * 0.6 + dx, h * 0.68 + dy), fill=(140, 30, 30), width=max(1, h // 24))
+    return image
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Networks this small run fastest on one thread; on a busy 2-core box two threads were 5-10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def face_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """24 faces in mixed sizes (incl. non-square), modes and formats, as a crop folder might hold."""
+    folder = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(24):
+        image = draw_face(rng, [(40, 40), (64, 64), (48, 60)][i % 3])
+        if i % 4 == 1:
+            path = folder / f"face_{i:02d}.jpg"
+            image.save(path, quality=90)
+        else:
+            path = folder / f"face_{i:02d}.png"
+            (image.convert("RGBA") if i % 4 == 2 else image).save(path)
+        paths.append(path)
+    return paths
+
+
+TINY = GanSettings(resolution=16, steps=20, batch_size=8, latent_dim=16, base_channels=8, checkpoint_every=10,
+                   sample_every=10, log_every=5, sample_count=4)
+
+
+def tiny(**changes: object) -> GanSettings:
+    """Settings small enough for a step to take milliseconds on a CPU core."""
+    return dataclasses.replace(TINY, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from facecraft_pipeline.gan.losses import dcgan_d_loss, dcgan_g_loss, gradient_penalty, wgan_d_loss, wgan_g_loss
+
+
+def linear_critic(norm: float) -> tuple[torch.Tensor, object]:
+    """D(x) = <w, x> with ||w||_2 = norm: its input gradient is w everywhere."""
+    w = torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    w = (w * norm / w.norm()).requires_grad_(True)
+    return w, lambda x: (x * w).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize(("norm", "penalty"), [(1.0, 0.0), (2.0, 1.0), (3.0, 4.0), (0.5, 0.25)])
+def test_gradient_penalty_of_a_linear_critic_is_squared_distance_of_its_norm_from_one(norm: float, penalty: float) -> None:
+    _, critic = linear_critic(norm)
+    real, fake = torch.randn(6, 3, 8, 8), torch.randn(6, 3, 8, 8)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx(penalty, abs=1e-5)
+
+
+def test_gradient_penalty_trains_the_critic_through_double_backward() -> None:
+    w, critic = linear_critic(2.0)
+    gradient_penalty(critic, torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)).backward()
+    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    expected = 2 * (2.0 - 1) * w.detach() / 2.0
+    assert torch.allclose(w.grad, expected, atol=1e-5)
+
+
+def test_gradient_penalty_does_not_backpropagate_into_the_generator() -> None:
+    _, critic = linear_critic(2.0)
+    fake = torch.randn(4, 3, 8, 8, requires_grad=True)
+    gradient_penalty(critic, torch.randn(4, 3, 8, 8), fake).backward()
+    assert fake.grad is None
+
+
+def test_label_smoothing_makes_the_real_target_one_minus_s() -> None:
+    s = 0.1
+    real = torch.full((4,), math.log((1 - s) / s), requires_grad=True)  # sigmoid(real) == 1 - s
+    dcgan_d_loss(real, torch.zeros(4), label_smoothing=s).backward()
+    assert real.grad.abs().max() < 1e-6
+    real_unsmoothed = real.detach().clone().requires_grad_(True)
+    dcgan_d_loss(real_unsmoothed, torch.zeros(4)).backward()
+    assert (real_unsmoothed.grad < 0).all()  # without smoothing D is still pushed towards 1
+
+
+def test_non_saturating_generator_loss_keeps_a_gradient_when_the_discriminator_wins() -> None:
+    fake = torch.full((4,), -10.0, requires_grad=True)  # D is sure these are fake
+    dcgan_g_loss(fake).backward()
+    assert (fake.grad < -0.2 / 4).all()
+
+
+def test_wasserstein_losses_are_score_differences() -> None:
+    real, fake = torch.tensor([3.0, 5.0]), torch.tensor([1.0, -1.0])
+    assert wgan_d_loss(real, fake).item() == pytest.approx(0.0 - 4.0)
+    assert wgan_g_loss(fake).item() == pytest.approx(0.0)

@@ -1,0 +1,45 @@
+"""Asset config is generated from library settings: defaults in one place, profiles override them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+import pytest
+
+from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.profiles import PROFILES
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    steps: int = 300
+    resolution: int = 32
+    base_model: str | None = None
+
+
+def test_generated_config_carries_the_dataclass_defaults_and_round_trips():
+    config_cls = config_class(ToySettings, "toy_asset")
+    config = config_cls()
+    assert issubclass(config_cls, dg.Config)
+    assert to_settings(ToySettings, config) == ToySettings()
+    assert to_settings(ToySettings, config_cls(steps=7, base_model="x")) == ToySettings(steps=7, base_model="x")
+
+
+def test_a_profile_changes_the_defaults_the_launchpad_shows(monkeypatch):
+    monkeypatch.setitem(PROFILES, "big", {"toy_asset": {"steps": 9000}})
+    monkeypatch.setenv("FACECRAFT_PROFILE", "big")
+    assert config_class(ToySettings, "toy_asset")().steps == 9000
+
+
+def test_a_profile_naming_an_unknown_field_is_an_error(monkeypatch):
+    monkeypatch.setitem(PROFILES, "typo", {"toy_asset": {"stepz": 1}})
+    monkeypatch.setenv("FACECRAFT_PROFILE", "typo")
+    with pytest.raises(ValueError, match="stepz"):
+        config_class(ToySettings, "toy_asset")
+
+
+def test_an_unknown_profile_is_refused(monkeypatch):
+    monkeypatch.setenv("FACECRAFT_PROFILE", "nonexistent")
+    with pytest.raises(ValueError, match="not a profile"):
+        config_class(ToySettings, "toy_asset")
