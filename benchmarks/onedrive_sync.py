@@ -15,7 +15,7 @@ during that time (Linux VmHWM, reset just before). Scenarios:
 2. One big file (200 MB): the same contenders.
 3. Re-sync after one new photo: the source downloads one file; the reference has no state and
    downloads everything again.
-Mirror folders go under benchmarks/out/ (git-ignored).
+Mirror folders go under benchmarks/out/ (git-ignored) and are deleted as soon as they are measured.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -53,8 +55,8 @@ def serve(conn: Connection, folders: dict[str, list[int]]) -> None:
                 fake.add_file(f"IMG_{index:05d}.jpg", parent, size=size, seed=index + 1)
         conn.send((fake.base_url, fake.token))
         while (message := conn.recv()) != "stop":
-            folder = message
-            fake.add_file("IMG_new.jpg", fake._by_path(folder), size=3 * MB, seed=999_999)
+            folder, name = message
+            fake.add_file(name, fake._by_path(folder), size=3 * MB, seed=len(name) + 999_999)
             conn.send("added")
 
 
@@ -133,14 +135,22 @@ def in_fresh_process(target: str, *args: Any) -> dict[str, float]:
 
 @dataclass
 class Row:
+    """One contender in one scenario: the median of its repetitions (peak memory: the largest)."""
+
     scenario: str
     contender: str
-    result: dict[str, float]
+    runs: list[dict[str, float]]
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(r["seconds"] for r in self.runs)
 
     def cells(self) -> list[str]:
-        r = self.result
-        return [self.scenario, self.contender, f"{r['files']:.0f}", f"{r['bytes'] / MB:.0f}", f"{r['seconds']:.2f}",
-                f"{r['files'] / r['seconds']:.1f}", f"{r['bytes'] / MB / r['seconds']:.0f}", f"{r['peak_mb']:.1f}"]
+        r, seconds = self.runs[0], self.seconds
+        spread = f"{min(x['seconds'] for x in self.runs):.2f}-{max(x['seconds'] for x in self.runs):.2f}"
+        return [self.scenario, self.contender, f"{r['files']:.0f}", f"{r['bytes'] / MB:.0f}", f"{seconds:.2f}",
+                spread, f"{r['files'] / seconds:.1f}", f"{r['bytes'] / MB / seconds:.0f}",
+                f"{max(x['peak_mb'] for x in self.runs):.1f}"]
 
 
 def main() -> None:
@@ -149,6 +159,7 @@ def main() -> None:
     parser.add_argument("--min-mb", type=float, default=2.0)
     parser.add_argument("--max-mb", type=float, default=5.0)
     parser.add_argument("--big-mb", type=float, default=200.0)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender and scenario (median reported)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "onedrive_sync.md")
     args = parser.parse_args()
 
@@ -164,52 +175,75 @@ def main() -> None:
     base_url, token = parent.recv()
     rows: list[Row] = []
 
-    def contest(scenario: str, folder: str, contenders: list[tuple[str, str, int]]) -> None:
-        for label, target, concurrency in contenders:
-            root = OUT / f"{folder}-{label.replace(' ', '_')}"
-            result = in_fresh_process(target, base_url, token, folder, str(root), concurrency)
-            rows.append(Row(scenario, label, result))
+    def contest(scenario: str, folder: str, contenders: list[tuple[str, str, int]], fresh: bool = True,
+                before_each: Callable[[int], None] | None = None, keep: str = "") -> None:
+        """Run every contender `args.repeat` times; mirrors are deleted after each run except `keep`."""
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in contenders}
+        for repetition in range(args.repeat):  # interleaved, so that a noisy moment hits everyone
+            if before_each is not None:
+                before_each(repetition)
+            for label, target, concurrency in contenders:
+                name = f"{folder}-{label.replace(' ', '_').replace(',', '')}" + (f"-{repetition}" if fresh else "")
+                root = OUT / name
+                if fresh or target == "run_reference":
+                    shutil.rmtree(root, ignore_errors=True)
+                runs[label].append(in_fresh_process(target, base_url, token, folder, str(root), concurrency))
+                if root.name != keep:
+                    shutil.rmtree(root, ignore_errors=True)
+        for label, _, _ in contenders:
+            rows.append(Row(scenario, label, runs[label]))
             print(" | ".join(rows[-1].cells()), flush=True)
 
-    try:
-        everyone = [("OneDriveSource, concurrency 4", "run_source", 4),
-                    ("OneDriveSource, concurrency 1", "run_source", 1),
-                    ("reference httpx loop", "run_reference", 1)]
-        contest(f"first sync, {args.photos} photos", "Photos", everyone)
-        contest(f"first sync, one {args.big_mb:.0f} MB file", "Big", everyone)
-        parent.send("Photos")
+    def add_photo(repetition: int) -> None:
+        parent.send(("Photos", f"IMG_new_{repetition}.jpg"))
         parent.recv()
-        contest("re-sync after 1 new photo", "Photos", [everyone[0], everyone[2]])
+
+    try:
+        ours = ("OneDriveSource, concurrency 4", "run_source", 4)
+        ours_serial = ("OneDriveSource, concurrency 1", "run_source", 1)
+        reference = ("reference httpx loop", "run_reference", 1)
+        kept = "Photos-OneDriveSource_concurrency_4-0"
+        contest(f"first sync, {args.photos} photos", "Photos", [ours, ours_serial, reference], keep=kept)
+        contest(f"first sync, one {args.big_mb:.0f} MB file", "Big", [ours, ours_serial, reference])
+        # The source re-syncs the mirror of its first repetition above; the reference has no state.
+        (OUT / kept).rename(OUT / "Photos-OneDriveSource_concurrency_4")
+        contest("re-sync after 1 new photo", "Photos", [ours, reference], fresh=False, before_each=add_photo,
+                keep="Photos-OneDriveSource_concurrency_4")
     finally:
         parent.send("stop")
         server.join(timeout=10)
+        shutil.rmtree(OUT, ignore_errors=True)  # about 1 GB per kept mirror
     write_results(args, rows)
 
 
 def write_results(args: argparse.Namespace, rows: list[Row]) -> None:
-    header = ["scenario", "contender", "files fetched", "MB", "seconds", "photos/s", "MB/s", "peak RSS rise (MB)"]
+    header = ["scenario", "contender", "files fetched", "MB", "seconds (median)", "range", "photos/s", "MB/s",
+              "peak RSS rise (MB)"]
     lines = [
         "# OneDrive sync benchmark",
         "",
         f"`.venv/bin/python benchmarks/onedrive_sync.py --photos {args.photos} --min-mb {args.min_mb:g} "
-        f"--max-mb {args.max_mb:g} --big-mb {args.big_mb:g}`",
+        f"--max-mb {args.max_mb:g} --big-mb {args.big_mb:g} --repeat {args.repeat}`",
         "",
         f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f} at the end. Fake Graph on loopback in its own process "
         "(Python http.server), so absolute MB/s are bounded by the fake server and the local disk, "
-        "not by a network.",
+        "not by a network. Each figure is the median of the repetitions, contenders interleaved; each run in "
+        "a fresh process, timed from its first request to its last byte on disk. The source also computes "
+        "sha256 and QuickXorHash of every byte, writes a temp file + rename and journals each file; the "
+        "reference does none of that.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    by = {(r.scenario, r.contender): r.result for r in rows}
+    by = {(r.scenario, r.contender): r for r in rows}
     lines += ["", "Ratios (reference seconds / OneDriveSource seconds, concurrency 4):", ""]
     for scenario in dict.fromkeys(r.scenario for r in rows):
         ours = by.get((scenario, "OneDriveSource, concurrency 4"))
         ref = by.get((scenario, "reference httpx loop"))
         if ours and ref:
-            lines.append(f"- {scenario}: {ref['seconds'] / ours['seconds']:.2f}x")
+            lines.append(f"- {scenario}: {ref.seconds / ours.seconds:.2f}x")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"\nwrote {args.results}")

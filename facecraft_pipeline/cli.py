@@ -24,22 +24,25 @@ def _instance_env() -> None:
     os.environ.setdefault("FACECRAFT_DAGSTER_STORAGE", str(home / "dagster"))
     os.environ.setdefault("FACECRAFT_DAGSTER_LOGS", str(home / "dagster" / "compute-logs"))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+        os.environ.setdefault(name, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     """`asset.field=value` pairs -> run config ops section (values parsed as JSON when they can be)."""
     ops: dict[str, Any] = {}
     for pair in pairs:
-        key, _, raw = pair.partition("=")
-        asset, _, field = key.partition(".")
-        if not (asset and field and _):
+        key, equals, raw = pair.partition("=")
+        asset, dot, field = key.partition(".")
+        if not (equals and dot and asset and field):
             raise SystemExit(f"--set wants asset.field=value, got {pair!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
         ops.setdefault(asset, {"config": {}})["config"][field] = value
-    return {"ops": ops} if ops else {}
+    return {"ops": ops}
 
 
 def materialize(select: str, sets: list[str]) -> int:
@@ -51,8 +54,9 @@ def materialize(select: str, sets: list[str]) -> int:
     job = defs.resolve_job_def("everything")
     instance = dg.DagsterInstance.get()
     selection = None if select == "*" else dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
+    run_config = _parse_sets(sets) | {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     result = job.execute_in_process(
-        run_config=_parse_sets(sets), instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False
+        run_config=run_config, instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False
     )
     print()
     for event in result.get_asset_materialization_events():
@@ -73,15 +77,17 @@ def materialize(select: str, sets: list[str]) -> int:
 
 
 def login(browser: bool) -> int:
+    from facecraft_pipeline.home import Home
     from facecraft_pipeline.resources import PhotoSourceResource
-    from facecraft_pipeline.sources.onedrive import OneDriveSettings
     from facecraft_pipeline.sources.onedrive_auth import login as onedrive_login
+    from facecraft_pipeline.sources.onedrive_auth import resolve_auth_dir
 
-    source = PhotoSourceResource()
+    source = PhotoSourceResource(kind="onedrive")
     if not source.onedrive_client_id:
         raise SystemExit("set FACECRAFT_ONEDRIVE_CLIENT_ID to your app registration's client id (see README)")
-    settings = OneDriveSettings(client_id=source.onedrive_client_id, tenant=source.onedrive_tenant)
-    account = onedrive_login(settings, default_home() / "state" / "auth", use_device_code=not browser)
+    settings = source.onedrive_settings()
+    auth_dir = resolve_auth_dir(settings, source.state_dir(Home(default_home())))
+    account = onedrive_login(settings, auth_dir, use_device_code=not browser)
     print(f"logged in as {account}; scheduled runs will now sync silently")
     return 0
 

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import dagster as dg
 
 from facecraft_pipeline.assets.checks import CHECKS
@@ -17,6 +20,9 @@ from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+
+# Data versions on outputs are how this project tells Dagster what is stale: a deliberate beta API.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 ASSETS = [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
 
@@ -36,7 +42,7 @@ def resources(home: HomeResource | None = None) -> dict[str, object]:
         "compute": ComputeResource(),
         "mlflow": MlflowResource(),
         "photo_source": PhotoSourceResource(),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(home.home().dir("dagster", "io"))),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(Path(home.root) / "dagster" / "io")),
     }
 
 

@@ -26,13 +26,20 @@ class HomeResource(dg.ConfigurableResource):
 
 
 class ComputeResource(dg.ConfigurableResource):
-    """Where tensors go: `auto` picks cuda, then mps, then cpu."""
+    """Where tensors go: `auto` picks cuda, then mps, then cpu.
+
+    `cpu_threads` caps torch's intra-op threads (0 = torch's default): the demo's tiny networks
+    run fastest on one thread, while two spin-wait against each other on a 2-core machine.
+    """
 
     device: str = os.environ.get("FACECRAFT_DEVICE", "auto")
+    cpu_threads: int = int(os.environ.get("FACECRAFT_CPU_THREADS", "1"))
 
     def torch_device(self):
         import torch
 
+        if self.cpu_threads > 0:
+            torch.set_num_threads(self.cpu_threads)
         choice = self.device.lower()
         if choice == "auto":
             if torch.cuda.is_available():
@@ -70,8 +77,23 @@ class PhotoSourceResource(dg.ConfigurableResource):
     onedrive_tenant: str = os.environ.get("FACECRAFT_ONEDRIVE_TENANT", "consumers")
     onedrive_graph_url: str = os.environ.get("FACECRAFT_GRAPH_URL", "https://graph.microsoft.com/v1.0")
 
+    def state_dir(self, home: Home) -> Path:
+        """Sync state of this source (delta links, hash caches, the OneDrive login record)."""
+        return home.dir("state", "source", self.kind)
+
+    def onedrive_settings(self):
+        from facecraft_pipeline.sources.onedrive import OneDriveSettings
+
+        return OneDriveSettings(
+            client_id=self.onedrive_client_id,
+            tenant=self.onedrive_tenant,
+            folder=self.folder or "/Pictures",
+            recursive=self.recursive,
+            graph_base_url=self.onedrive_graph_url,
+        )
+
     def build(self, home: Home) -> PhotoSource:
-        state = home.dir("state", "source", self.kind)
+        state = self.state_dir(home)
         if self.kind == "demo":
             from facecraft_pipeline.sources.demo_album import DemoAlbumSource
 
@@ -83,16 +105,9 @@ class PhotoSourceResource(dg.ConfigurableResource):
                 raise dg.Failure("photo source 'local' needs a folder: set FACECRAFT_PHOTOS_DIR or the resource's `folder`")
             return LocalFolderSource(Path(self.folder).expanduser(), state_dir=state, recursive=self.recursive)
         if self.kind == "onedrive":
-            from facecraft_pipeline.sources.onedrive import OneDriveSettings, OneDriveSource
+            from facecraft_pipeline.sources.onedrive import OneDriveSource
 
-            settings = OneDriveSettings(
-                client_id=self.onedrive_client_id,
-                tenant=self.onedrive_tenant,
-                folder=self.folder or "/Pictures",
-                recursive=self.recursive,
-                graph_base_url=self.onedrive_graph_url,
-            )
-            return OneDriveSource(settings, mirror_dir=home.dir("photos", "onedrive"), state_dir=state)
+            return OneDriveSource(self.onedrive_settings(), mirror_dir=home.dir("photos", "onedrive"), state_dir=state)
         raise dg.Failure(f"unknown photo source {self.kind!r}: use demo, local or onedrive")
 
     def reference_photos(self, home: Home) -> list[Path]:

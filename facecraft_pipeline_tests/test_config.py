@@ -43,3 +43,17 @@ def test_an_unknown_profile_is_refused(monkeypatch):
     monkeypatch.setenv("FACECRAFT_PROFILE", "nonexistent")
     with pytest.raises(ValueError, match="not a profile"):
         config_class(ToySettings, "toy_asset")
+
+
+def test_command_line_overrides_become_run_config():
+    from facecraft_pipeline.cli import _parse_sets
+
+    assert _parse_sets(["gan_checkpoint.steps=50", "lora_weights.base_model=/models/sd15", "face_crops.min_score=0.9"]) == {
+        "ops": {
+            "gan_checkpoint": {"config": {"steps": 50}},
+            "lora_weights": {"config": {"base_model": "/models/sd15"}},
+            "face_crops": {"config": {"min_score": 0.9}},
+        }
+    }
+    with pytest.raises(SystemExit):
+        _parse_sets(["steps=50"])

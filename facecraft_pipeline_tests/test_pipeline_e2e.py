@@ -147,3 +147,15 @@ def test_definitions_load_with_every_asset_check_sensor_and_job():
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == {a.key.to_user_string() for a in ASSETS}
     assert {s.name for s in repo.sensor_defs} == {"new_photos_sensor", "retrain_when_dataset_changes"}
     assert {"everything", "ingest_new_photos"} <= {j.name for j in repo.get_all_jobs()}
+
+
+def test_dagster_validates_the_workspace():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr

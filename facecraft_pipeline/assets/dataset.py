@@ -36,6 +36,7 @@ def curated_dataset(
             box=face.box,
             landmarks=face.landmarks,
             identity_distance=float(identity_clusters.clusters.owner_distances[i]),
+            face_px=face.face_px,
         )
         for i, face in ((int(i), identity_clusters.faces[int(i)]) for i in owner)
     ]

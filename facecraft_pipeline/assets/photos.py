@@ -29,6 +29,8 @@ def photos(
             run,
             manifest.digest,
             {
+                "summary": f"{counts['ok']} photos from {source.description} ({len(report.added)} added, "
+                f"{len(report.removed)} removed, {counts['skipped']} skipped, {counts['failed']} failed)",
                 "source": source.description,
                 **counts,
                 "added": len(report.added),

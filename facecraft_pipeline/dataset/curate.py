@@ -66,6 +66,7 @@ class CurationItem:
     landmarks: tuple[tuple[float, float], ...] | None = None  # five points in the source photo
     identity_distance: float | None = None  # to the owner centroid
     origin: str = "owner"  # "owner" | "external"
+    face_px: float | None = None  # photo pixels the aligned crop covers: the crop was upsampled if below its size
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ def _inspect(item: CurationItem, resolution: int) -> tuple[tuple[int, int], int]
         return _Exclusion(item, "unreadable", f"unreadable: {type(error).__name__}: {error}")
     if min(size) < resolution:
         reason = f"too small: {size[0]}x{size[1]} px < {resolution} px (never upsampled)"
+        return _Exclusion(item, "too_small", reason)
+    if item.face_px is not None and item.face_px < resolution:
+        reason = f"too small: the face covers {item.face_px:.0f} photo px < {resolution} px (never upsampled)"
         return _Exclusion(item, "too_small", reason)
     return size, hash64
 

@@ -38,6 +38,9 @@ EXTRACT_VERSION = "1"
 # Fields that change speed or reachability but not results: left out of the cache key.
 _NOT_IN_KEY = frozenset({"batch_size", "workers", "retinaface_download"})
 _SKIPPED_DECODE_REASONS = frozenset({"too-small"})
+# Outcomes that may change without the photo's bytes changing (a file not there yet, a full disk):
+# never cached, so the next run tries again.
+_NOT_CACHED_REASONS = frozenset({"error", "missing-file"})
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -70,7 +73,7 @@ class FaceCropSettings:
         "detector": "dlib (HOG/CNN, offline) or retinaface (ResNet-50, needs its weights file)",
         "dlib_model": "hog (fast) or cnn (mmod: slower, better on pose)",
         "upsample": "dlib: times to double the image before detecting (finds smaller faces, slower)",
-        "detector_min_score": "detector score floor; empty: hog 0.3 / cnn 0.5 / retinaface 0.7",
+        "detector_min_score": "detector score floor; empty: hog 0.4 / cnn 0.5 / retinaface 0.7",
         "retinaface_weights": "local file or URL; empty: $TORCH_HOME/hub/checkpoints, then the release URL",
         "retinaface_max_size": "RetinaFace input: longest side resized to this",
         "retinaface_download": "allow downloading RetinaFace weights when not cached",
@@ -114,6 +117,7 @@ class FaceCropSettings:
         """16 hex chars naming everything that affects crops and decisions (and the code version)."""
         relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_KEY}
         relevant["_version"] = EXTRACT_VERSION
+        relevant["detector_min_score"] = self.detector_settings().score_floor  # the effective floor: a new default invalidates
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -162,7 +166,7 @@ def extract_faces(
                 chunk = pending[start : start + settings.batch_size]
                 for photo, result in zip(chunk, _process_chunk(chunk, detector, settings, crop_dir, out_dir, pool)):
                     results[photo.sha256] = result | {"from_cache": False}
-                    if result["reason"] != "error":  # unexpected errors may be transient: retried next run
+                    if result["reason"] not in _NOT_CACHED_REASONS:
                         _write_cache(cache_dir / f"{photo.sha256}.json", result)
                 done += len(chunk)
                 if on_progress:

@@ -6,14 +6,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 
 
-def add_unet_lora(unet: torch.nn.Module, rank: int, alpha: float, seed: int):  # -> peft.LoraConfig
+def add_unet_lora(unet: torch.nn.Module, rank: int, alpha: float, seed: int) -> LoraConfig:
     """Add a trainable LoRA adapter (A gaussian, B zero: starts as a no-op) to the frozen UNet's attention."""
     from peft import LoraConfig
 
@@ -30,7 +34,7 @@ def trainable_parameters(unet: torch.nn.Module) -> dict[str, torch.nn.Parameter]
     return {name: param for name, param in unet.named_parameters() if param.requires_grad}
 
 
-def save_unet_lora(unet: torch.nn.Module, config, folder: Path) -> Path:
+def save_unet_lora(unet: torch.nn.Module, config: LoraConfig, folder: Path) -> Path:
     """Write folder/pytorch_lora_weights.safetensors with the adapter config as metadata, atomically.
 
     The metadata is what makes `load_lora_weights` use the trained alpha: without it a

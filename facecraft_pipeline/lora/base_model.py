@@ -10,12 +10,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from facecraft_pipeline.lora.tiny_sd import TINY, TINY_DESCRIPTION, build_tiny_sd, is_tiny_sd_folder
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+if TYPE_CHECKING:  # diffusers loads lazily: importing this package stays cheap for Dagster
+    from diffusers import StableDiffusionPipeline
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -81,8 +85,10 @@ def resolve_base_model(spec: str, cache_dir: Path) -> BaseModel:
     )
 
 
-def load_pipeline(base: BaseModel, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
-    """Load the base pipeline (-> StableDiffusionPipeline) on `device`; never touches the network when offline."""
+def load_pipeline(
+    base: BaseModel, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> StableDiffusionPipeline:
+    """Load the base pipeline on `device` (frozen weights in `dtype`); never touches the network when offline."""
     from diffusers import StableDiffusionPipeline
 
     offline = hub_offline()
@@ -99,13 +105,13 @@ def load_pipeline(base: BaseModel, device: torch.device | str = "cpu", dtype: to
         else:
             pipe = StableDiffusionPipeline.from_pretrained(base.location, **kwargs)
     except OSError as error:
-        if base.is_hub_id:
+        if base.is_hub_id and offline:
             raise BaseModelUnavailable(f"{_not_cached_message(base.location)} ({error})") from error
-        if base.is_single_file:
+        if base.is_hub_id or base.is_single_file:
+            where = "the local Hugging Face cache (the hub is offline: HF_HUB_OFFLINE=1)" if offline else "the hub"
             raise BaseModelUnavailable(
-                f"could not load single-file checkpoint {base.location!r}: it needs its file and the matching "
-                f"diffusers config from the Hugging Face cache or hub{' (offline now: HF_HUB_OFFLINE=1)' if offline else ''} "
-                f"({error})"
+                f"could not load base model {base.location!r} from {where}; a single-file checkpoint also needs "
+                f"its matching diffusers config from there ({error})"
             ) from error
         raise
     pipe.set_progress_bar_config(disable=True)

@@ -6,19 +6,31 @@ distribution, so every step still draws a fresh latent sample, as the uncached l
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from facecraft_pipeline.lora.settings import LoraSettings
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
 
 class TrainingBatches:
     """Deterministic per step: the images of step s depend only on (seed, s); noise comes from `generator`."""
 
-    def __init__(self, pipe, pixels: torch.Tensor, settings: LoraSettings, dtype: torch.dtype, generator: torch.Generator):
+    def __init__(
+        self,
+        pipe: StableDiffusionPipeline,
+        pixels: torch.Tensor,
+        settings: LoraSettings,
+        dtype: torch.dtype,
+        generator: torch.Generator,
+    ):
         self.pipe, self.pixels, self.settings, self.dtype, self.generator = pipe, pixels, settings, dtype, generator
         self.device = pipe.unet.device
         self.scaling = pipe.vae.config.scaling_factor
-        self._prompt = None
+        self._prompt: torch.Tensor | None = None
         self._cached: list[torch.Tensor] | None = None  # [mean|logvar params] per orientation
         if settings.cache_latents:
             self._prompt = self._encode_prompt()
@@ -34,7 +46,7 @@ class TrainingBatches:
             else torch.zeros(len(index), dtype=torch.bool)
         )
         if self._cached is not None:
-            params = torch.stack([self._cached[int(f)][i] for i, f in zip(index.tolist(), flip.tolist())])
+            params = torch.stack([self._cached[int(f)][i] for i, f in zip(index.tolist(), flip.tolist(), strict=True)])
         else:
             pixels = self.pixels[index]
             pixels = torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
@@ -55,7 +67,9 @@ class TrainingBatches:
         for position in positions:
             epoch, offset = divmod(position, count)
             if epoch not in perms:
-                perms[epoch] = torch.randperm(count, generator=torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch))
+                perms[epoch] = torch.randperm(
+                    count, generator=torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+                )
             out.append(int(perms[epoch][offset]))
         return torch.tensor(out)
 

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 
 from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline
 
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
-def load_lora_pipeline(base: BaseModel, weights_dir: Path, device: torch.device | str = "cpu"):
-    """The base pipeline (-> StableDiffusionPipeline) with the LoRA in weights_dir loaded and active."""
+
+def load_lora_pipeline(
+    base: BaseModel, weights_dir: Path, device: torch.device | str = "cpu"
+) -> StableDiffusionPipeline:
+    """The base pipeline with the LoRA in weights_dir loaded and active."""
     pipe = load_pipeline(base, device)
     pipe.load_lora_weights(str(weights_dir))
     return pipe
 
 
 def generate(
-    pipe,
+    pipe: StableDiffusionPipeline,
     prompt: str,
     n: int,
     seed: int,
@@ -38,7 +44,9 @@ def generate(
     images: list[Image.Image] = []
     for first in range(0, n, batch_size):
         count = min(batch_size, n - first)
-        generators = [torch.Generator().manual_seed(seed + first + i) for i in range(count)]  # CPU noise: same on any device
+        generators = [
+            torch.Generator().manual_seed(seed + first + i) for i in range(count)
+        ]  # CPU noise: same on any device
         output = pipe(
             [prompt] * count,
             num_inference_steps=steps,

@@ -12,8 +12,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # diffusers/transformers load lazily: importing this package stays cheap for Dagster
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTokenizer
 
 TINY = "tiny"
 TINY_DESCRIPTION = "tiny random base model: images are noise"
@@ -57,7 +62,7 @@ def _built_with(folder: Path, seed: int) -> bool:
     return json.loads((folder / MARKER_FILE).read_text()).get("seed") == seed
 
 
-def _tiny_pipeline(tokenizer_dir: Path, seed: int):  # -> StableDiffusionPipeline
+def _tiny_pipeline(tokenizer_dir: Path, seed: int) -> StableDiffusionPipeline:
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -118,14 +123,16 @@ def _tiny_pipeline(tokenizer_dir: Path, seed: int):  # -> StableDiffusionPipelin
     )
 
 
-def _byte_tokenizer(workdir: Path):  # -> CLIPTokenizer
+def _byte_tokenizer(workdir: Path) -> CLIPTokenizer:
     """A CLIP tokenizer over single bytes (514 entries, no merges): real CLIP vocab files are not shipped."""
     from transformers import CLIPTokenizer
 
     chars = list(_bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
     vocab_file, merges_file = workdir / "vocab-src.json", workdir / "merges-src.txt"
-    vocab_file.write_text(json.dumps({token: i for i, token in enumerate(tokens)}, ensure_ascii=False), encoding="utf-8")
+    vocab_file.write_text(
+        json.dumps({token: i for i, token in enumerate(tokens)}, ensure_ascii=False), encoding="utf-8"
+    )
     merges_file.write_text("#version: 0.2\n", encoding="utf-8")
     tokenizer = CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77)
     vocab_file.unlink()
@@ -135,7 +142,9 @@ def _byte_tokenizer(workdir: Path):  # -> CLIPTokenizer
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte -> printable character table."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for byte in range(256):
@@ -143,4 +152,4 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(byte)
             chars.append(256 + extra)
             extra += 1
-    return dict(zip(printable, (chr(c) for c in chars)))
+    return dict(zip(printable, (chr(c) for c in chars), strict=True))

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,9 @@ from facecraft_pipeline.lora.batches import TrainingBatches
 from facecraft_pipeline.lora.checkpoints import TrainingState, latest_checkpoint, remove_other_runs, save_checkpoint
 from facecraft_pipeline.lora.data import file_digest, load_training_images
 from facecraft_pipeline.lora.settings import LoraSettings, LoraTrainResult
+
+if TYPE_CHECKING:  # diffusers loads lazily: importing this package stays cheap for Dagster
+    from diffusers import StableDiffusionPipeline
 
 FACTS_NAME = "lora_training.json"
 RECIPE_VERSION = 1  # bump when the training maths changes: old checkpoints then stop matching
@@ -43,7 +46,7 @@ def train_lora(
     cache_dir: Path | None = None,
     on_metrics: MetricsCallback | None = None,
     *,
-    pipe: Any | None = None,
+    pipe: StableDiffusionPipeline | None = None,
 ) -> LoraTrainResult:
     """Train (or resume, or reuse) a LoRA and write out_dir/pytorch_lora_weights.safetensors + lora_training.json.
 
@@ -61,7 +64,12 @@ def train_lora(
     fingerprint = _fingerprint(settings, base, [image["sha256"] for image in images])
 
     facts = _read_facts(out_dir)
-    if facts and facts["fingerprint"] == fingerprint and facts["steps"] == settings.steps and (out_dir / WEIGHTS_NAME).is_file():
+    if (
+        facts
+        and facts["fingerprint"] == fingerprint
+        and facts["steps"] == settings.steps
+        and (out_dir / WEIGHTS_NAME).is_file()
+    ):
         if pipe is not None:
             pipe.load_lora_weights(out_dir)
         return _result(out_dir, base, facts, reused=True)
@@ -73,7 +81,7 @@ def train_lora(
     if pipe is None:
         pipe = load_pipeline(base, torch_device, dtype)
     else:
-        pipe.to(torch_device, dtype)
+        pipe.to(device=torch_device, dtype=dtype)
     loop = _Loop(pipe, settings, torch_device, dtype, fingerprint, out_dir / "checkpoints")
     pixels = load_training_images([Path(p) for p in image_paths], settings.resolution)
     resumed_from = loop.resume()
@@ -96,7 +104,11 @@ def train_lora(
         "images_per_second": trained_images / loop_seconds if loop_seconds > 0 else 0.0,
         "base_model": dataclasses.asdict(base),
         "settings": dataclasses.asdict(settings),
-        "lora_config": {"r": settings.rank, "lora_alpha": settings.alpha, "target_modules": list(loop.lora_config.target_modules)},
+        "lora_config": {
+            "r": settings.rank,
+            "lora_alpha": settings.alpha,
+            "target_modules": list(loop.lora_config.target_modules),
+        },
         "prediction_type": loop.noise_scheduler.config.prediction_type,
         "images": images,
         "weights_file": WEIGHTS_NAME,
@@ -109,7 +121,15 @@ def train_lora(
 class _Loop:
     """The optimisation loop and its resumable state."""
 
-    def __init__(self, pipe, settings: LoraSettings, device: torch.device, dtype: torch.dtype, fingerprint: str, checkpoints: Path):
+    def __init__(
+        self,
+        pipe: StableDiffusionPipeline,
+        settings: LoraSettings,
+        device: torch.device,
+        dtype: torch.dtype,
+        fingerprint: str,
+        checkpoints: Path,
+    ):
         from diffusers import DDPMScheduler
         from diffusers.training_utils import cast_training_params
 
@@ -186,7 +206,9 @@ class _Loop:
         if settings.noise_offset:
             noise += settings.noise_offset * torch.randn((count, latents.shape[1], 1, 1), generator=self.generator)
         noise = noise.to(self.device, latents.dtype)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=self.generator).to(self.device)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=self.generator).to(
+            self.device
+        )
         noisy = scheduler.add_noise(latents, noise, timesteps)
         if scheduler.config.prediction_type == "v_prediction":
             target = scheduler.get_velocity(latents, noise, timesteps)
@@ -210,7 +232,9 @@ class _Loop:
 
         snr = compute_snr(self.noise_scheduler, timesteps)
         weights = torch.clamp(snr, max=self.settings.snr_gamma)
-        weights = weights / (snr + 1) if self.noise_scheduler.config.prediction_type == "v_prediction" else weights / snr
+        weights = (
+            weights / (snr + 1) if self.noise_scheduler.config.prediction_type == "v_prediction" else weights / snr
+        )
         per_item = F.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))
         return (per_item * weights).mean()
 

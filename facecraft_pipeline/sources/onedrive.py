@@ -468,9 +468,13 @@ class OneDriveSource:
 
     async def _sync(self) -> SyncReport:
         store = SyncStateStore(self.state_dir, _STATE_NAME)
-        state = store.load()
-        old_items: dict[str, Item] = state.get("items", {})
         notes: list[str] = []
+        try:
+            state = store.load()
+        except (OSError, ValueError, TypeError) as error:
+            state = {}
+            notes.append(f"The OneDrive sync state was unreadable ({type(error).__name__}): listed everything again.")
+        old_items: dict[str, Item] = state.get("items", {})
         try:
             async with self._graph() as graph:
                 scope = await self._resolve_scope(graph)

@@ -62,7 +62,7 @@ class SyncStateStore:
         return state
 
     def record(self, key: str, value: dict[str, Any] | None) -> None:
-        """Durably note one item's new value (None: the item is gone) before the next commit."""
+        """Note one item's new value (None: gone) so that it outlives a killed process (flushed, not fsynced)."""
         if self._journal is None:
             fresh = not self.journal_path.exists() or self._journal_generation() != self._generation
             self.journal_path.parent.mkdir(parents=True, exist_ok=True)

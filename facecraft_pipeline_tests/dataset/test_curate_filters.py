@@ -30,6 +30,18 @@ def test_crops_smaller_than_the_resolution_are_excluded_not_upsampled(tmp_path: 
     assert all(reason == "too small: 112x112 px < 128 px (never upsampled)" for _, reason in dataset.excluded)
 
 
+def test_a_big_crop_of_a_small_face_is_excluded_too_the_crop_was_upsampled(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    sharp, upsampled = distinct_items(tmp_path, 2, size=160)
+    items = [replace(sharp, face_px=300.0), replace(upsampled, face_px=70.0)]
+    dataset = curate_dataset(items, tmp_path / "d", CurateSettings(resolution=128))
+    assert dataset.counts["owner"] == 1
+    [(excluded, reason)] = dataset.excluded
+    assert excluded.photo_id == upsampled.photo_id
+    assert reason == "too small: the face covers 70 photo px < 128 px (never upsampled)"
+
+
 def test_an_unreadable_crop_is_excluded_with_the_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")

@@ -232,3 +232,21 @@ def test_settings_stay_flat_and_feed_the_detector_and_quality_settings() -> None
         retinaface_download=False, batch_size=3, max_side=999, workers=1,
     )  # fmt: skip
     assert custom.quality_settings() == QualitySettings(min_face_px=77, min_score=0.95, min_sharpness=12.5, max_yaw_ratio=2.5, eyes_in_box=False)
+
+
+def test_a_photo_missing_on_disk_is_retried_on_the_next_run(tmp_path: Path) -> None:
+    path = save(np.asarray(coffee()), tmp_path / "late.jpg")
+    photo = PhotoInput("late.jpg", path, sha256_file(path))
+    content = path.read_bytes()
+    path.unlink()
+    first = extract_faces([photo], tmp_path / "out", SETTINGS)
+    assert (first.photos[0].status, first.photos[0].reason) == ("failed", "missing-file")
+    path.write_bytes(content)
+    second = extract_faces([photo], tmp_path / "out", SETTINGS)
+    assert (second.photos[0].status, second.photos[0].reason, second.counts["computed"]) == ("skipped", "no-face", 1)
+
+
+def test_cache_key_follows_the_effective_detector_floor() -> None:
+    """An explicit floor equal to the default shares the cache; any other floor (or a new default) does not."""
+    assert FaceCropSettings(detector_min_score=DetectorSettings().score_floor).cache_key == FaceCropSettings().cache_key
+    assert FaceCropSettings(detector_min_score=DetectorSettings().score_floor + 0.1).cache_key != FaceCropSettings().cache_key

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from facecraft_pipeline.gan import GanSettings
@@ -26,15 +24,6 @@ def draw_face(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
         draw.ellipse((w * ex - w * 0.05 + dx, h * 0.38 + dy, w * ex + w * 0.05 + dx, h * 0.46 + dy), fill=(20, 20, 20))
     draw.line((w * 0.4 + dx, h * 0.68 + dy, w * 0.6 + dx, h * 0.68 + dy), fill=(140, 30, 30), width=max(1, h // 24))
     return image
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Networks this small run fastest on one thread; on a busy 2-core box two threads were 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in these tests may reach the hub
-os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+import pytest
+from PIL import Image
+from skimage import data
 
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from skimage import data  # noqa: E402
-
-from facecraft_pipeline.lora import BaseModel, resolve_base_model  # noqa: E402
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on this 2-core machine, shared with other jobs, two OpenMP threads spin-wait
-    and run ~5x slower than one; the tiny model gains nothing from a second thread anyway."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from facecraft_pipeline.lora import BaseModel, resolve_base_model
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +26,14 @@ def face_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Six crops around the astronaut's face, square and not, larger than the training size."""
     photo = data.astronaut()
     folder = tmp_path_factory.mktemp("faces")
-    boxes = [(20, 150, 220, 350), (0, 120, 240, 360), (40, 170, 200, 330), (10, 160, 230, 340), (30, 140, 190, 380), (0, 100, 300, 400)]
+    boxes = [
+        (20, 150, 220, 350),
+        (0, 120, 240, 360),
+        (40, 170, 200, 330),
+        (10, 160, 230, 340),
+        (30, 140, 190, 380),
+        (0, 100, 300, 400),
+    ]
     paths = []
     for index, (top, left, bottom, right) in enumerate(boxes):
         path = folder / f"face_{index}.png"

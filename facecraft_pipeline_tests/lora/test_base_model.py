@@ -70,7 +70,7 @@ def test_checkpoint_files_and_urls_take_the_single_file_route(tmp_path: Path) ->
 
 def test_specs_that_name_nothing_loadable_are_rejected(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
-    with pytest.raises(BaseModelUnavailable, match="model_index.json"):
+    with pytest.raises(BaseModelUnavailable, match=r"model_index\.json"):
         resolve_base_model(str(tmp_path / "photos"), tmp_path)
     with pytest.raises(ValueError, match="hub id"):
         resolve_base_model("not a model", tmp_path)

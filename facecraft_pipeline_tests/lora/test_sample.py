@@ -17,7 +17,7 @@ def test_same_seed_same_pixels_other_seed_other_pixels(tiny_base: BaseModel) -> 
     other = generate(pipe, PROMPT, n=2, seed=6, steps=3)
 
     assert len(first) == 2 and all(image.size == (64, 64) for image in first)
-    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again))
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(np.asarray(first[0]), np.asarray(first[1]))
     assert not np.array_equal(np.asarray(first[0]), np.asarray(other[0]))
 
@@ -28,7 +28,7 @@ def test_each_image_keeps_its_own_noise_whatever_the_batching(tiny_base: BaseMod
     together = generate(pipe, PROMPT, n=3, seed=5, steps=3)
     one_by_one = generate(pipe, PROMPT, n=3, seed=5, steps=3, batch_size=1)
 
-    for a, b in zip(together, one_by_one):
+    for a, b in zip(together, one_by_one, strict=True):
         assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2
 
 

@@ -22,7 +22,9 @@ def test_tiny_model_loads_through_from_pretrained_and_generates_64px_images(tiny
     pipe = StableDiffusionPipeline.from_pretrained(tiny_base.location)
     pipe.set_progress_bar_config(disable=True)
 
-    images = pipe("a photo", num_inference_steps=2, num_images_per_prompt=2, generator=torch.Generator().manual_seed(0)).images
+    images = pipe(
+        "a photo", num_inference_steps=2, num_images_per_prompt=2, generator=torch.Generator().manual_seed(0)
+    ).images
 
     assert [image.size for image in images] == [(64, 64), (64, 64)]
     assert pipe.safety_checker is None

@@ -38,11 +38,15 @@ class TrainedRun:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, face_images: list[Path], model_cache: Path, tiny_base: BaseModel) -> TrainedRun:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, face_images: list[Path], model_cache: Path, tiny_base: BaseModel
+) -> TrainedRun:
     pipe = load_pipeline(tiny_base, "cpu")
     metrics: list[tuple[int, dict[str, float]]] = []
     out_dir = tmp_path_factory.mktemp("lora")
-    result = train_lora(face_images, out_dir, SETTINGS, "cpu", model_cache, lambda step, m: metrics.append((step, m)), pipe=pipe)
+    result = train_lora(
+        face_images, out_dir, SETTINGS, "cpu", model_cache, lambda step, m: metrics.append((step, m)), pipe=pipe
+    )
     return TrainedRun(result, pipe, metrics)
 
 
@@ -96,7 +100,9 @@ def test_the_weights_file_records_the_adapter_config_so_alpha_survives(trained: 
     assert all(t.dtype == torch.float32 for t in tensors.values())
 
 
-def test_reloading_the_weights_reproduces_the_trained_model_to_the_pixel(trained: TrainedRun, tiny_base: BaseModel) -> None:
+def test_reloading_the_weights_reproduces_the_trained_model_to_the_pixel(
+    trained: TrainedRun, tiny_base: BaseModel
+) -> None:
     reloaded = load_lora_pipeline(tiny_base, trained.result.weights_dir)
     base = load_pipeline(tiny_base, "cpu")
 
@@ -108,11 +114,15 @@ def test_reloading_the_weights_reproduces_the_trained_model_to_the_pixel(trained
     assert not np.array_equal(from_disk, without_lora)
 
 
-def test_a_finished_run_with_the_same_settings_is_reused(trained: TrainedRun, face_images: list[Path], model_cache: Path) -> None:
+def test_a_finished_run_with_the_same_settings_is_reused(
+    trained: TrainedRun, face_images: list[Path], model_cache: Path
+) -> None:
     before = trained.result.weights_file.read_bytes()
     calls: list[int] = []
 
-    again = train_lora(face_images, trained.result.weights_dir, SETTINGS, "cpu", model_cache, lambda step, m: calls.append(step))
+    again = train_lora(
+        face_images, trained.result.weights_dir, SETTINGS, "cpu", model_cache, lambda step, m: calls.append(step)
+    )
 
     assert again.reused
     assert calls == []
@@ -140,7 +150,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_where_an_uninte
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
 
 
-def test_asking_for_more_steps_continues_a_finished_run(trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path) -> None:
+def test_asking_for_more_steps_continues_a_finished_run(
+    trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path
+) -> None:
     shutil.copytree(trained.result.weights_dir, tmp_path, dirs_exist_ok=True)
 
     longer = train_lora(face_images, tmp_path, replace(SETTINGS, steps=30), "cpu", model_cache)
@@ -148,7 +160,9 @@ def test_asking_for_more_steps_continues_a_finished_run(trained: TrainedRun, fac
     assert (longer.resumed_from, longer.steps, longer.reused) == (20, 30, False)
 
 
-def test_changed_training_images_are_not_reused(trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path) -> None:
+def test_changed_training_images_are_not_reused(
+    trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path
+) -> None:
     shutil.copytree(trained.result.weights_dir, tmp_path, dirs_exist_ok=True)
 
     fewer = train_lora(face_images[:3], tmp_path, replace(SETTINGS, steps=2), "cpu", model_cache)
@@ -157,7 +171,9 @@ def test_changed_training_images_are_not_reused(trained: TrainedRun, face_images
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == []  # the other run's checkpoints are gone
 
 
-def test_bf16_keeps_frozen_weights_in_bf16_and_trains_the_lora_in_fp32(face_images: list[Path], model_cache: Path, tmp_path: Path) -> None:
+def test_bf16_keeps_frozen_weights_in_bf16_and_trains_the_lora_in_fp32(
+    face_images: list[Path], model_cache: Path, tmp_path: Path
+) -> None:
     settings = replace(SETTINGS, steps=1, batch_size=1, resolution=32, mixed_precision="bf16")
 
     result = train_lora(face_images[:1], tmp_path, settings, "cpu", model_cache)
@@ -167,7 +183,9 @@ def test_bf16_keeps_frozen_weights_in_bf16_and_trains_the_lora_in_fp32(face_imag
     assert {t.dtype for t in load_file(result.weights_file).values()} == {torch.float32}
 
 
-def test_the_uncached_loop_with_flips_and_min_snr_weighting_trains(face_images: list[Path], model_cache: Path, tmp_path: Path) -> None:
+def test_the_uncached_loop_with_flips_and_min_snr_weighting_trains(
+    face_images: list[Path], model_cache: Path, tmp_path: Path
+) -> None:
     settings = replace(SETTINGS, steps=2, cache_latents=False, random_flip=True, snr_gamma=5.0)
 
     result = train_lora(face_images[:2], tmp_path, settings, "cpu", model_cache)

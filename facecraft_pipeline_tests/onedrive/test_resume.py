@@ -55,3 +55,15 @@ def test_photo_whose_file_landed_but_was_not_yet_recorded_is_adopted_by_its_hash
     again = make_source().sync()
 
     assert again.photos[0].path == first.photos[0].path and fake.downloads(photo) == 1
+
+
+def test_unreadable_state_means_a_full_listing_not_a_crash(
+        fake: FakeGraph, pictures: str, make_source: SourceFactory, tmp_path: Path) -> None:
+    photo = fake.add_file("a.jpg", pictures, b"a" * 1000)
+    make_source().sync()
+    (tmp_path / "state" / "onedrive_state.json").write_text("{not json")
+
+    report = make_source().sync()
+
+    assert [p.source_id for p in report.ok] == [photo] and fake.downloads(photo) == 1
+    assert "unreadable" in report.notes[0]
