@@ -57,3 +57,29 @@ def test_command_line_overrides_become_run_config():
     }
     with pytest.raises(SystemExit):
         _parse_sets(["steps=50"])
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_gives_valid_settings_for_every_stage(profile, monkeypatch):
+    from facecraft_pipeline.dataset.curate import CurateSettings
+    from facecraft_pipeline.faces.cluster import ClusterSettings
+    from facecraft_pipeline.faces.extract import FaceCropSettings
+    from facecraft_pipeline.gallery import GallerySettings
+    from facecraft_pipeline.gan import GanSettings
+    from facecraft_pipeline.lora import LoraSettings
+
+    stages = {
+        "face_crops": FaceCropSettings,
+        "identity_clusters": ClusterSettings,
+        "curated_dataset": CurateSettings,
+        "gan_checkpoint": GanSettings,
+        "wgan_gp_checkpoint": GanSettings,
+        "lora_weights": LoraSettings,
+        "sample_galleries": GallerySettings,
+    }
+    assert set(PROFILES[profile]) <= set(stages)
+    monkeypatch.setenv("FACECRAFT_PROFILE", profile)
+    for asset, settings_cls in stages.items():
+        settings = to_settings(settings_cls, config_class(settings_cls, asset)())  # __post_init__ validates
+        for field, value in PROFILES[profile].get(asset, {}).items():
+            assert getattr(settings, field) == value

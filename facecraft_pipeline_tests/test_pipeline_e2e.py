@@ -52,7 +52,7 @@ def test_the_whole_graph_materializes_and_every_check_is_evaluated(two_runs):
     assert first.success
     materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
     assert materialized == {a.key.to_user_string() for a in ASSETS}
-    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed for e in first.get_asset_check_evaluations()}
+    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
     assert checks["owner_cluster_found"] and checks["owner_cluster_not_contaminated"]
     assert checks["dataset_big_enough"] and checks["checkpoint_is_finite"] and checks["lora_weights_load"]
 

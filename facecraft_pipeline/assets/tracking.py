@@ -24,8 +24,8 @@ def asset_run(
     lineage = mlflow.lineage(home.home())
     asset = context.asset_key.to_user_string()
     code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
-    with lineage.asset_run(context.run_id, asset, code_version, inputs) as run:
-        run.set_tags({"dagster.run_id": context.run_id, "dagster.job": context.job_name})
+    with lineage.asset_run(context.run.run_id, asset, code_version, inputs) as run:
+        run.set_tags({"dagster.run_id": context.run.run_id, "dagster.job": context.job_name})
         if params:
             run.log_params(params)
         yield run

@@ -8,12 +8,11 @@ Written atomically so that a crash mid-write leaves the previous state, never a 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from facecraft_pipeline.sources.base import PhotoStatus
+from facecraft_pipeline.sources.sync_state import write_atomic  # also imported from here by demo_album
 
 STATE_VERSION = 1
 
@@ -27,21 +26,6 @@ class CachedEntry:
     sha256: str | None
     status: PhotoStatus
     reason: str = ""
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def load_entries(path: Path, folder: Path) -> tuple[dict[str, CachedEntry], str]:

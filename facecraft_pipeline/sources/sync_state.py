@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
-    """Write JSON so that a reader (or a crash) sees the old file or the new one, never half of one."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` so that a reader (or a crash) sees the old file or the new one, never half of one.
+
+    The one atomic writer of the sources (local state, demo album, OneDrive state and login): a
+    temporary file in the same folder, fsynced, then renamed over `path`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
@@ -30,6 +34,11 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
+    """`write_atomic` for JSON, compact: the OneDrive state can hold thousands of items."""
+    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), mode)
 
 
 class SyncStateStore:
