@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+FULL_GAN = {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"}
+
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         # The demo album is many edits of one photo per person: perceptual-hash de-duplication
@@ -20,9 +22,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
         "face_crops": {"detector": "retinaface", "crop_size": 512},
         "curated_dataset": {"resolution": 128, "dedup": "phash"},
-        "gan_checkpoint": {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"},
-        "wgan_gp_checkpoint": {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"},
-        "lora_weights": {"base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5", "resolution": 512, "rank": 16, "alpha": 16.0, "steps": 1500, "batch_size": 4, "mixed_precision": "bf16"},
+        "gan_checkpoint": FULL_GAN,
+        "wgan_gp_checkpoint": FULL_GAN,
+        "lora_weights": {
+            "base_model": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+            "resolution": 512,
+            "rank": 16,
+            "alpha": 16.0,
+            "steps": 1500,
+            "batch_size": 4,
+            "mixed_precision": "bf16",
+        },
         "sample_galleries": {"num_inference_steps": 30, "resolution": 512},
     },
 }

@@ -79,7 +79,11 @@ def identity_score_floor(sample_galleries: Gallery) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=mean is not None and mean >= IDENTITY_FLOOR,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"champion": champion or "none", "mean_similarity": mean if mean is not None else "no faces", "why": sample_galleries.champion_reason},
+        metadata={
+            "champion": champion or "none",
+            "mean_similarity": mean if mean is not None else "no faces",
+            "why": sample_galleries.champion_reason,
+        },
     )
 
 

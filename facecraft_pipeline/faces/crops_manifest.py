@@ -119,7 +119,14 @@ class CropsManifest:
                 crop = face.crop_path.name if face.crop_path else None
                 rows.append(
                     base
-                    | {"face": face.index, "kept": face.kept, "reason": face.reason, "score": round(face.score, 3), "face_px": round(face.face_px, 1), "crop": crop}
+                    | {
+                        "face": face.index,
+                        "kept": face.kept,
+                        "reason": face.reason,
+                        "score": round(face.score, 3),
+                        "face_px": round(face.face_px, 1),
+                        "crop": crop,
+                    }
                 )
         return rows
 

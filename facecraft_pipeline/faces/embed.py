@@ -9,7 +9,6 @@ exactly the ArcFace 112 crop), as RGB uint8 HxWx3 arrays.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from collections.abc import Sequence
@@ -19,8 +18,8 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from PIL import Image
 
+from facecraft_pipeline.imaging import load_rgb
 from facecraft_pipeline.sources.base import sha256_file
 
 
@@ -48,17 +47,6 @@ def _check_crop(crop: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
-def face_recognition_models_dir() -> Path:
-    """The `models/` folder of `face-recognition-models`, found without importing it.
-
-    Importing the package needs `pkg_resources`, which setuptools>=82 no longer ships.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("dlib's model files are missing: pip install face-recognition-models")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
-
-
 # Where dlib's HOG detector puts its box on an ArcFace-aligned face, as fractions of the crop
 # (left, top, right, bottom). dlib's 5-point predictor starts from a detector box, so we hand
 # it this one; measured on the sample photos (their boxes span x 0.10-0.17..0.83-0.89,
@@ -79,13 +67,14 @@ class DlibEmbedder:
     metric = "euclidean"
     dim = 128
 
-    def __init__(self, models_dir: Path | None = None, same_person_distance: float = 0.6, jitters: int = 0) -> None:
+    def __init__(self, same_person_distance: float = 0.6, jitters: int = 0) -> None:
         import dlib  # imported here so the module loads where dlib is absent
 
-        folder = models_dir or face_recognition_models_dir()
+        from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path, shape_predictor
+
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
-        self._network = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
+        self._predictor = shape_predictor(SHAPE_5)
+        self._network = dlib.face_recognition_model_v1(str(dlib_model_path(RESNET_EMBEDDING)))
         self.same_person_distance = same_person_distance
         self.jitters = jitters
         # Bump the suffix whenever the preprocessing changes: it invalidates cached vectors.
@@ -180,11 +169,6 @@ def make_embedder(kind: str = "dlib", onnx_path: str | None = None) -> Embedder:
             raise ValueError('embedder "onnx" needs onnx_path: the ArcFace .onnx file to use')
         return OnnxArcFaceEmbedder(onnx_path)
     raise ValueError(f'unknown embedder {kind!r}: use "dlib" or "onnx"')
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from facecraft_pipeline.faces.cluster import ClusterSettings, IdentityClusters, cluster_identities
 from facecraft_pipeline.faces.crops_manifest import CropsManifest, FaceRecord
-from facecraft_pipeline.faces.embed import EmbeddingCache, Embedder
+from facecraft_pipeline.faces.embed import Embedder, EmbeddingCache
 
 
 @dataclass(frozen=True, eq=False)

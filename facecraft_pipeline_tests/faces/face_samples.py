@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +23,24 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@lru_cache(maxsize=None)
+@cache
 def grace_hopper() -> np.ndarray:
     """600x512 RGB portrait (read-only array)."""
     with cbook.get_sample_data("grace_hopper.jpg") as handle:
         return _frozen(np.array(Image.open(handle).convert("RGB")))
 
 
-@lru_cache(maxsize=None)
+@cache
 def astronaut() -> np.ndarray:
     return _frozen(skimage.data.astronaut())
 
 
-@lru_cache(maxsize=None)
+@cache
 def coffee() -> np.ndarray:
     return _frozen(skimage.data.coffee())
 
 
-@lru_cache(maxsize=None)
+@cache
 def chelsea() -> np.ndarray:
     return _frozen(skimage.data.chelsea())
 

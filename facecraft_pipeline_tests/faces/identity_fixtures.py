@@ -9,7 +9,6 @@ dlib models take a moment to run.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from functools import cache
 from pathlib import Path
@@ -23,6 +22,7 @@ from skimage import data
 from skimage.transform import SimilarityTransform
 
 from facecraft_pipeline.faces.embed import DlibEmbedder
+from facecraft_pipeline.faces.models import SHAPE_68, shape_predictor
 
 # ArcFace 112x112 template: left eye, right eye, nose tip, mouth left, mouth right.
 ARCFACE_112 = np.array(
@@ -32,16 +32,10 @@ VARIATIONS = ("original", "flip", "rot+15", "rot-15", "dark", "bright", "jpeg30"
 PEOPLE = ("grace", "astronaut")
 
 
-def _models_dir() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
-
-
 @cache
 def _dlib_models() -> tuple[object, object]:
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(_models_dir() / "shape_predictor_68_face_landmarks.dat"))
+    predictor = shape_predictor(SHAPE_68)
     return detector, predictor
 
 

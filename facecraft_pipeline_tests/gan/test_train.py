@@ -9,8 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from facecraft_pipeline.gan import (GanDivergedError, GanSettings, GanTrainResult, checkpoint_is_finite, load_generator,
-                                    sample_images, train_gan)
+from facecraft_pipeline.gan import (
+    GanDivergedError,
+    GanSettings,
+    GanTrainResult,
+    checkpoint_is_finite,
+    load_generator,
+    sample_images,
+    train_gan,
+)
 from facecraft_pipeline.gan.sample import write_grid
 from facecraft_pipeline_tests.gan.conftest import tiny
 

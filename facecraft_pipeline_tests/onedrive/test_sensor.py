@@ -25,7 +25,9 @@ def test_the_sensor_requests_exactly_one_run_for_a_batch_of_new_photos(fake: Fak
     fake.add_file("a.jpg", pictures, b"a" * 10)
     resources = {
         "home": HomeResource(root=str(tmp_path)),
-        "photo_source": SignedInOneDrive(kind="onedrive", folder="/Pictures", onedrive_client_id="c", onedrive_graph_url=fake.base_url, token=fake.token),
+        "photo_source": SignedInOneDrive(
+            kind="onedrive", folder="/Pictures", onedrive_client_id="c", onedrive_graph_url=fake.base_url, token=fake.token
+        ),
     }
 
     def tick(cursor):
