@@ -134,9 +134,6 @@ class Lineage:
         )
         return run.info.run_id
 
-    def finish_parent(self, pipeline_run_id: str, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.parent_run(pipeline_run_id), status)
-
     @contextmanager
     def asset_run(
         self,
@@ -161,8 +158,13 @@ class Lineage:
             yield asset_run
         except BaseException:
             self.client.set_terminated(run.info.run_id, "FAILED")
+            self.client.set_terminated(parent_id, "FAILED")
             raise
         self.client.set_terminated(run.info.run_id, "FINISHED")
+        # The parent closes with its latest child (a pipeline run has no "all done" hook here);
+        # once a child failed, the parent stays FAILED.
+        if self.client.get_run(parent_id).info.status != "FAILED":
+            self.client.set_terminated(parent_id, "FINISHED")
 
     def find_asset_runs(self, asset: str, data_version: str | None = None, artifact_sha256: str | None = None) -> list[Any]:
         """Finished asset runs, newest first, optionally by data version or by an artifact's hash."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from facecraft_pipeline.home import Home, default_home
-from facecraft_pipeline.sources.base import PhotoSource
+from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, PhotoSource
 
 
 class HomeResource(dg.ConfigurableResource):
@@ -73,6 +73,9 @@ class PhotoSourceResource(dg.ConfigurableResource):
     kind: str = os.environ.get("FACECRAFT_SOURCE", "demo")
     folder: str | None = os.environ.get("FACECRAFT_PHOTOS_DIR")  # local: the folder; onedrive: the drive path
     recursive: bool = True
+    suffixes: str = ",".join(IMAGE_SUFFIXES)  # image types to take (HEIC/HEIF decode through pillow-heif)
+    max_file_mb: float = 200.0  # larger files are recorded as skipped
+    onedrive_max_concurrency: int = 4
     onedrive_client_id: str = os.environ.get("FACECRAFT_ONEDRIVE_CLIENT_ID", "")
     onedrive_tenant: str = os.environ.get("FACECRAFT_ONEDRIVE_TENANT", "consumers")
     onedrive_graph_url: str = os.environ.get("FACECRAFT_GRAPH_URL", "https://graph.microsoft.com/v1.0")
@@ -89,6 +92,9 @@ class PhotoSourceResource(dg.ConfigurableResource):
             tenant=self.onedrive_tenant,
             folder=self.folder or "/Pictures",
             recursive=self.recursive,
+            suffixes=self.suffixes,
+            max_file_mb=self.max_file_mb,
+            max_concurrency=self.onedrive_max_concurrency,
             graph_base_url=self.onedrive_graph_url,
         )
 
@@ -103,7 +109,10 @@ class PhotoSourceResource(dg.ConfigurableResource):
 
             if not self.folder:
                 raise dg.Failure("photo source 'local' needs a folder: set FACECRAFT_PHOTOS_DIR or the resource's `folder`")
-            return LocalFolderSource(Path(self.folder).expanduser(), state_dir=state, recursive=self.recursive)
+            suffixes = tuple(s.strip().lower() for s in self.suffixes.split(",") if s.strip())
+            return LocalFolderSource(
+                Path(self.folder).expanduser(), state_dir=state, suffixes=suffixes, recursive=self.recursive, max_file_mb=self.max_file_mb
+            )
         if self.kind == "onedrive":
             from facecraft_pipeline.sources.onedrive import OneDriveSource
 

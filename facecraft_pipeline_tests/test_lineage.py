@@ -35,11 +35,15 @@ def test_asset_runs_nest_under_one_parent_per_pipeline_run(lineage):
     assert parent_of(other) == lineage.parent_run("run-b") != lineage.parent_run("run-a")
 
 
-def test_a_failing_asset_marks_its_run_failed(lineage):
+def test_a_failing_asset_marks_its_run_and_the_pipeline_run_failed(lineage):
+    materialize(lineage, "run-x", "photos", "p1")
+    assert lineage.client.get_run(lineage.parent_run("run-x")).info.status == "FINISHED"
     with pytest.raises(RuntimeError):
-        with lineage.asset_run("run-x", "photos", "photos-1") as run:
-            raise RuntimeError("sync broke")
+        with lineage.asset_run("run-x", "face_crops", "face_crops-1") as run:
+            raise RuntimeError("detector broke")
+    materialize(lineage, "run-x", "lora_weights", "l1")
     assert lineage.client.get_run(run.run_id).info.status == "FAILED"
+    assert lineage.client.get_run(lineage.parent_run("run-x")).info.status == "FAILED"
 
 
 def test_trace_walks_from_a_weights_file_back_to_the_photos(lineage):

@@ -159,3 +159,24 @@ def test_dagster_validates_the_workspace():
     done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def test_the_owner_can_be_named_by_photo_ids_in_the_library(tmp_path):
+    from facecraft_pipeline.sources.demo_album import DEMO_OTHER, build_demo_album
+
+    album = tmp_path / "album"
+    truth = build_demo_album(album)
+    other = sorted(name for name, t in truth.items() if t["people"] == [DEMO_OTHER])
+    res = resources(HomeResource(root=str(tmp_path / "home")))
+    res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="ids")
+    res["photo_source"] = PhotoSourceResource(kind="local", folder=str(album))
+    config = {"ops": {"identity_clusters": {"config": {"owner_reference_photo_ids": f"{other[0]}, {other[1]}"}}}}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ASSETS, resources=res, instance=instance, run_config=config, selection=["photos", "face_crops", "identity_clusters"]
+        )
+    identity = result.output_for_node("identity_clusters")
+    owner_photos = {identity.faces[i].photo_id for i in identity.clusters.owner_indices()}
+    assert owner_photos and all(DEMO_OTHER in truth[p]["people"] for p in owner_photos)
+    assert set(other) <= owner_photos
+    assert identity.clusters.owner_rule == "reference photos"

@@ -1,9 +1,11 @@
 """`face_crops` and `identity_clusters`: aligned faces from the photos, then who is the owner."""
 
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from facecraft_pipeline.assets.config import config_class, to_settings
@@ -16,7 +18,7 @@ from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extra
 from facecraft_pipeline.faces.identity import OwnerIdentity, identify_owner, reference_vectors
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
-from facecraft_pipeline.sources.base import sha256_file
+from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
 
 FaceCropsConfig = config_class(FaceCropSettings, "face_crops")
@@ -27,6 +29,7 @@ IdentityConfig = config_class(
         "embedder": (str, "dlib"),
         "onnx_model": (str | None, None),
         "owner_reference_dir": (str | None, None),
+        "owner_reference_photo_ids": (str | None, None),
     },
 )
 
@@ -83,15 +86,9 @@ def identity_clusters(
     h = home.home()
     embedder = make_embedder(config.embedder, config.onnx_model)
     cache = EmbeddingCache(h.dir("cache", "embeddings"))
-    reference_paths = _reference_photos(config.owner_reference_dir, photo_source, h)
     with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=config.model_dump()) as run:
-        references = None
-        if reference_paths:
-            crop_settings = FaceCropSettings(**face_crops.settings) if face_crops.settings else FaceCropSettings()
-            ref_inputs = [PhotoInput(p.name, p, sha256_file(p)) for p in reference_paths]
-            ref_manifest = extract_faces(ref_inputs, h.dir("faces-references"), crop_settings, compute.torch_device())
-            references = reference_vectors(ref_manifest, embedder, cache)
-            context.log.info(f"{len(references)} owner reference vectors from {len(reference_paths)} photos")
+        references, reference_note = _reference_vectors(config, face_crops, photo_source, h, embedder, cache, compute.torch_device())
+        context.log.info(reference_note)
         identity = identify_owner(face_crops, embedder, cache, settings, references)
         clusters = identity.clusters
         folder = h.dir("identity")
@@ -119,7 +116,7 @@ def identity_clusters(
                 "owner_rule": clusters.owner_rule,
                 "owner_margin": clusters.owner_margin,
                 "owner_crops": owner.size if owner else 0,
-                "reference_photos": len(reference_paths),
+                "reference_photos": reference_note,
                 "embedding_cache": f"{identity.cache_hits} hits, {identity.cache_misses} computed",
                 "clusters": dg.MetadataValue.md(pd.DataFrame(clusters.to_rows()).to_markdown(index=False)),
                 "location": dg.MetadataValue.path(str(folder)),
@@ -128,11 +125,29 @@ def identity_clusters(
         return output(identity, run, identity.digest, meta)
 
 
-def _reference_photos(configured: str | None, source: PhotoSourceResource, home) -> list[Path]:
-    if configured:
-        folder = Path(configured).expanduser()
-        if not folder.is_dir():
-            raise dg.Failure(f"owner_reference_dir {folder} is not a folder")
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".heic", ".webp"})
-    return source.reference_photos(home)
-
+def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceResource, home, embedder, cache, device):
+    """The owner's reference vectors: from a folder of photos, from photo ids in the library, or the demo's."""
+    vectors, notes = [], []
+    folder = Path(config.owner_reference_dir).expanduser() if config.owner_reference_dir else None
+    if folder is not None and not folder.is_dir():
+        raise dg.Failure(f"owner_reference_dir {folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder else []
+    if not paths and not config.owner_reference_photo_ids:
+        paths = source.reference_photos(home)
+    if paths:
+        settings = FaceCropSettings(**face_crops.settings) if face_crops.settings else FaceCropSettings()
+        inputs = [PhotoInput(p.name, p, sha256_file(p)) for p in paths]
+        found = reference_vectors(extract_faces(inputs, home.dir("faces-references"), settings, device), embedder, cache)
+        vectors.append(found)
+        notes.append(f"{len(found)} faces from {len(paths)} reference photos")
+    if config.owner_reference_photo_ids:
+        ids = {part.strip() for part in config.owner_reference_photo_ids.split(",") if part.strip()}
+        chosen = dataclasses.replace(face_crops, faces=tuple(f for f in face_crops.faces if f.photo_id in ids))
+        missing = ids - {f.photo_id for f in chosen.kept_faces}
+        if missing:
+            raise dg.Failure(f"owner_reference_photo_ids without a kept face in face_crops: {sorted(missing)}")
+        vectors.append(reference_vectors(chosen, embedder, cache))
+        notes.append(f"{len(ids)} reference photos from the library")
+    if not vectors:
+        return None, "no reference photos: the owner is the largest cluster"
+    return np.concatenate(vectors), "; ".join(notes)
