@@ -8,14 +8,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 export FACECRAFT_HOME ?= $(CURDIR)/data
-export DAGSTER_HOME := $(CURDIR)
-export FACECRAFT_DAGSTER_STORAGE ?= $(FACECRAFT_HOME)/dagster
-export FACECRAFT_DAGSTER_LOGS ?= $(FACECRAFT_HOME)/dagster/compute-logs
+export DAGSTER_HOME := $(FACECRAFT_HOME)/dagster
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: demo dev test validate benchmarks clean-data env
+.PHONY: demo dev test validate benchmarks clean-data env instance
 
 env: $(VENV)/.installed
 
@@ -28,10 +26,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps retinaface-pytorch==0.0.7
 	touch $@
 
-demo: env
+# The Dagster instance lives in the data root; dagster.yaml is its template.
+instance:
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: env instance
 	$(BIN)/facecraft materialize
 
-dev: env
+dev: env instance
 	$(BIN)/dagster dev -w workspace.yaml
 
 test: env

@@ -18,11 +18,12 @@ from facecraft_pipeline.home import PROJECT_ROOT, default_home
 
 
 def _instance_env() -> None:
-    """Point Dagster at the project's instance (dagster.yaml) with storage in the data root."""
-    home = default_home()
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
-    os.environ.setdefault("FACECRAFT_DAGSTER_STORAGE", str(home / "dagster"))
-    os.environ.setdefault("FACECRAFT_DAGSTER_LOGS", str(home / "dagster" / "compute-logs"))
+    """Point Dagster at the project's instance: dagster.yaml copied into the data root."""
+    import shutil
+
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(default_home() / "dagster")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(name, "error")
