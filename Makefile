@@ -19,10 +19,11 @@ env: $(VENV)/.installed
 
 # torch and torchvision come first, pinned to the builds this machine's pip serves from disk;
 # retinaface-pytorch goes in with --no-deps (its dependencies would pull a second OpenCV and streamlit).
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the versions the suite last passed with.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	$(BIN)/pip install --quiet --no-deps retinaface-pytorch==0.0.7
 	touch $@
 

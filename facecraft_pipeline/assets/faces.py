@@ -102,7 +102,7 @@ def identity_clusters(
             meta[f"sheet_{name}"] = preview(path)
         owner = clusters.owner
         summary = (
-            f"{len(clusters.clusters)} people; owner = {clusters.owner_rule} ({owner.size} crops, margin {clusters.owner_margin})"
+            f"{len(clusters.clusters)} people; owner by {clusters.owner_rule}: {owner.size} crops, margin {_rounded(clusters.owner_margin)}"
             if owner
             else f"no owner found: {clusters.no_owner_reason}"
         )
@@ -151,3 +151,7 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
     if not vectors:
         return None, "no reference photos: the owner is the largest cluster"
     return np.concatenate(vectors), "; ".join(notes)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

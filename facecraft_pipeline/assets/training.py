@@ -53,7 +53,7 @@ def _train_gan(context, settings: GanSettings, dataset, home, mlflow, compute) -
             {
                 "summary": f"{result.steps} steps on {result.device}/{result.dtype}"
                 + (" (re-used, dataset and settings unchanged)" if result.reused else "")
-                + (f" (resumed from step {result.resumed_from})" if result.resumed_from else ""),
+                + (f" (resumed from step {result.resumed_from})" if result.resumed_from and not result.reused else ""),
                 "reused": result.reused,
                 "resumed_from": result.resumed_from,
                 "device": result.device,
