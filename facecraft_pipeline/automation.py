@@ -52,7 +52,9 @@ def new_photos_sensor(context: dg.SensorEvaluationContext, home: HomeResource, p
     context.update_cursor(check.cursor)
     if not check.changed:
         return dg.SkipReason(f"no new or removed photos ({check.summary or 'unchanged'})")
-    return dg.RunRequest(run_key=check.cursor, tags={"facecraft/trigger": "new-photos"})
+    # No run_key: a library can return to an earlier state (photo removed, then restored), and
+    # Dagster would drop a run whose key it has seen; the cursor already prevents duplicates.
+    return dg.RunRequest(tags={"facecraft/trigger": "new-photos", "facecraft/changes": check.summary[:200]})
 
 
 retrain_sensor = dg.AutomationConditionSensorDefinition(

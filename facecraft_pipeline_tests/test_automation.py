@@ -48,7 +48,12 @@ def test_the_sensor_asks_for_one_run_per_batch_of_new_photos_and_none_when_nothi
     assert isinstance(poll(folder, home, cursor)[0], dg.SkipReason)
 
     (folder / "b.jpg").unlink()
-    assert isinstance(poll(folder, home, cursor)[0], dg.RunRequest)
+    removed, cursor = poll(folder, home, cursor)
+    assert isinstance(removed, dg.RunRequest)
+
+    shutil.copy(folder / "a.jpg", folder / "b.jpg")  # restored: the library is as it was two polls ago
+    restored, _ = poll(folder, home, cursor)
+    assert isinstance(restored, dg.RunRequest) and restored.run_key is None
 
 
 def report(instance, asset, version):
