@@ -205,7 +205,6 @@ def main() -> None:
         rows.append((f"ours: extract_faces + EmbeddingCache, {workers} worker thread{'s' if workers > 1 else ''}", result, result["counts"]["kept"]))  # type: ignore[index]
     result = reference.run([p.path for p in photos])  # type: ignore[attr-defined]
     rows.append(("reference loop (HOG + 5-point + get_face_chip + descriptor)", result, result["faces"]))
-    throughput_done = time.perf_counter()
 
     copies = pixel_distinct_copies(args.work / "copies", args.copies, args.copy_side)
     hash_seconds, cached = timed(lambda: inputs(copies))
@@ -291,7 +290,8 @@ def main() -> None:
         f"| ours, re-run over the same N (all from cache: {same['counts']['from_cache']} outcomes, {same['hits']} vectors) "  # type: ignore[index]
         f"| {same['extract_s']:.2f} | {same['embed_s']:.2f} | {same['total_s']:.2f} | |",
         f"| ours, re-run over N + 1 (computed {rerun_counts['computed']}, from cache {rerun_counts['from_cache']}; "  # type: ignore[index]
-        f"embedded {rerun['misses']}, vectors from cache {rerun['hits']}) | {rerun['extract_s']:.2f} | {rerun['embed_s']:.2f} | {rerun['total_s']:.2f} | |",
+        f"embedded {rerun['misses']}, vectors from cache {rerun['hits']}) "
+        f"| {rerun['extract_s']:.2f} | {rerun['embed_s']:.2f} | {rerun['total_s']:.2f} | |",
         f"| reference loop re-run over N + 1 (no cache){', timed on ' + str(sample) + ' photos' if extrapolated else ''}, "
         f"{reference_part['faces']} faces embedded "
         f"| {reference_part['extract_s']:.1f} | {reference_part['embed_s']:.1f} | {reference_part['total_s']:.1f} "

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from facecraft_pipeline.atomic import write_json_atomic
+
 PhotoStatus = Literal["processed", "skipped", "failed"]
 MANIFEST_VERSION = 1
 
@@ -144,10 +146,7 @@ class CropsManifest:
             "photos": [asdict(photo) for photo in self.photos],
             "faces": [_face_to_json(face, base) for face in self.faces],
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(payload, indent=1))
-        os.replace(temporary, path)
+        write_json_atomic(path, payload)
 
     @classmethod
     def read_json(cls, path: Path) -> CropsManifest:

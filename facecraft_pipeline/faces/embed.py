@@ -9,8 +9,6 @@ exactly the ArcFace 112 crop), as RGB uint8 HxWx3 arrays.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from facecraft_pipeline.atomic import atomic_path
 from facecraft_pipeline.imaging import load_rgb
 from facecraft_pipeline.sources.base import sha256_file
 
@@ -202,11 +201,8 @@ class EmbeddingCache:
         return vector if vector.shape == (dim,) else None
 
     def _store(self, path: Path, vector: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "wb") as out:
+        with atomic_path(path) as temp, open(temp, "wb") as out:  # a handle: np.save would add ".npy" to a name
             np.save(out, vector)
-        os.replace(temp, path)
 
     def embed_files(self, embedder: Embedder, crop_paths: Sequence[Path], crop_hashes: Sequence[str]) -> np.ndarray:
         """(N, dim) vectors for the crop files; only crops not cached yet are read and embedded.

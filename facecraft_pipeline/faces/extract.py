@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
+from facecraft_pipeline.atomic import write_bytes_atomic, write_json_atomic
 from facecraft_pipeline.faces.align import align_face
 from facecraft_pipeline.faces.crops_manifest import CropsManifest, FaceRecord, PhotoOutcome
 from facecraft_pipeline.faces.detect import DetectorSettings, FaceDetector, make_detector
@@ -283,9 +284,7 @@ def _write_png(path: Path, crop: np.ndarray) -> str:
     if not ok:
         raise OSError(f"could not encode {path.name}")
     data = encoded.tobytes()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    write_bytes_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -302,9 +301,7 @@ def _read_cache(path: Path, out_dir: Path) -> dict[str, Any] | None:
 
 
 def _write_cache(path: Path, result: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(result))
-    os.replace(temporary, path)
+    write_json_atomic(path, result, indent=None)
 
 
 def _detector_name(settings: FaceCropSettings) -> str:

@@ -8,7 +8,6 @@ as a tensor), so loading never unpickles arbitrary objects. Keys:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from facecraft_pipeline.atomic import atomic_path
 from facecraft_pipeline.gan.models import Generator
 from facecraft_pipeline.gan.settings import GanSettings
 
@@ -23,10 +23,9 @@ FORMAT = 1
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write to a temp file in the same folder, then os.replace: a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Written atomically: a crash never leaves half a file."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from facecraft_pipeline.atomic import atomic_path
 from facecraft_pipeline.gan.data import to_uint8
 from facecraft_pipeline.grids import make_grid
 
@@ -36,10 +36,8 @@ def write_grid(images: Sequence[Image.Image], path: Path) -> Path:
     """Save a sample grid; tiny models are shown at 64 px so a 16 px face is still visible."""
     cell = max(64, images[0].width)
     grid = make_grid(images, cell=cell)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("tmp-" + path.name)  # keep the suffix: PIL picks the format from it
-    grid.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        grid.save(tmp, format=_format(path))
     return path
 
 
@@ -48,7 +46,11 @@ def write_gif(frames: Sequence[Path], path: Path, ms_per_frame: int = 300) -> Pa
     if not frames:
         return None
     images = [Image.open(frame).convert("RGB") for frame in frames]
-    tmp = path.with_name("tmp-" + path.name)
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format=_format(path), save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
     return path
+
+
+def _format(path: Path) -> str:
+    """PIL's format for `path`'s suffix (the temporary file's ".tmp" would not tell it)."""
+    return Image.registered_extensions()[path.suffix.lower()]

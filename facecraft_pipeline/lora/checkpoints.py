@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from facecraft_pipeline.atomic import atomic_path
 
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
 
@@ -29,23 +30,21 @@ class TrainingState:
 
 def save_checkpoint(folder: Path, state: TrainingState, keep: int) -> Path:
     """Write checkpoint-<step>.pt (temp file + rename, so a crash never leaves half a file); keep the last `keep`."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"checkpoint-{state.step:07d}.pt"
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(
-        {
-            "step": state.step,
-            "fingerprint": state.fingerprint,
-            "lora": {name: tensor.detach().cpu() for name, tensor in state.lora.items()},
-            "optimizer": state.optimizer,
-            "scaler": state.scaler,
-            "generator": state.generator,
-            "window_losses": list(state.window_losses),
-            "last_loss": state.last_loss,
-        },
-        temporary,
-    )
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save(
+            {
+                "step": state.step,
+                "fingerprint": state.fingerprint,
+                "lora": {name: tensor.detach().cpu() for name, tensor in state.lora.items()},
+                "optimizer": state.optimizer,
+                "scaler": state.scaler,
+                "generator": state.generator,
+                "window_losses": list(state.window_losses),
+                "last_loss": state.last_loss,
+            },
+            temporary,
+        )
     for old in _checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from facecraft_pipeline.atomic import write_bytes_atomic
 from facecraft_pipeline.lora.adapter import WEIGHTS_NAME, add_unet_lora, save_unet_lora, trainable_parameters
 from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline, resolve_base_model
 from facecraft_pipeline.lora.batches import TrainingBatches
@@ -114,7 +114,7 @@ def train_lora(
         "weights_file": WEIGHTS_NAME,
         "versions": _versions(),
     }
-    _write_json(out_dir / FACTS_NAME, facts)
+    write_bytes_atomic(out_dir / FACTS_NAME, (json.dumps(facts, indent=2) + "\n").encode())
     return _result(out_dir, base, facts, reused=False)
 
 
@@ -263,12 +263,6 @@ def _read_facts(out_dir: Path) -> dict[str, Any] | None:
         return json.loads((out_dir / FACTS_NAME).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def _result(out_dir: Path, base: BaseModel, facts: dict[str, Any], reused: bool) -> LoraTrainResult:

@@ -21,9 +21,9 @@ from typing import TypedDict, cast
 import numpy as np
 from PIL import ExifTags, Image, ImageEnhance, ImageFilter
 
+from facecraft_pipeline.atomic import write_bytes_atomic, write_json_atomic
 from facecraft_pipeline.sources.base import ChangeCheck, SyncReport
 from facecraft_pipeline.sources.local import LocalFolderSource
-from facecraft_pipeline.sources.local_state import write_atomic
 
 DEMO_OWNER = "grace_hopper"
 DEMO_OTHER = "eileen_collins"
@@ -297,13 +297,13 @@ def build_demo_album(folder: Path, seed: int = 0) -> dict[str, DemoPhotoTruth]:
         people=[], kind="broken", exif_orientation=None,
         note="truncated JPEG (first quarter of the file): decoding fails, or shows only the top rows without a face",
     )  # fmt: skip
-    write_atomic(marker, json.dumps({"seed": seed, "photos": truth}, indent=1).encode("utf-8"))
+    write_json_atomic(marker, {"seed": seed, "photos": truth}, 0o600, fsync=True)
     return truth
 
 
 def _write_photo(path: Path, payload: bytes, taken: datetime) -> None:
     """Write atomically and set mtime to the capture time, so the listing is the same on every build."""
-    write_atomic(path, payload)
+    write_bytes_atomic(path, payload, 0o600, fsync=True)
     stamp = int(taken.timestamp()) * 1_000_000_000
     os.utime(path, ns=(stamp, stamp))
 
@@ -327,7 +327,7 @@ def demo_reference_photos(folder: Path) -> list[Path]:
     for index, look in enumerate(looks, start=1):
         path = Path(folder) / f"reference_{index}.jpg"
         image, _ = _render(owner, look, rng)
-        write_atomic(path, _encode(image, look, datetime(2022, 1, index, 10, 0, tzinfo=UTC)))
+        write_bytes_atomic(path, _encode(image, look, datetime(2022, 1, index, 10, 0, tzinfo=UTC)), 0o600, fsync=True)
         paths.append(path)
     return paths
 

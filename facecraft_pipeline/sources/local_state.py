@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from facecraft_pipeline.atomic import write_json_atomic
 from facecraft_pipeline.sources.base import PhotoStatus
-from facecraft_pipeline.sources.sync_state import write_atomic  # also imported from here by demo_album
 
 STATE_VERSION = 1
 
@@ -48,4 +48,4 @@ def save_entries(path: Path, folder: Path, entries: dict[str, CachedEntry]) -> N
         "folder": str(folder),
         "entries": {key: asdict(entries[key]) for key in sorted(entries)},
     }
-    write_atomic(path, json.dumps(payload, indent=1).encode("utf-8"))
+    write_json_atomic(path, payload, 0o600, fsync=True)

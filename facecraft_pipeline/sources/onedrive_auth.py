@@ -24,7 +24,7 @@ from azure.identity import (
     TokenCachePersistenceOptions,
 )
 
-from facecraft_pipeline.sources.sync_state import write_json_atomic
+from facecraft_pipeline.sources.sync_state import write_private_json
 
 if TYPE_CHECKING:
     from facecraft_pipeline.sources.onedrive import OneDriveSettings
@@ -67,7 +67,7 @@ def save_login(settings: OneDriveSettings, auth_dir: Path, cache_name: str, reco
     auth_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(auth_dir, 0o700)
     path = auth_dir / LOGIN_FILE
-    write_json_atomic(
+    write_private_json(
         path,
         {
             "client_id": settings.client_id,
@@ -75,7 +75,6 @@ def save_login(settings: OneDriveSettings, auth_dir: Path, cache_name: str, reco
             "cache_name": cache_name,
             "authentication_record": record.serialize(),
         },
-        mode=0o600,
     )
     return path
 

@@ -11,34 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` so that a reader (or a crash) sees the old file or the new one, never half of one.
-
-    The one atomic writer of the sources (local state, demo album, OneDrive state and login): a
-    temporary file in the same folder, fsynced, then renamed over `path`.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+from facecraft_pipeline.atomic import write_json_atomic
 
 
-def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
-    """`write_atomic` for JSON, compact: the OneDrive state can hold thousands of items."""
-    write_atomic(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), mode)
+def write_private_json(path: Path, data: Any) -> None:
+    """Compact JSON (the OneDrive state can hold thousands of items), mode 0600, atomic and fsynced."""
+    write_json_atomic(path, data, 0o600, indent=None, fsync=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class SyncStateStore:
@@ -87,7 +68,7 @@ class SyncStateStore:
         """Write `state` as the new snapshot and start an empty journal for it."""
         self.close()
         self._generation += 1
-        write_json_atomic(self.snapshot_path, {**state, "generation": self._generation})
+        write_private_json(self.snapshot_path, {**state, "generation": self._generation})
         self.journal_path.unlink(missing_ok=True)
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ import json
 import stat
 from pathlib import Path
 
-from facecraft_pipeline.sources.sync_state import SyncStateStore, write_json_atomic
+from facecraft_pipeline.sources.sync_state import SyncStateStore, write_private_json
 
 
 def test_journaled_items_survive_a_crash_before_commit(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_journal_of_an_older_generation_is_ignored(tmp_path: Path) -> None:
 
 def test_atomic_json_is_private_and_complete(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "state.json"
-    write_json_atomic(path, {"k": [1, 2]})
+    write_private_json(path, {"k": [1, 2]})
     assert json.loads(path.read_text()) == {"k": [1, 2]}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]
