@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from PIL import Image
 
+from facecraft_pipeline.atomic import write_json_atomic
 from facecraft_pipeline.faces.identity_score import IdentityScore
 from facecraft_pipeline.grids import make_grid
 
@@ -100,11 +101,24 @@ def _write_report(out_dir: Path, models: list[ModelGallery], champion: str | Non
     lines += [f"## {m.name}\n\n![{m.name}]({m.grid.name})\n" for m in models]
     report = out_dir / "gallery.md"
     report.write_text("\n".join(lines))
-    (out_dir / "gallery.json").write_text(
-        json.dumps(
-            {"champion": champion, "reason": reason, "settings": asdict(settings),
-             "models": [{"name": m.name, "note": m.note, **asdict(m.score)} for m in models]},
-            indent=1,
-        )
+    # Written last, atomically: its presence means the gallery is complete (see `load_gallery`).
+    write_json_atomic(
+        out_dir / "gallery.json",
+        {"champion": champion, "reason": reason, "settings": asdict(settings),
+         "models": [{"name": m.name, "note": m.note, **asdict(m.score)} for m in models]},
     )
     return report
+
+
+def load_gallery(folder: Path) -> Gallery | None:
+    """A gallery `render_gallery` completed in `folder` before, or None."""
+    path = folder / "gallery.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    score_fields = {f.name for f in fields(IdentityScore)}
+    models = tuple(
+        ModelGallery(m["name"], folder / f"{m['name']}.png", IdentityScore(**{k: m[k] for k in score_fields}), m["note"])
+        for m in data["models"]
+    )
+    return Gallery(folder, models, data["champion"], data["reason"], folder / "gallery.md")

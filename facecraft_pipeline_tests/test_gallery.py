@@ -12,7 +12,7 @@ from facecraft_pipeline.faces.align import align_face
 from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
 from facecraft_pipeline.faces.embed import DlibEmbedder
 from facecraft_pipeline.faces.identity_score import IdentityScore, score_identity
-from facecraft_pipeline.gallery import GallerySettings, choose_champion, render_gallery
+from facecraft_pipeline.gallery import GallerySettings, choose_champion, load_gallery, render_gallery
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,17 @@ def test_render_gallery_samples_every_model_with_the_same_seed_and_writes_a_repo
     assert len(list((tmp_path / "red").glob("*.png"))) == 3
     report = gallery.report.read_text()
     assert "images are noise" in report and "Champion: **none**" in report
+
+
+def test_a_completed_gallery_loads_back_and_an_unfinished_one_does_not(tmp_path):
+    assert load_gallery(tmp_path) is None
+    scores = {"a": IdentityScore(2, 1, 0.9, 0.9, 0.9, 1.0), "b": IdentityScore(2, 0)}
+    answers = iter(scores.values())
+    gallery = render_gallery(
+        {name: (lambda n, seed: [Image.new("RGB", (32, 32))] * n) for name in scores},
+        tmp_path,
+        GallerySettings(samples_per_model=2),
+        scorer=lambda images: next(answers),
+    )
+    assert gallery.champion == "a"
+    assert load_gallery(tmp_path) == gallery

@@ -97,7 +97,7 @@ def test_a_second_run_with_no_new_photos_reuses_everything(two_runs):
     assert second.success
     crops = metadata(second, "face_crops")
     assert crops["computed"] == 0 and crops["from_cache"] == crops["photos"]
-    for asset in ("gan_checkpoint", "wgan_gp_checkpoint", "lora_weights"):
+    for asset in ("gan_checkpoint", "wgan_gp_checkpoint", "lora_weights", "sample_galleries"):
         assert metadata(second, asset)["reused"] is True, asset
     for asset in ("photos", "face_crops", "identity_clusters", "curated_dataset", "gan_checkpoint", "lora_weights", "sample_galleries"):
         assert metadata(first, asset)["data_version"] == metadata(second, asset)["data_version"], asset

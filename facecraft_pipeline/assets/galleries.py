@@ -14,10 +14,10 @@ from facecraft_pipeline.faces.embed import make_embedder
 from facecraft_pipeline.faces.extract import FaceCropSettings
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.faces.identity_score import score_identity
-from facecraft_pipeline.gallery import Gallery, GallerySettings, render_gallery
+from facecraft_pipeline.gallery import Gallery, GallerySettings, load_gallery, render_gallery
 from facecraft_pipeline.gan import GanTrainResult, load_generator, sample_images
 from facecraft_pipeline.lineage import latest_model_version
-from facecraft_pipeline.lora import FACTS_NAME, LoraTrainResult, generate, load_lora_pipeline
+from facecraft_pipeline.lora import FACTS_NAME, LoraSettings, LoraTrainResult, generate, load_lora_pipeline
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.sources.base import sha256_file
 
@@ -54,22 +54,6 @@ def sample_galleries(
     centroid = identity_clusters.owner_centroid
     if centroid is None:
         raise dg.Failure("no owner cluster: nothing to score generated faces against")
-    detector = make_detector(dataclasses.replace(FaceCropSettings(), detector=config.detector).detector_settings(), device)
-    base = lora_weights.base_model
-    pipe = load_lora_pipeline(base, lora_weights.weights_dir, device)
-    samplers = {
-        "gan": lambda n, seed: sample_images(load_generator(gan_checkpoint.checkpoint, device), n, seed, device),
-        "wgan_gp": lambda n, seed: sample_images(load_generator(wgan_gp_checkpoint.checkpoint, device), n, seed, device),
-        "lora": lambda n, seed: generate(
-            pipe, settings.prompt or _instance_prompt(lora_weights), n, seed, settings.num_inference_steps,
-            settings.guidance_scale, settings.resolution,
-        ),
-    }
-    notes = {
-        "gan": f"DCGAN, {gan_checkpoint.steps} steps",
-        "wgan_gp": f"WGAN-GP, {wgan_gp_checkpoint.steps} steps",
-        "lora": f"LoRA on {base.description}",
-    }
     upstream = {
         "gan_checkpoint": sha256_file(gan_checkpoint.checkpoint),
         "wgan_gp_checkpoint": sha256_file(wgan_gp_checkpoint.checkpoint),
@@ -78,11 +62,17 @@ def sample_galleries(
     }
     key = hashlib.sha256(json.dumps([upstream, dataclasses.asdict(settings), config.detector], sort_keys=True).encode()).hexdigest()[:16]
     folder = home.home().dir("galleries", key)
+    base = lora_weights.base_model
     with asset_run(context, home, mlflow, inputs=upstream, params=config.model_dump()) as run:
-        gallery = render_gallery(
-            samplers, folder, settings, lambda images: score_identity(images, detector, embedder, centroid), notes
-        )
-        meta: dict = {}
+        reused = load_gallery(folder)
+        if reused is None:
+            detector = make_detector(dataclasses.replace(FaceCropSettings(), detector=config.detector).detector_settings(), device)
+            samplers, notes = _samplers(gan_checkpoint, wgan_gp_checkpoint, lora_weights, settings, device)
+            scorer = lambda images: score_identity(images, detector, embedder, centroid)  # noqa: E731
+            gallery = render_gallery(samplers, folder, settings, scorer, notes)
+        else:
+            gallery = reused
+        meta: dict = {"reused": reused is not None}
         for model in gallery.models:
             run.log_metrics(model.score.as_metrics(model.name))
             run.log_artifact(model.grid, "grids")
@@ -110,6 +100,19 @@ def sample_galleries(
         return output(gallery, run, gallery.digest, meta)
 
 
-def _instance_prompt(result: LoraTrainResult) -> str:
-    facts = json.loads((result.weights_dir / FACTS_NAME).read_text())
-    return facts.get("settings", {}).get("instance_prompt", "a photo of sks person")
+def _samplers(gan: GanTrainResult, wgan_gp: GanTrainResult, lora: LoraTrainResult, settings: GallerySettings, device):
+    """(n, seed) -> images for each model, and a plain note on what each model is."""
+    pipe = load_lora_pipeline(lora.base_model, lora.weights_dir, device)
+    facts = json.loads((lora.weights_dir / FACTS_NAME).read_text())
+    prompt = settings.prompt or facts.get("settings", {}).get("instance_prompt") or LoraSettings().instance_prompt
+    samplers = {
+        "gan": lambda n, seed: sample_images(load_generator(gan.checkpoint, device), n, seed, device),
+        "wgan_gp": lambda n, seed: sample_images(load_generator(wgan_gp.checkpoint, device), n, seed, device),
+        "lora": lambda n, seed: generate(pipe, prompt, n, seed, settings.num_inference_steps, settings.guidance_scale, settings.resolution),
+    }
+    notes = {
+        "gan": f"DCGAN, {gan.steps} steps",
+        "wgan_gp": f"WGAN-GP, {wgan_gp.steps} steps",
+        "lora": f"LoRA on {lora.base_model.description}",
+    }
+    return samplers, notes
