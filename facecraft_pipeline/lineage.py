@@ -43,6 +43,7 @@ class AssetRun:
 
     client: MlflowClient
     run_id: str
+    log_images: bool = True  # False keeps face images (crops, sheets, samples) out of the tracking store
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         safe = [Param(k, str(v)[:6000]) for k, v in params.items() if not is_secret_key(k)]
@@ -65,6 +66,11 @@ class AssetRun:
             self.client.log_artifacts(self.run_id, str(path), artifact_path)
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_picture(self, path: Path, artifact_path: str | None = None) -> None:
+        """An image of faces: logged only where the tracking store may hold personal images."""
+        if self.log_images:
+            self.log_artifact(path, artifact_path)
 
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
@@ -108,8 +114,11 @@ def latest_model_version(client: MlflowClient, name: str) -> str | None:
 class Lineage:
     """Opens MLflow runs for pipeline runs and asset materializations on one tracking store."""
 
-    def __init__(self, tracking_uri: str, experiment: str = "facecraft", artifact_location: Path | None = None):
+    def __init__(
+        self, tracking_uri: str, experiment: str = "facecraft", artifact_location: Path | None = None, log_images: bool = True
+    ):
         self.tracking_uri = tracking_uri
+        self.log_images = log_images
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
@@ -153,7 +162,7 @@ class Lineage:
         }
         tags.update({TAG_INPUT_PREFIX + name: version for name, version in (input_data_versions or {}).items()})
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=asset)
-        asset_run = AssetRun(self.client, run.info.run_id)
+        asset_run = AssetRun(self.client, run.info.run_id, self.log_images)
         try:
             yield asset_run
         except BaseException:

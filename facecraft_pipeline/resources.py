@@ -59,12 +59,15 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str | None = os.environ.get("MLFLOW_TRACKING_URI")
     experiment: str = os.environ.get("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft")
+    # Face crops, contact sheets and samples are personal: turn this off before pointing
+    # MLFLOW_TRACKING_URI at a shared server (metrics, params and lineage are still logged).
+    log_images: bool = os.environ.get("FACECRAFT_MLFLOW_IMAGES", "on").lower() not in {"0", "off", "false", "no"}
 
     def lineage(self, home: Home):
         from facecraft_pipeline.lineage import Lineage
 
         uri = self.tracking_uri or f"sqlite:///{home.mlflow_db}"
-        return Lineage(uri, self.experiment, artifact_location=home.mlflow_artifacts)
+        return Lineage(uri, self.experiment, artifact_location=home.mlflow_artifacts, log_images=self.log_images)
 
 
 class PhotoSourceResource(dg.ConfigurableResource):

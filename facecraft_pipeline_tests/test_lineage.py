@@ -76,3 +76,19 @@ def test_secret_looking_params_never_reach_mlflow(lineage):
         run.log_params({"folder": "/Pictures", "access_token": "eyJ-secret", "client_secret": "s3cret"})
     params = lineage.client.get_run(run.run_id).data.params
     assert params == {"folder": "/Pictures"}
+
+
+def test_face_images_can_be_kept_out_of_the_tracking_store(store, tmp_path):
+    from PIL import Image
+
+    uri, artifacts = store
+    picture = tmp_path / "sheet.png"
+    Image.new("RGB", (8, 8)).save(picture)
+    for allowed in (True, False):
+        lineage = Lineage(uri, f"images-{allowed}", artifact_location=artifacts, log_images=allowed)
+        with lineage.asset_run("r", "identity_clusters", "identity_clusters-1") as run:
+            run.log_picture(picture, "contact_sheets")
+            run.log_metrics({"clusters": 2})
+        logged = [a.path for a in lineage.client.list_artifacts(run.run_id, "contact_sheets")]
+        assert logged == (["contact_sheets/sheet.png"] if allowed else [])
+        assert lineage.client.get_run(run.run_id).data.metrics == {"clusters": 2.0}

@@ -66,7 +66,7 @@ def face_crops(
         if kept:
             sheet = root / "preview.png"
             make_grid([f.crop_path for f in kept[:36]], cell=64).save(sheet)
-            run.log_artifact(sheet)
+            run.log_picture(sheet)
             meta["preview"] = preview(sheet)
         return output(manifest, run, manifest.digest, meta)
 
@@ -98,7 +98,7 @@ def identity_clusters(
         for name, sheet in sheets.items():
             path = folder / f"sheet-{name}.png"
             sheet.save(path)
-            run.log_artifact(path, "contact_sheets")
+            run.log_picture(path, "contact_sheets")
             meta[f"sheet_{name}"] = preview(path)
         owner = clusters.owner
         summary = (

@@ -75,7 +75,7 @@ def sample_galleries(
         meta: dict = {"reused": reused is not None}
         for model in gallery.models:
             run.log_metrics(model.score.as_metrics(model.name))
-            run.log_artifact(model.grid, "grids")
+            run.log_picture(model.grid, "grids")
             meta[f"grid_{model.name}"] = preview(model.grid)
             meta[f"{model.name}_faces_found"] = f"{model.score.faces}/{model.score.images}"
             if model.score.mean is not None:

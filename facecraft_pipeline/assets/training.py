@@ -44,7 +44,7 @@ def _train_gan(context, settings: GanSettings, dataset, home, mlflow, compute) -
         result = train_gan(dataset.train_paths, folder, settings, compute.torch_device(), on_metrics=lambda s, m: run.log_metrics(m, s))
         digest = sha256_file(result.checkpoint)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "device": result.device, "dtype": result.dtype})
-        run.log_artifact(result.samples)
+        run.log_picture(result.samples)
         version = run.register_model(f"facecraft-{asset.replace('_', '-')}", folder)
         return output(
             result,
