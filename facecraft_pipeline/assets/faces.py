@@ -114,7 +114,7 @@ def identity_clusters(
             {
                 "summary": summary,
                 "owner_rule": clusters.owner_rule,
-                "owner_margin": clusters.owner_margin,
+                "owner_margin": _rounded(clusters.owner_margin),
                 "owner_crops": owner.size if owner else 0,
                 "reference_photos": reference_note,
                 "embedding_cache": f"{identity.cache_hits} hits, {identity.cache_misses} computed",
