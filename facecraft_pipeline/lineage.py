@@ -98,8 +98,9 @@ class AssetRun:
 
         try:
             self.client.create_registered_model(name)
-        except MlflowException:
-            pass  # already registered
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
         version = self.client.create_model_version(name, source=source.resolve().as_uri(), run_id=self.run_id)
         for alias in aliases:
             self.client.set_registered_model_alias(name, alias, version.version)
