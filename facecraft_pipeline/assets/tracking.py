@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -41,9 +43,7 @@ def output(value: Any, run: AssetRun, digest: str, metadata: Mapping[str, Any]) 
     )
 
 
-def preview(path) -> dg.MetadataValue:
+def preview(path: Path) -> dg.MetadataValue:
     """An image shown inline in the Dagster UI's metadata panel."""
-    import base64
-
-    data = base64.b64encode(open(path, "rb").read()).decode()
+    data = base64.b64encode(Path(path).read_bytes()).decode()
     return dg.MetadataValue.md(f"![preview](data:image/png;base64,{data})")
