@@ -42,7 +42,11 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        ops.setdefault(asset, {"config": {}})["config"][field] = value
+        section = ops.setdefault(asset, {"config": {}})["config"]
+        *parents, leaf = field.split(".")  # nested settings: asset.detector.kind=retinaface
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[leaf] = value
     return {"ops": ops}
 
 

@@ -26,10 +26,10 @@ IdentityConfig = config_class(
     ClusterSettings,
     "identity_clusters",
     extra={
-        "embedder": (str, "dlib"),
-        "onnx_model": (str | None, None),
-        "owner_reference_dir": (str | None, None),
-        "owner_reference_photo_ids": (str | None, None),
+        "embedder": (str, "dlib", "identity embedder: dlib (128-d ResNet, offline) or onnx (an ArcFace-style ONNX model)"),
+        "onnx_model": (str | None, None, "path of the ONNX embedding model when embedder is onnx"),
+        "owner_reference_dir": (str | None, None, "folder of photos of the owner; empty: the source's reference photos, else the largest cluster"),
+        "owner_reference_photo_ids": (str | None, None, "comma-separated photo ids in the library that show the owner"),
     },
 )
 

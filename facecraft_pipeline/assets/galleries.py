@@ -22,7 +22,11 @@ from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowRe
 from facecraft_pipeline.sources.base import sha256_file
 
 SampleGalleriesConfig = config_class(
-    GallerySettings, "sample_galleries", extra={"detector": (str, "dlib"), "embedder": (str, "dlib"), "onnx_model": (str | None, None)}
+    GallerySettings, "sample_galleries", extra={
+        "detector": (str, "dlib", "face detector used to find faces in generated images"),
+        "embedder": (str, "dlib", "identity embedder; must be the one identity_clusters used"),
+        "onnx_model": (str | None, None, "path of the ONNX embedding model when embedder is onnx"),
+    },
 )
 REGISTERED = {"gan": "facecraft-gan-checkpoint", "wgan_gp": "facecraft-wgan-gp-checkpoint", "lora": "facecraft-lora"}
 
