@@ -1,6 +1,6 @@
 """`facecraft`: materialize the graph, log in to OneDrive, trace a model back to its photos.
 
-    facecraft materialize [--select 'photos*'] [--set gan_checkpoint.steps=50]
+    facecraft materialize [--select 'photos*'] [--set gan_checkpoint.run.steps=50]
     facecraft login [--browser]
     facecraft trace data/models/lora/<key>/pytorch_lora_weights.safetensors
 """
@@ -52,6 +52,8 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def materialize(select: str, sets: list[str]) -> int:
     _instance_env()
+    if sys.stderr.isatty():  # training assets draw a progress bar (see assets/training.py)
+        os.environ.setdefault("FACECRAFT_PROGRESS_BAR", "1")
     import dagster as dg
 
     from facecraft_pipeline.definitions import defs
@@ -101,7 +103,7 @@ def trace_file(path: Path) -> int:
     from facecraft_pipeline.home import Home
     from facecraft_pipeline.lineage import trace
     from facecraft_pipeline.resources import MlflowResource
-    from facecraft_pipeline.sources.base import sha256_file
+    from facecraft_pipeline.digest import sha256_file
 
     lineage = MlflowResource().lineage(Home(default_home()))
     digest = sha256_file(path)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-FULL_GAN = {"resolution": 128, "steps": 20_000, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "mixed_precision": "bf16"}
+FULL_GAN = {
+    "resolution": 128, "batch_size": 64, "base_channels": 64, "latent_dim": 128,
+    "run": {"steps": 20_000, "mixed_precision": "bf16", "checkpoint_every": 1000, "sample_every": 1000, "keep_every": 5000},
+}
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
@@ -29,9 +32,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "resolution": 512,
             "rank": 16,
             "alpha": 16.0,
-            "steps": 1500,
             "batch_size": 4,
-            "mixed_precision": "bf16",
+            "run": {"steps": 1500, "mixed_precision": "bf16", "checkpoint_every": 250, "keep_every": 250},
         },
         "sample_galleries": {"num_inference_steps": 30, "resolution": 512},
     },

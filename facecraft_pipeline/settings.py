@@ -17,6 +17,7 @@ This module imports nothing of the project and nothing heavy: every layer may us
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -47,9 +48,16 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def nested(cls: type, help: str) -> Any:
-    """A field holding another settings dataclass (its defaults unless given)."""
-    return dataclasses.field(default_factory=cls, metadata={HELP: help})
+def nested(cls: type, help: str, **defaults: Any) -> Any:
+    """A field holding another settings dataclass; `defaults` override that class's own for this owner."""
+    return dataclasses.field(default_factory=functools.partial(cls, **defaults), metadata={HELP: help})
+
+
+def default_of(field: dataclasses.Field) -> Any:
+    """A field's default value, calling its factory for nested settings."""
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field.default_factory()  # type: ignore[misc]
+    return field.default
 
 
 def result_fields(obj: Any) -> dict[str, Any]:

@@ -55,8 +55,20 @@ def test_command_line_overrides_become_run_config():
             "face_crops": {"config": {"min_score": 0.9}},
         }
     }
+    assert _parse_sets(["gan_checkpoint.run.steps=2000"]) == {"ops": {"gan_checkpoint": {"config": {"run": {"steps": 2000}}}}}
     with pytest.raises(SystemExit):
         _parse_sets(["steps=50"])
+
+
+def test_nested_settings_become_nested_launchpad_sections_with_their_own_defaults_and_help():
+    from facecraft_pipeline.gan import GanSettings
+    from facecraft_pipeline.lora import LoraSettings
+
+    gan, lora = config_class(GanSettings, "toy_gan")(), config_class(LoraSettings, "toy_lora")()
+    assert (gan.run.steps, lora.run.steps, lora.run.checkpoint_every) == (GanSettings().run.steps, 100, 50)
+    assert to_settings(LoraSettings, lora) == LoraSettings()
+    schema = config_class(GanSettings, "toy_gan").model_json_schema()
+    assert "continues the same run" in schema["$defs"]["ToyGanRunConfig"]["properties"]["steps"]["description"]
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -82,4 +94,8 @@ def test_every_profile_gives_valid_settings_for_every_stage(profile, monkeypatch
     for asset, settings_cls in stages.items():
         settings = to_settings(settings_cls, config_class(settings_cls, asset)())  # __post_init__ validates
         for field, value in PROFILES[profile].get(asset, {}).items():
-            assert getattr(settings, field) == value
+            actual = getattr(settings, field)
+            if isinstance(value, dict):  # a nested section
+                assert {k: getattr(actual, k) for k in value} == value
+            else:
+                assert actual == value

@@ -17,19 +17,19 @@ from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSour
 
 SHORT_TRAINING = {
     "ops": {
-        "gan_checkpoint": {"config": {"steps": 12, "checkpoint_every": 6, "sample_every": 6, "log_every": 3}},
-        "wgan_gp_checkpoint": {"config": {"steps": 6, "n_critic": 2, "checkpoint_every": 3, "sample_every": 3, "log_every": 3}},
-        "lora_weights": {"config": {"steps": 6, "checkpoint_every": 3, "log_every": 3}},
+        "gan_checkpoint": {"config": {"run": {"steps": 12, "checkpoint_every": 6, "sample_every": 6, "log_every": 3}}},
+        "wgan_gp_checkpoint": {"config": {"n_critic": 2, "run": {"steps": 6, "checkpoint_every": 3, "sample_every": 3, "log_every": 3}}},
+        "lora_weights": {"config": {"run": {"steps": 6, "checkpoint_every": 3, "log_every": 3}}},
         "sample_galleries": {"config": {"samples_per_model": 4, "num_inference_steps": 3}},
     }
 }
 
 
-def materialize(home, instance, source=None, selection=None):
+def materialize(home, instance, source=None, selection=None, config=None):
     res = resources(HomeResource(root=str(home)))
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="e2e")
     res["photo_source"] = source or PhotoSourceResource(kind="demo")
-    config = SHORT_TRAINING if selection is None else {"ops": {}}
+    config = config or (SHORT_TRAINING if selection is None else {"ops": {}})
     return dg.materialize([*ASSETS, *CHECKS], resources=res, instance=instance, run_config=config, selection=selection)
 
 
@@ -44,21 +44,40 @@ def two_runs(tmp_path_factory):
     with dg.instance_for_test() as instance:
         first = materialize(home, instance)
         second = materialize(home, instance)
-        yield home, first, second
+        longer = {"ops": {"gan_checkpoint": {"config": {"run": {"steps": 18, "checkpoint_every": 6, "sample_every": 6, "log_every": 3}}}}}
+        third = materialize(home, instance, selection=["gan_checkpoint"], config=longer)
+        yield home, first, second, third
 
 
 def test_the_whole_graph_materializes_and_every_check_is_evaluated(two_runs):
-    _, first, _ = two_runs
+    _, first, *_ = two_runs
     assert first.success
     materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
     assert materialized == {a.key.to_user_string() for a in ASSETS}
-    checks = {e.check_name: e.passed for e in first.get_asset_check_evaluations()}
-    assert checks["owner_cluster_found"] and checks["owner_cluster_not_contaminated"]
-    assert checks["dataset_big_enough"] and checks["checkpoint_is_finite"] and checks["lora_weights_load"]
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in first.get_asset_check_evaluations()}
+    assert set(checks) == {(c.asset_key.to_user_string(), c.name) for check in CHECKS for c in check.check_specs}
+    for key in [("identity_clusters", "owner_cluster_found"), ("identity_clusters", "owner_cluster_not_contaminated"),
+                ("curated_dataset", "dataset_big_enough"), ("gan_checkpoint", "checkpoint_is_finite"),
+                ("wgan_gp_checkpoint", "checkpoint_is_finite"), ("lora_weights", "lora_weights_load")]:
+        assert checks[key], key
+
+
+def test_raising_steps_in_the_launchpad_continues_the_finished_run_from_its_last_checkpoint(two_runs):
+    _, first, _, third = two_runs
+    assert third.success
+    before, after = metadata(first, "gan_checkpoint"), metadata(third, "gan_checkpoint")
+    assert (after["resumed_from"], after["reused"], after["run_key"]) == (12, False, before["run_key"])
+    assert after["run_folder"] == before["run_folder"] and "continued from step 12" in after["summary"]
+    assert third.output_for_node("gan_checkpoint").steps == 18
+
+
+def test_no_owner_or_too_small_a_dataset_stops_the_run_before_training():
+    blocking = {spec.name: spec.blocking for check in CHECKS for spec in check.check_specs}
+    assert blocking["owner_cluster_found"] and blocking["dataset_big_enough"]
 
 
 def test_the_demo_owner_is_grace_hopper_and_the_other_person_is_kept_apart(two_runs):
-    _, first, _ = two_runs
+    _, first, *_ = two_runs
     identity = first.output_for_node("identity_clusters")
     owner = set(identity.clusters.owner_indices().tolist())
     from facecraft_pipeline.sources.demo_album import DEMO_OWNER, demo_ground_truth
@@ -74,7 +93,7 @@ def test_the_demo_owner_is_grace_hopper_and_the_other_person_is_kept_apart(two_r
 
 
 def test_bad_and_faceless_photos_are_accounted_for_not_fatal(two_runs):
-    _, first, _ = two_runs
+    _, first, *_ = two_runs
     crops = first.output_for_node("face_crops")
     by_photo = {p.photo_id: p for p in crops.photos}
     assert by_photo["broken_truncated.jpg"].status == "failed"
@@ -84,7 +103,7 @@ def test_bad_and_faceless_photos_are_accounted_for_not_fatal(two_runs):
 
 
 def test_the_lora_and_galleries_say_plainly_that_the_base_model_is_tiny_and_random(two_runs):
-    _, first, _ = two_runs
+    _, first, *_ = two_runs
     assert metadata(first, "lora_weights")["base_model_is_tiny_random"] is True
     assert "noise" in metadata(first, "sample_galleries")["summary"]
     gallery = first.output_for_node("sample_galleries")
@@ -93,7 +112,7 @@ def test_the_lora_and_galleries_say_plainly_that_the_base_model_is_tiny_and_rand
 
 
 def test_a_second_run_with_no_new_photos_reuses_everything(two_runs):
-    _, first, second = two_runs
+    _, first, second, _ = two_runs
     assert second.success
     crops = metadata(second, "face_crops")
     assert crops["computed"] == 0 and crops["from_cache"] == crops["photos"]
@@ -104,12 +123,12 @@ def test_a_second_run_with_no_new_photos_reuses_everything(two_runs):
 
 
 def test_mlflow_can_walk_from_the_lora_file_back_to_the_photos(two_runs):
-    home, first, _ = two_runs
+    home, first, *_ = two_runs
     from facecraft_pipeline.home import Home
-    from facecraft_pipeline.sources.base import sha256_file
+    from facecraft_pipeline.digest import sha256_file
 
     lineage = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="e2e").lineage(Home(home))
-    weights = first.output_for_node("lora_weights").weights_file
+    weights = first.output_for_node("lora_weights").artifact("weights")
     rows = trace(lineage, "lora_weights", artifact_sha256=sha256_file(weights))
     assert [r["asset"] for r in rows] == ["lora_weights", "curated_dataset", "identity_clusters", "face_crops", "photos"]
     assert rows[-1]["data_version"] == metadata(first, "photos")["data_version"]

@@ -13,15 +13,16 @@ from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wga
 from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.gallery import Gallery
-from facecraft_pipeline.gan import GanTrainResult, checkpoint_is_finite
-from facecraft_pipeline.lora import LoraTrainResult
+from facecraft_pipeline.gan import checkpoint_is_finite
+from facecraft_pipeline.training import TrainResult
 
 MIN_OWNER_CROPS = 5
 MIN_TRAIN_IMAGES = 8
 IDENTITY_FLOOR = 0.5  # mean cosine similarity of the champion's faces to the owner
 
 
-@dg.asset_check(asset=identity_clusters, description=f"An owner cluster exists with at least {MIN_OWNER_CROPS} crops.")
+@dg.asset_check(asset=identity_clusters, blocking=True,
+                description=f"An owner cluster exists with at least {MIN_OWNER_CROPS} crops (blocking: no owner, no training).")
 def owner_cluster_found(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult:
     owner = identity_clusters.clusters.owner
     size = owner.size if owner else 0
@@ -45,7 +46,7 @@ def owner_cluster_not_contaminated(identity_clusters: OwnerIdentity) -> dg.Asset
     )
 
 
-@dg.asset_check(asset=curated_dataset, description=f"At least {MIN_TRAIN_IMAGES} training images.")
+@dg.asset_check(asset=curated_dataset, blocking=True, description=f"At least {MIN_TRAIN_IMAGES} training images (blocking: too few, no training).")
 def dataset_big_enough(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=len(curated_dataset.train_paths) >= MIN_TRAIN_IMAGES,
@@ -55,15 +56,15 @@ def dataset_big_enough(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
 
 def _finite_check(asset):
     @dg.asset_check(asset=asset, name="checkpoint_is_finite", description="No NaN or inf in any saved tensor.")
-    def check(result: GanTrainResult) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(passed=checkpoint_is_finite(result.checkpoint))
+    def check(result: TrainResult) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=checkpoint_is_finite(result.artifact("checkpoint")))
 
     return check
 
 
 @dg.asset_check(asset=lora_weights, description="The saved LoRA file loads, holds LoRA tensors, all finite.")
-def lora_weights_load(lora_weights: LoraTrainResult) -> dg.AssetCheckResult:
-    tensors = load_file(str(lora_weights.weights_file))
+def lora_weights_load(lora_weights: TrainResult) -> dg.AssetCheckResult:
+    tensors = load_file(str(lora_weights.artifact("weights")))
     finite = all(bool(t.float().isfinite().all()) for t in tensors.values())
     return dg.AssetCheckResult(passed=bool(tensors) and finite, metadata={"tensors": len(tensors)})
 

@@ -16,7 +16,7 @@ import dagster as dg
 import pydantic
 
 from facecraft_pipeline.profiles import overrides
-from facecraft_pipeline.settings import HELP, from_dict
+from facecraft_pipeline.settings import HELP, default_of, from_dict
 
 S = TypeVar("S")
 
@@ -40,8 +40,12 @@ def config_class(
     return model
 
 
-def _model(settings_cls: type, name: str, profile: dict[str, Any], fixed: tuple[str, ...], base: type) -> type:
-    """One pydantic model per settings dataclass; `profile` entries are consumed as they are used."""
+def _model(settings_cls: type, name: str, profile: dict[str, Any], fixed: tuple[str, ...], base: type,
+           defaults: Any = None) -> type:
+    """One pydantic model per settings dataclass; `profile` entries are consumed as they are used.
+
+    `defaults` is the instance whose values are the defaults (a nested field's own default).
+    """
     hints = typing.get_type_hints(settings_cls)
     fields: dict[str, tuple[Any, Any]] = {}
     for field in dataclasses.fields(settings_cls):
@@ -49,15 +53,16 @@ def _model(settings_cls: type, name: str, profile: dict[str, Any], fixed: tuple[
             continue
         help = field.metadata.get(HELP)
         kind = hints[field.name]
+        default = getattr(defaults, field.name) if defaults is not None else default_of(field)
         if dataclasses.is_dataclass(kind):
             sub_profile = dict(profile.pop(field.name, {}))
-            sub = _model(kind, name.removesuffix("Config") + field.name.title().replace("_", "") + "Config", sub_profile, (), dg.Config)  # type: ignore[arg-type]
+            sub_name = name.removesuffix("Config") + field.name.title().replace("_", "") + "Config"
+            sub = _model(kind, sub_name, sub_profile, (), dg.Config, default)  # type: ignore[arg-type]
             if sub_profile:
                 raise ValueError(f"profile sets unknown fields in {name}.{field.name}: {sorted(sub_profile)}")
             fields[field.name] = (sub, pydantic.Field(default_factory=sub, description=help))
             continue
-        default = profile.pop(field.name, field.default)
-        fields[field.name] = (kind, pydantic.Field(default=default, description=help))
+        fields[field.name] = (kind, pydantic.Field(default=profile.pop(field.name, default), description=help))
     return pydantic.create_model(name, __base__=base, **fields)  # type: ignore[call-overload]
 
 

@@ -15,11 +15,12 @@ from facecraft_pipeline.faces.extract import FaceCropSettings
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.faces.identity_score import score_identity
 from facecraft_pipeline.gallery import Gallery, GallerySettings, load_gallery, render_gallery
-from facecraft_pipeline.gan import GanTrainResult, load_generator, sample_images
+from facecraft_pipeline.gan import load_generator, sample_images
 from facecraft_pipeline.lineage import latest_model_version
-from facecraft_pipeline.lora import FACTS_NAME, LoraSettings, LoraTrainResult, generate, load_lora_pipeline
+from facecraft_pipeline.lora import LoraSettings, base_model_of, generate, load_lora_pipeline
+from facecraft_pipeline.training import TrainResult
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
-from facecraft_pipeline.sources.base import sha256_file
+from facecraft_pipeline.digest import sha256_file
 
 SampleGalleriesConfig = config_class(
     GallerySettings, "sample_galleries", extra={
@@ -41,9 +42,9 @@ REGISTERED = {"gan": "facecraft-gan-checkpoint", "wgan_gp": "facecraft-wgan-gp-c
 def sample_galleries(
     context: dg.AssetExecutionContext,
     config: SampleGalleriesConfig,
-    gan_checkpoint: GanTrainResult,
-    wgan_gp_checkpoint: GanTrainResult,
-    lora_weights: LoraTrainResult,
+    gan_checkpoint: TrainResult,
+    wgan_gp_checkpoint: TrainResult,
+    lora_weights: TrainResult,
     identity_clusters: OwnerIdentity,
     home: HomeResource,
     mlflow: MlflowResource,
@@ -59,14 +60,14 @@ def sample_galleries(
     if centroid is None:
         raise dg.Failure("no owner cluster: nothing to score generated faces against")
     upstream = {
-        "gan_checkpoint": sha256_file(gan_checkpoint.checkpoint),
-        "wgan_gp_checkpoint": sha256_file(wgan_gp_checkpoint.checkpoint),
-        "lora_weights": sha256_file(lora_weights.weights_file),
+        "gan_checkpoint": sha256_file(gan_checkpoint.artifact("checkpoint")),
+        "wgan_gp_checkpoint": sha256_file(wgan_gp_checkpoint.artifact("checkpoint")),
+        "lora_weights": sha256_file(lora_weights.artifact("weights")),
         "identity_clusters": identity_clusters.digest,
     }
     key = hashlib.sha256(json.dumps([upstream, dataclasses.asdict(settings), config.detector], sort_keys=True).encode()).hexdigest()[:16]
     folder = home.home().dir("galleries", key)
-    base = lora_weights.base_model
+    base = base_model_of(lora_weights)
     with asset_run(context, home, mlflow, inputs=upstream, params=config.model_dump()) as run:
         reused = load_gallery(folder)
         if reused is None:
@@ -104,19 +105,19 @@ def sample_galleries(
         return output(gallery, run, gallery.digest, meta)
 
 
-def _samplers(gan: GanTrainResult, wgan_gp: GanTrainResult, lora: LoraTrainResult, settings: GallerySettings, device):
+def _samplers(gan: TrainResult, wgan_gp: TrainResult, lora: TrainResult, settings: GallerySettings, device):
     """(n, seed) -> images for each model, and a plain note on what each model is."""
-    pipe = load_lora_pipeline(lora.base_model, lora.weights_dir, device)
-    facts = json.loads((lora.weights_dir / FACTS_NAME).read_text())
-    prompt = settings.prompt or facts.get("settings", {}).get("instance_prompt") or LoraSettings().instance_prompt
+    base = base_model_of(lora)
+    pipe = load_lora_pipeline(base, lora.folder, device)
+    prompt = settings.prompt or lora.info.get("settings", {}).get("instance_prompt") or LoraSettings().instance_prompt
     samplers = {
-        "gan": lambda n, seed: sample_images(load_generator(gan.checkpoint, device), n, seed, device),
-        "wgan_gp": lambda n, seed: sample_images(load_generator(wgan_gp.checkpoint, device), n, seed, device),
+        "gan": lambda n, seed: sample_images(load_generator(gan.artifact("checkpoint"), device), n, seed, device),
+        "wgan_gp": lambda n, seed: sample_images(load_generator(wgan_gp.artifact("checkpoint"), device), n, seed, device),
         "lora": lambda n, seed: generate(pipe, prompt, n, seed, settings.num_inference_steps, settings.guidance_scale, settings.resolution),
     }
     notes = {
         "gan": f"DCGAN, {gan.steps} steps",
         "wgan_gp": f"WGAN-GP, {wgan_gp.steps} steps",
-        "lora": f"LoRA on {lora.base_model.description}",
+        "lora": f"LoRA on {base.description}",
     }
     return samplers, notes

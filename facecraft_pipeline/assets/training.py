@@ -1,14 +1,13 @@
 """`gan_checkpoint`, `wgan_gp_checkpoint` and `lora_weights`: models trained on the curated dataset.
 
-Each run trains into a folder named by (dataset digest, settings, code version): the same
-dataset and settings find their finished model and re-use it, an interrupted run resumes there.
+Each trains through the one run protocol (`training.train`): the run folder is named by (dataset
+digest, result-changing settings, recipe version), so the same dataset and settings find their
+finished run and re-use it, an interrupted one resumes, and a raised `run.steps` continues it.
 """
 
 
-import dataclasses
-import hashlib
-import json
-from pathlib import Path
+
+import os
 
 import dagster as dg
 
@@ -16,59 +15,75 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
-from facecraft_pipeline.gan import GanSettings, GanTrainResult, train_gan
+from facecraft_pipeline.digest import sha256_file
+from facecraft_pipeline.gan import GanSettings, train_gan
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
-from facecraft_pipeline.lora import FACTS_NAME, LoraSettings, LoraTrainResult, train_lora
+from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
-from facecraft_pipeline.sources.base import sha256_file
+from facecraft_pipeline.settings import to_dict
+from facecraft_pipeline.training import ProgressLine, TrainResult
+from facecraft_pipeline.training.progress import bar
 
 GanCheckpointConfig = config_class(GanSettings, "gan_checkpoint", fixed=("kind",))
 WganGpCheckpointConfig = config_class(GanSettings, "wgan_gp_checkpoint", fixed=("kind",))
 LoraWeightsConfig = config_class(LoraSettings, "lora_weights")
 
 TRAINING = {"group_name": "training", "automation_condition": RETRAIN_WHEN_DATASET_CHANGES, "pool": "accelerator"}
+PROGRESS_BAR_ENV = "FACECRAFT_PROGRESS_BAR"  # set by `facecraft materialize` on a terminal
 
 
-def run_folder(context: dg.AssetExecutionContext, home: HomeResource, dataset: CuratedDataset, settings: object) -> Path:
-    """models/<asset>/<key>: one folder per (dataset, settings, code version) so results are never mixed."""
-    code_version = context.assets_def.code_versions_by_key[context.asset_key]
-    fingerprint = json.dumps([dataset.digest, dataclasses.asdict(settings), code_version], sort_keys=True)  # type: ignore[call-overload]
-    key = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    return home.home().dir("models", context.asset_key.to_user_string(), key)
-
-
-def _train_gan(context, settings: GanSettings, dataset, home, mlflow, compute) -> dg.Output[GanTrainResult]:
+def _progress(context: dg.AssetExecutionContext, run) -> list:
+    """Log line + MLflow metrics at each logging step; a bar too when the CLI asked for one."""
     asset = context.asset_key.to_user_string()
-    folder = run_folder(context, home, dataset, settings)
-    with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.digest}, params=dataclasses.asdict(settings)) as run:
-        result = train_gan(dataset.train_paths, folder, settings, compute.torch_device(), on_metrics=lambda s, m: run.log_metrics(m, s))
-        digest = sha256_file(result.checkpoint)
+
+    def report(line: ProgressLine) -> None:
+        context.log.info(f"{asset}: {line}")
+        run.log_metrics({**line.metrics, "img_per_s": line.images_per_second}, line.step)
+
+    return [report, bar(asset)] if os.environ.get(PROGRESS_BAR_ENV) else [report]
+
+
+def _summary(result: TrainResult) -> str:
+    text = f"{result.steps} steps on {result.device}/{result.dtype}"
+    if result.reused:
+        return text + " (re-used: dataset and settings unchanged)"
+    if result.resumed_from:
+        return text + f" (continued from step {result.resumed_from})"
+    return text
+
+
+def _common_metadata(result: TrainResult) -> dict:
+    return {
+        "reused": result.reused,
+        "resumed_from": result.resumed_from,
+        "run_folder": dg.MetadataValue.path(str(result.folder)),
+        "run_key": result.key,
+        "kept_checkpoints": [step for step, _ in result.checkpoints],
+        "device": result.device,
+        "dtype": result.dtype,
+        "images_per_second": round(result.images_per_second, 1),
+        "train_seconds": round(result.seconds, 1),
+        **{k: float(v) for k, v in result.metrics.items()},
+    }
+
+
+def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, mlflow, compute) -> dg.Output[TrainResult]:
+    asset = context.asset_key.to_user_string()
+    with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.digest}, params=to_dict(settings)) as run:
+        result = train_gan(dataset.train_paths, home.home().dir("models", asset), settings, compute.torch_device(),
+                           _progress(context, run))
+        checkpoint = result.artifact("checkpoint")
+        digest = sha256_file(checkpoint)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "device": result.device, "dtype": result.dtype})
-        run.log_picture(result.samples)
-        version = run.register_model(f"facecraft-{asset.replace('_', '-')}", folder)
-        return output(
-            result,
-            run,
-            digest,
-            {
-                "summary": f"{result.steps} steps on {result.device}/{result.dtype}"
-                + (" (re-used, dataset and settings unchanged)" if result.reused else "")
-                + (f" (resumed from step {result.resumed_from})" if result.resumed_from and not result.reused else ""),
-                "reused": result.reused,
-                "resumed_from": result.resumed_from,
-                "device": result.device,
-                "dtype": result.dtype,
-                "images_per_second": round(result.images_per_second, 1),
-                "train_seconds": round(result.seconds, 1),
-                **{k: float(v) for k, v in result.final_metrics.items()},
-                "model_version": version,
-                "samples": preview(result.samples),
-                "location": dg.MetadataValue.path(str(result.checkpoint)),
-            },
-        )
+        run.log_picture(result.artifact("samples"))
+        run.log_artifact(result.folder / "run.json")
+        version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
+        return output(result, run, digest, {"summary": _summary(result), **_common_metadata(result), "model_version": version,
+                                            "samples": preview(result.artifact("samples")),
+                                            "location": dg.MetadataValue.path(str(checkpoint))})
 
 
-@dg.asset(code_version="gan_checkpoint-1", kinds={"pytorch"}, **TRAINING)
+@dg.asset(code_version="gan_checkpoint-2", kinds={"pytorch"}, **TRAINING)
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
     config: GanCheckpointConfig,
@@ -76,12 +91,12 @@ def gan_checkpoint(
     home: HomeResource,
     mlflow: MlflowResource,
     compute: ComputeResource,
-) -> dg.Output[GanTrainResult]:
+) -> dg.Output[TrainResult]:
     """DCGAN (BCE, BatchNorm G, label smoothing, DiffAugment, EMA) trained on the owner's faces."""
     return _train_gan(context, to_settings(GanSettings, config, kind="dcgan"), curated_dataset, home, mlflow, compute)
 
 
-@dg.asset(code_version="wgan_gp_checkpoint-1", kinds={"pytorch"}, **TRAINING)
+@dg.asset(code_version="wgan_gp_checkpoint-2", kinds={"pytorch"}, **TRAINING)
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,
     config: WganGpCheckpointConfig,
@@ -89,12 +104,12 @@ def wgan_gp_checkpoint(
     home: HomeResource,
     mlflow: MlflowResource,
     compute: ComputeResource,
-) -> dg.Output[GanTrainResult]:
+) -> dg.Output[TrainResult]:
     """WGAN-GP (critic without BatchNorm, gradient penalty, n_critic steps) on the owner's faces."""
     return _train_gan(context, to_settings(GanSettings, config, kind="wgan_gp"), curated_dataset, home, mlflow, compute)
 
 
-@dg.asset(code_version="lora_weights-1", kinds={"pytorch", "diffusers"}, **TRAINING)
+@dg.asset(code_version="lora_weights-2", kinds={"pytorch", "diffusers"}, **TRAINING)
 def lora_weights(
     context: dg.AssetExecutionContext,
     config: LoraWeightsConfig,
@@ -102,43 +117,27 @@ def lora_weights(
     home: HomeResource,
     mlflow: MlflowResource,
     compute: ComputeResource,
-) -> dg.Output[LoraTrainResult]:
+) -> dg.Output[TrainResult]:
     """DreamBooth-style LoRA on the Stable Diffusion UNet, saved with diffusers' save_lora_weights."""
     settings = to_settings(LoraSettings, config)
-    folder = run_folder(context, home, curated_dataset, settings)
-    with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=dataclasses.asdict(settings)) as run:
-        result = train_lora(
-            curated_dataset.train_paths,
-            folder,
-            settings,
-            compute.torch_device(),
-            cache_dir=home.home().models_cache,
-            on_metrics=lambda s, m: run.log_metrics(m, s),
-        )
-        digest = sha256_file(result.weights_file)
-        base = result.base_model
+    h = home.home()
+    with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
+        result = train_lora(curated_dataset.train_paths, h.dir("models", "lora_weights"), settings, compute.torch_device(),
+                            cache_dir=h.models_cache, progress=_progress(context, run))
+        weights = result.artifact("weights")
+        digest = sha256_file(weights)
+        base = base_model_of(result)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "base_model": base.description, "device": result.device, "dtype": result.dtype})
-        run.log_artifact(result.weights_file, "lora")
-        run.log_artifact(result.weights_dir / FACTS_NAME, "lora")
-        version = run.register_model("facecraft-lora", result.weights_dir)
+        run.log_artifact(weights, "lora")
+        run.log_artifact(result.folder / "run.json", "lora")
+        version = run.register_model("facecraft-lora", result.folder)
         if base.is_tiny_random:
             context.log.warning(f"base model: {base.description}")
-        return output(
-            result,
-            run,
-            digest,
-            {
-                "summary": f"LoRA r{settings.rank} on {base.description}: {result.steps} steps on {result.device}"
-                + (" (re-used)" if result.reused else ""),
-                "base_model": base.description,
-                "base_model_is_tiny_random": base.is_tiny_random,
-                "reused": result.reused,
-                "resumed_from": result.resumed_from,
-                "final_loss": result.final_loss,
-                "device": result.device,
-                "dtype": result.dtype,
-                "images_per_second": round(result.images_per_second, 2),
-                "model_version": version,
-                "location": dg.MetadataValue.path(str(result.weights_file)),
-            },
-        )
+        return output(result, run, digest, {
+            "summary": f"LoRA r{settings.rank} on {base.description}: {_summary(result)}",
+            **_common_metadata(result),
+            "base_model": base.description,
+            "base_model_is_tiny_random": base.is_tiny_random,
+            "model_version": version,
+            "location": dg.MetadataValue.path(str(weights)),
+        })

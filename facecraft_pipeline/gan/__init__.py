@@ -1,4 +1,4 @@
-"""Pure-PyTorch face GANs (DCGAN, WGAN-GP): training, checkpoints, sampling. No Dagster here."""
+"""Pure-PyTorch face GANs (DCGAN, WGAN-GP): models, losses, the trainer, checkpoints, sampling. No Dagster here."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ from facecraft_pipeline.gan.losses import gradient_penalty
 from facecraft_pipeline.gan.models import Discriminator, Generator, build_discriminator, build_generator
 from facecraft_pipeline.gan.sample import sample_images
 from facecraft_pipeline.gan.settings import GanSettings
-from facecraft_pipeline.gan.train import GanDivergedError, GanTrainResult, train_gan
+from facecraft_pipeline.gan.train import GanTrainer, train_gan
 
 __all__ = [
     "Discriminator",
-    "GanDivergedError",
     "GanSettings",
-    "GanTrainResult",
+    "GanTrainer",
     "Generator",
     "build_discriminator",
     "build_generator",

@@ -1,54 +1,31 @@
-"""checkpoint.pt: written atomically, readable with torch.load(weights_only=True).
+"""Reading GAN checkpoints: the generator (EMA weights if present) rebuilt from the stored settings.
 
-Only tensors, numbers, strings, None and plain containers go in (settings as a dict, RNG state
-as a tensor), so loading never unpickles arbitrary objects. Keys:
-  format, step, settings, data_digest, device, dtype, metrics, seconds, images_seen,
-  G, G_ema (absent when ema_decay == 0), D, opt_g, opt_d, scaler_g, scaler_d, rng.
+A checkpoint is the training state `GanTrainer.state_dict` returns plus the loop's `run` entry:
+  format, settings, data_digest, G, G_ema (absent when ema_decay == 0), D, opt_g, opt_d,
+  scaler_g, scaler_d, rng, run.
+Every kept checkpoint of a run loads the same way, which is what the evaluation sweep relies on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from facecraft_pipeline.atomic import atomic_path
 from facecraft_pipeline.gan.models import Generator
 from facecraft_pipeline.gan.settings import GanSettings
+from facecraft_pipeline.training.checkpoints import read_state, state_is_finite
 
-FORMAT = 1
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Written atomically: a crash never leaves half a file."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+FORMAT = 2
 
 
 def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = read_state(path, device)
     if state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a FaceCraft GAN checkpoint (format {state.get('format')!r})")
+        raise ValueError(f"{path} is not a FaceCraft GAN checkpoint of format {FORMAT} (found {state.get('format')!r})")
     return state
-
-
-def _tensors(value: object) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _tensors(item)
-
-
-def state_is_finite(state: dict[str, Any]) -> bool:
-    """True when every floating-point tensor anywhere in the state (weights, Adam moments) is finite."""
-    return all(bool(torch.isfinite(t).all()) for t in _tensors(state) if t.is_floating_point())
 
 
 def checkpoint_is_finite(checkpoint: Path) -> bool:

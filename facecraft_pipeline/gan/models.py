@@ -85,11 +85,11 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> None:
 
 def build_generator(settings: GanSettings) -> Generator:
     generator = Generator(settings)
-    init_weights(generator, torch.Generator().manual_seed(settings.seed))
+    init_weights(generator, torch.Generator().manual_seed(settings.run.seed))
     return generator
 
 
 def build_discriminator(settings: GanSettings) -> Discriminator:
     discriminator = Discriminator(settings, norm="batch" if settings.kind == "dcgan" else "layer")
-    init_weights(discriminator, torch.Generator().manual_seed(settings.seed + 1))
+    init_weights(discriminator, torch.Generator().manual_seed(settings.run.seed + 1))
     return discriminator

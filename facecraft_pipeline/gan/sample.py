@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from facecraft_pipeline.atomic import atomic_path
-from facecraft_pipeline.gan.data import to_uint8
+from facecraft_pipeline.training.images import to_uint8
 from facecraft_pipeline.grids import make_grid
 
 

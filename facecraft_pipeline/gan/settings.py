@@ -2,66 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
+
+from facecraft_pipeline.settings import from_dict, nested, setting, to_dict, validate
+from facecraft_pipeline.training.settings import RunSettings
 
 KINDS = ("dcgan", "wgan_gp")
-PRECISIONS = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}
 AUGMENTS = ("color", "translation")
-
-# Fields that change only how often files are written, or how long training runs: a checkpoint
-# written under other values of these can still be resumed (a finished run can be extended).
-RESUMABLE_FIELDS = ("steps", "checkpoint_every", "sample_every", "log_every", "sample_count")
 
 
 @dataclass(frozen=True)
 class GanSettings:
     """Everything that decides a GAN run. Defaults: a 32 px model that trains in a minute on a CPU.
 
-    `beta1`/`beta2` left as None take the kind's standard Adam betas: DCGAN (0.5, 0.999)
+    `beta1`/`beta2` left empty take the kind's standard Adam betas: DCGAN (0.5, 0.999)
     (Radford et al.), WGAN-GP (0.0, 0.9) (Gulrajani et al.); a number overrides either kind.
     """
 
-    kind: str = "dcgan"  # "dcgan" or "wgan_gp"
-    resolution: int = 32  # power of two >= 16; the networks grow one block per doubling
-    steps: int = 300  # generator steps
-    batch_size: int = 16
-    latent_dim: int = 64
-    base_channels: int = 32  # channels of the highest-resolution block; x2 per halving, capped at x8
-    lr: float = 2e-4
-    beta1: float | None = None  # None: 0.5 for dcgan, 0.0 for wgan_gp
-    beta2: float | None = None  # None: 0.999 for dcgan, 0.9 for wgan_gp
-    n_critic: int = 5  # wgan_gp only: critic steps per generator step
-    gp_lambda: float = 10.0  # wgan_gp only
-    seed: int = 0
-    checkpoint_every: int = 100
-    sample_every: int = 100
-    log_every: int = 10  # on_metrics cadence (generator steps)
-    sample_count: int = 16  # images in each sample grid
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16": autocast on the training device
-    label_smoothing: float = 0.1  # dcgan only: one-sided, real targets are 1 - label_smoothing
-    flip: bool = True  # random horizontal flips of real faces (faces are near-symmetric)
-    diffaugment: str = "color,translation"  # differentiable augmentation of D's inputs ("" = off)
-    ema_decay: float = 0.999  # EMA of G's weights used for samples (0 = off); warmed up early on
-    channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
+    kind: str = setting("dcgan", "dcgan (BCE, BatchNorm) or wgan_gp (critic, gradient penalty)", choices=KINDS)
+    resolution: int = setting(32, "image side in px: a power of two >= 16; the networks grow one block per doubling", minimum=16)
+    batch_size: int = setting(16, "real images per discriminator step", minimum=1)
+    latent_dim: int = setting(64, "length of the latent vector z", minimum=1)
+    base_channels: int = setting(32, "channels of the highest-resolution block; x2 per halving, capped at x8", minimum=1)
+    lr: float = setting(2e-4, "Adam learning rate of G and D", minimum=0, exclusive=True)
+    beta1: float | None = setting(None, "Adam beta1; empty: 0.5 for dcgan, 0.0 for wgan_gp", minimum=0, maximum=1)
+    beta2: float | None = setting(None, "Adam beta2; empty: 0.999 for dcgan, 0.9 for wgan_gp", minimum=0, maximum=1)
+    n_critic: int = setting(5, "wgan_gp: critic steps per generator step", minimum=1)
+    gp_lambda: float = setting(10.0, "wgan_gp: weight of the gradient penalty", minimum=0)
+    sample_count: int = setting(16, "images in each sample grid", minimum=1, run_key=False)
+    label_smoothing: float = setting(0.1, "dcgan: one-sided label smoothing, real targets are 1 - this", minimum=0, maximum=0.49)
+    flip: bool = setting(True, "random horizontal flips of real faces")
+    diffaugment: str = setting("color,translation", "differentiable augmentation of D's inputs: comma list of color, translation ('' = off)")
+    ema_decay: float = setting(0.999, "EMA of G's weights used for samples (0 = off; warmed up early on)", minimum=0, maximum=0.99999)
+    channels_last: bool = setting(False, "NHWC memory format: faster convolutions on recent GPUs", run_key=False)
+    run: RunSettings = nested(RunSettings, "length, cadence, retention, seed and precision of the run")
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.resolution < 16 or self.resolution & (self.resolution - 1):
-            raise ValueError(f"resolution must be a power of two >= 16, got {self.resolution}")
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"mixed_precision must be one of {tuple(PRECISIONS)}, got {self.mixed_precision!r}")
+        validate(self)
+        if self.resolution & (self.resolution - 1):
+            raise ValueError(f"GanSettings.resolution must be a power of two >= 16, got {self.resolution}")
         unknown = set(self.augment_ops) - set(AUGMENTS)
         if unknown:
-            raise ValueError(f"unknown diffaugment ops {sorted(unknown)}; known: {AUGMENTS}")
-        for name in ("steps", "batch_size", "latent_dim", "base_channels", "n_critic", "checkpoint_every",
-                     "sample_every", "log_every", "sample_count"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+            raise ValueError(f"GanSettings.diffaugment has unknown ops {sorted(unknown)}; allowed: {list(AUGMENTS)}")
 
     @property
     def betas(self) -> tuple[float, float]:
@@ -73,15 +56,10 @@ class GanSettings:
     def augment_ops(self) -> tuple[str, ...]:
         return tuple(op.strip() for op in self.diffaugment.split(",") if op.strip())
 
-    @property
-    def dtype_name(self) -> str:
-        return PRECISIONS[self.mixed_precision]
-
-    def to_dict(self) -> dict[str, int | float | str | bool | None]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, object]) -> GanSettings:
+    def from_dict(cls, values: dict[str, Any]) -> GanSettings:
         """Rebuild from a stored dict, ignoring fields this version no longer has."""
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
+        return from_dict(cls, values)

@@ -1,4 +1,4 @@
-"""The GAN training loop (DCGAN or WGAN-GP), resumable from its own checkpoint.
+"""The GAN trainer (DCGAN or WGAN-GP): model, loss and step; the run protocol is `training.train`.
 
 Every random draw of training (batches, flips, augmentation, latents, interpolation weights)
 comes from one torch.Generator on the device whose state is checkpointed, and the networks are
@@ -9,235 +9,174 @@ uninterrupted one (bit for bit on CPU).
 from __future__ import annotations
 
 import copy
-import functools
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from facecraft_pipeline.digest import files_digest
 from facecraft_pipeline.gan.augment import diff_augment, random_flip
-from facecraft_pipeline.gan.checkpoint import FORMAT, load_generator, read_checkpoint, save_checkpoint, state_is_finite
-from facecraft_pipeline.gan.data import dataset_digest, load_images, to_float
+from facecraft_pipeline.gan.checkpoint import FORMAT
 from facecraft_pipeline.gan.losses import dcgan_d_loss, dcgan_g_loss, gradient_penalty, wgan_d_loss, wgan_g_loss
 from facecraft_pipeline.gan.models import build_discriminator, build_generator
 from facecraft_pipeline.gan.sample import sample_images, write_gif, write_grid
-from facecraft_pipeline.gan.settings import RESUMABLE_FIELDS, GanSettings
+from facecraft_pipeline.gan.settings import GanSettings
+from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_key, train
+from facecraft_pipeline.training.images import load_images, to_float
+from facecraft_pipeline.training.loop import RunSpec
+from facecraft_pipeline.training.precision import autocast, dtype_name, grad_scaler
 
-MetricsCallback = Callable[[int, dict[str, float]], None]
+RECIPE_VERSION = 2  # bump when the training maths changes: old runs then get a new key
 METRIC_NAMES = {"dcgan": ("loss_d", "loss_g", "d_real", "d_fake"), "wgan_gp": ("loss_d", "loss_g", "gp", "wasserstein")}
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class GanDivergedError(FloatingPointError):
-    """A loss or weight became NaN/inf; nothing non-finite was written to disk."""
+def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
+              progress: Sequence[Progress] = ()) -> TrainResult:
+    """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
 
-
-@dataclass(frozen=True)
-class GanTrainResult:
-    """What a (possibly resumed or reused) run produced. `seconds` and `images_per_second` cover all
-    sessions that led to the checkpoint (training time only, not file writing); images are real
-    images through D (batch_size * n_critic per step for WGAN-GP)."""
-
-    checkpoint: Path
-    samples: Path
-    steps: int
-    resumed_from: int
-    reused: bool
-    final_metrics: dict[str, float]
-    device: str
-    dtype: str
-    images_per_second: float
-    seconds: float
-    gif: Path | None = field(default=None)
-
-
-def train_gan(image_paths: Sequence[Path], out_dir: Path, settings: GanSettings, device: torch.device | str = "cpu",
-              on_metrics: MetricsCallback | None = None, *, restart: bool = False) -> GanTrainResult:
-    """Train into out_dir (checkpoint.pt, samples/step_XXXXXX.png, samples.png, training.gif).
-
-    An existing checkpoint with the same settings (except steps and write cadences) and the same
-    images is resumed; if it is already at `steps`, it is returned as is (reused=True). Any other
-    existing checkpoint raises ValueError naming the differences, unless restart=True discards it.
-    Image order does not matter (paths are sorted). `on_metrics(step, metrics)` is called every
-    `log_every` steps and at the end.
+    Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid),
+    gif (the grids of the run, animated). Image order does not matter.
     """
     device = torch.device(device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, samples_path, samples_dir = out_dir / "checkpoint.pt", out_dir / "samples.png", out_dir / "samples"
     paths = sorted(Path(p) for p in image_paths)
-    digest = dataset_digest(paths)
-    if restart:
-        ckpt_path.unlink(missing_ok=True)
-    state = _resumable_state(ckpt_path, settings, digest, device)
-    if state is not None and state["step"] == settings.steps:
-        if not samples_path.exists():
-            write_grid(sample_images(load_generator(ckpt_path, device), settings.sample_count, settings.seed), samples_path)
-        gif = out_dir / "training.gif"
-        return _result(state, ckpt_path, samples_path, resumed_from=state["step"], reused=True,
-                       gif=gif if gif.exists() else None)
-    resumed_from = state["step"] if state is not None else 0
-    for old in samples_dir.glob("step_*.png"):  # grids from a discarded run or from beyond the checkpoint
-        if int(old.stem.split("_")[1]) > resumed_from:
-            old.unlink()
+    if len(paths) < 1:
+        raise ValueError("GAN training needs at least one image")
+    digest = files_digest(paths)
+    spec = RunSpec(
+        root=Path(root),
+        key=run_key(digest, settings, RECIPE_VERSION),
+        description=f"{settings.kind}-{settings.resolution}px",
+        run=settings.run,
+        info={"settings": settings.to_dict(), "inputs": {"images": len(paths), "digest": digest},
+              "device": str(device), "dtype": dtype_name(settings.run.mixed_precision), "recipe": RECIPE_VERSION,
+              "versions": {"torch": torch.__version__}},
+    )
+    return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest), progress, device)
 
-    # -- data, models, optimisers --------------------------------------------------------------
-    wgan = settings.kind == "wgan_gp"
-    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-    images = load_images(paths, settings.resolution).to(device)
-    G = build_generator(settings).to(device, memory_format=fmt)
-    D = build_discriminator(settings).to(device, memory_format=fmt)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if settings.ema_decay > 0 else None
-    opt_g = torch.optim.Adam(G.parameters(), lr=settings.lr, betas=settings.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=settings.lr, betas=settings.betas)
-    amp_dtype = AMP_DTYPES.get(settings.mixed_precision)
-    autocast = functools.partial(torch.autocast, device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    scaler_g = torch.amp.GradScaler(device.type, enabled=settings.mixed_precision == "fp16")
-    scaler_d = torch.amp.GradScaler(device.type, enabled=settings.mixed_precision == "fp16")
-    rng = torch.Generator(device=device).manual_seed(settings.seed)
-    step, seconds, images_seen, metrics = 0, 0.0, 0, {}
-    if state is not None:
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        if G_ema is not None:
-            G_ema.load_state_dict(state["G_ema"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        scaler_g.load_state_dict(state["scaler_g"])
-        scaler_d.load_state_dict(state["scaler_d"])
-        rng.set_state(state["rng"].cpu())
-        step, seconds, images_seen, metrics = state["step"], state["seconds"], state["images_seen"], state["metrics"]
-        del state
 
-    def real_batch() -> torch.Tensor:
-        x = to_float(images[torch.randint(len(images), (settings.batch_size,), device=device, generator=rng)])
-        return (random_flip(x, rng) if settings.flip else x).contiguous(memory_format=fmt)
+class GanTrainer:
+    """G, D (or critic), their optimizers, an optional EMA of G, and one step of the game."""
 
-    def latents() -> torch.Tensor:
-        return torch.randn(settings.batch_size, settings.latent_dim, device=device, generator=rng)
+    def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device, data_digest: str = ""):
+        self.settings, self.device, self.data_digest = settings, device, data_digest
+        run = settings.run
+        self.wgan = settings.kind == "wgan_gp"
+        self.metric_names = METRIC_NAMES[settings.kind]
+        self.n_d = settings.n_critic if self.wgan else 1
+        self.images_per_step = settings.batch_size * self.n_d
+        self.fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+        self.images = images.to(device)
+        self.G = build_generator(settings).to(device, memory_format=self.fmt)
+        self.D = build_discriminator(settings).to(device, memory_format=self.fmt)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if settings.ema_decay > 0 else None
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr, betas=settings.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=settings.betas)
+        self.scaler_g, self.scaler_d = grad_scaler(device, run.mixed_precision), grad_scaler(device, run.mixed_precision)
+        self.rng = torch.Generator(device=device).manual_seed(run.seed)
+        self.steps_done = 0
+        self.G.train()
+        self.D.train()
 
-    def augment(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, settings.augment_ops, rng)
+    # -- one step ---------------------------------------------------------------------------------
 
-    def checkpoint_state() -> dict[str, Any]:
-        ckpt = {"format": FORMAT, "step": step, "settings": settings.to_dict(), "data_digest": digest,
-                "device": str(device), "dtype": settings.dtype_name, "metrics": metrics, "seconds": seconds,
-                "images_seen": images_seen, "G": G.state_dict(), "D": D.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler_g": scaler_g.state_dict(),
-                "scaler_d": scaler_d.state_dict(), "rng": rng.get_state()}
-        if G_ema is not None:
-            ckpt["G_ema"] = G_ema.state_dict()
-        if not state_is_finite(ckpt):
-            raise GanDivergedError(f"non-finite weights at step {step}; checkpoint not written (last good: {ckpt_path})")
-        return ckpt
+    def step(self) -> torch.Tensor:
+        s = self.settings
+        for _ in range(self.n_d):
+            loss_d, extra = self._d_step()
+        self.D.requires_grad_(False)  # G step: no weight gradients for D
+        with self._autocast():
+            loss_g = (wgan_g_loss if self.wgan else dcgan_g_loss)(self.D(self._augment(self.G(self._latents()))))
+        self._apply(self.opt_g, self.scaler_g, loss_g)
+        self.D.requires_grad_(True)
+        if self.G_ema is not None:  # warm-up: early on the average would mostly remember the random init
+            self._update_ema(min(s.ema_decay, (1 + self.steps_done) / (10 + self.steps_done)))
+        self.steps_done += 1
+        return torch.stack([loss_d.detach(), loss_g.detach(), *extra])
 
-    # -- training ------------------------------------------------------------------------------
-    names = METRIC_NAMES[settings.kind]
-    n_d = settings.n_critic if wgan else 1
-    sums = torch.zeros(len(names), device=device)
-    finite = torch.ones((), dtype=torch.bool, device=device)
-    interval_steps, interval_start = 0, time.perf_counter()
-    G.train()
-    D.train()
-    while step < settings.steps:
-        for _ in range(n_d):  # D / critic
-            real = real_batch()
-            with torch.no_grad(), autocast():
-                fake = G(latents())
-            with autocast():
-                real_aug, fake_aug = augment(real), augment(fake)
-                real_out, fake_out = D(real_aug), D(fake_aug)
-                if wgan:
-                    gp = gradient_penalty(D, real_aug, fake_aug, rng)
-                    loss_d = wgan_d_loss(real_out, fake_out) + settings.gp_lambda * gp
-                else:
-                    loss_d = dcgan_d_loss(real_out, fake_out, settings.label_smoothing)
-            opt_d.zero_grad(set_to_none=True)
-            scaler_d.scale(loss_d).backward()
-            scaler_d.step(opt_d)
-            scaler_d.update()
-        D.requires_grad_(False)  # G step: no weight gradients for D
-        with autocast():
-            loss_g = (wgan_g_loss if wgan else dcgan_g_loss)(D(augment(G(latents()))))
-        opt_g.zero_grad(set_to_none=True)
-        scaler_g.scale(loss_g).backward()
-        scaler_g.step(opt_g)
-        scaler_g.update()
-        D.requires_grad_(True)
-        if G_ema is not None:  # warm-up: early on the average would mostly remember the random init
-            decay = min(settings.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-                    p_ema.lerp_(p, 1 - decay)
-                for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
-                    b_ema.copy_(b)
-        with torch.no_grad():  # accumulate on the device: no host sync per step
-            if wgan:
-                extra = (gp, real_out.mean() - fake_out.mean())
+    def _d_step(self) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        s = self.settings
+        real = self._real_batch()
+        with torch.no_grad(), self._autocast():
+            fake = self.G(self._latents())
+        with self._autocast():
+            real_aug, fake_aug = self._augment(real), self._augment(fake)
+            real_out, fake_out = self.D(real_aug), self.D(fake_aug)
+            if self.wgan:
+                gp = gradient_penalty(self.D, real_aug, fake_aug, self.rng)
+                loss = wgan_d_loss(real_out, fake_out) + s.gp_lambda * gp
+                extra = (gp.detach(), (real_out.mean() - fake_out.mean()).detach())
             else:
-                extra = (torch.sigmoid(real_out).mean(), torch.sigmoid(fake_out).mean())
-            values = torch.stack([loss_d.detach(), loss_g.detach(), *extra]).float()
-            sums += values
-            finite &= torch.isfinite(values).all()
-        step += 1
-        interval_steps += 1
-        images_seen += settings.batch_size * n_d
+                loss = dcgan_d_loss(real_out, fake_out, s.label_smoothing)
+                extra = (torch.sigmoid(real_out).mean().detach(), torch.sigmoid(fake_out).mean().detach())
+        self._apply(self.opt_d, self.scaler_d, loss)
+        return loss, extra
 
-        last = step == settings.steps
-        log, ckpt, sample = (last or step % every == 0 for every in
-                             (settings.log_every, settings.checkpoint_every, settings.sample_every))
-        if not (log or ckpt or sample):
-            continue
-        if not bool(finite):
-            raise GanDivergedError(f"{settings.kind}: loss became NaN/inf before step {step} "
-                                   f"(lr={settings.lr}); last good checkpoint: {ckpt_path}")
-        now = time.perf_counter()
-        seconds += now - interval_start
-        if log:
-            metrics = dict(zip(names, (sums / interval_steps).tolist(), strict=True))
-            metrics["img_per_s"] = interval_steps * settings.batch_size * n_d / max(now - interval_start, 1e-9)
-            sums.zero_()
-            interval_steps = 0
-            if on_metrics is not None:
-                on_metrics(step, dict(metrics))
-        if sample:
-            grid = sample_images(G_ema or G, settings.sample_count, settings.seed)
-            write_grid(grid, samples_dir / f"step_{step:06d}.png")
-        if ckpt:
-            save_checkpoint(checkpoint_state(), ckpt_path)
-        interval_start = time.perf_counter()
+    def _apply(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
-    write_grid(sample_images(G_ema or G, settings.sample_count, settings.seed), samples_path)
-    gif = write_gif(sorted(samples_dir.glob("step_*.png")), out_dir / "training.gif")
-    final = read_checkpoint(ckpt_path)
-    return _result(final, ckpt_path, samples_path, resumed_from=resumed_from, reused=False, gif=gif)
+    @torch.no_grad()
+    def _update_ema(self, decay: float) -> None:
+        assert self.G_ema is not None
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+            p_ema.lerp_(p, 1 - decay)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            b_ema.copy_(b)
 
+    def _autocast(self):
+        return autocast(self.device, self.settings.run.mixed_precision)
 
-def _resumable_state(path: Path, settings: GanSettings, digest: str, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint in out_dir if this call may continue it; None if there is none."""
-    if not path.exists():
-        return None
-    state = read_checkpoint(path, device)
-    stored, current = state["settings"], settings.to_dict()
-    differing = [f"{k}: {stored.get(k)!r} -> {v!r}" for k, v in current.items()
-                 if k not in RESUMABLE_FIELDS and stored.get(k) != v]
-    if differing:
-        raise ValueError(f"{path} was trained with other settings ({'; '.join(differing)}): "
-                         "use another out_dir, or restart=True to discard it")
-    if state["data_digest"] != digest:
-        raise ValueError(f"{path} was trained on other images: use another out_dir, or restart=True to discard it")
-    if state["step"] > settings.steps:
-        raise ValueError(f"{path} is at step {state['step']}, beyond steps={settings.steps}")
-    return state
+    def _real_batch(self) -> torch.Tensor:
+        index = torch.randint(len(self.images), (self.settings.batch_size,), device=self.device, generator=self.rng)
+        x = to_float(self.images[index])
+        return (random_flip(x, self.rng) if self.settings.flip else x).contiguous(memory_format=self.fmt)
 
+    def _latents(self) -> torch.Tensor:
+        return torch.randn(self.settings.batch_size, self.settings.latent_dim, device=self.device, generator=self.rng)
 
-def _result(state: dict[str, Any], checkpoint: Path, samples: Path, resumed_from: int, reused: bool,
-            gif: Path | None) -> GanTrainResult:
-    seconds = float(state["seconds"])
-    return GanTrainResult(checkpoint=checkpoint, samples=samples, steps=int(state["step"]), resumed_from=resumed_from,
-                          reused=reused, final_metrics=dict(state["metrics"]), device=str(state["device"]),
-                          dtype=str(state["dtype"]), images_per_second=state["images_seen"] / max(seconds, 1e-9),
-                          seconds=seconds, gif=gif)
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.settings.augment_ops, self.rng)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"format": FORMAT, "settings": self.settings.to_dict(), "data_digest": self.data_digest,
+                 "steps_done": self.steps_done, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                 "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(), "rng": self.rng.get_state()}
+        if self.G_ema is not None:
+            state["G_ema"] = self.G_ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.rng.set_state(state["rng"].cpu())
+        self.steps_done = int(state["steps_done"])
+
+    # -- what a person looks at -------------------------------------------------------------------
+
+    def sample(self, folder: RunFolder, step: int) -> None:
+        write_grid(sample_images(self.G_ema or self.G, self.settings.sample_count, self.settings.run.seed),
+                   folder.samples / f"step_{step:06d}.png")
+
+    def finish(self, folder: RunFolder) -> dict[str, Path]:
+        from facecraft_pipeline.training.checkpoints import Checkpoints
+
+        final = Checkpoints(folder.checkpoints, 1).all()[-1].path
+        samples = write_grid(sample_images(self.G_ema or self.G, self.settings.sample_count, self.settings.run.seed),
+                             folder.path / "samples.png")
+        artifacts = {"checkpoint": final, "samples": samples}
+        gif = write_gif(sorted(folder.samples.glob("step_*.png")), folder.path / "training.gif")
+        if gif is not None:
+            artifacts["gif"] = gif
+        return artifacts

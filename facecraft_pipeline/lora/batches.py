@@ -68,7 +68,7 @@ class TrainingBatches:
             epoch, offset = divmod(position, count)
             if epoch not in perms:
                 perms[epoch] = torch.randperm(
-                    count, generator=torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+                    count, generator=torch.Generator().manual_seed(self.settings.run.seed * 1_000_003 + epoch)
                 )
             out.append(int(perms[epoch][offset]))
         return torch.tensor(out)

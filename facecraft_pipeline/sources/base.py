@@ -7,10 +7,11 @@ No Dagster here: a source can be used from a notebook.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+
+from facecraft_pipeline.digest import sha256_file  # noqa: F401 (one file digest for the whole project)
 
 PhotoStatus = Literal["ok", "skipped", "failed"]
 
@@ -74,12 +75,3 @@ class PhotoSource(Protocol):
     def check_for_changes(self, cursor: str | None) -> ChangeCheck:
         """Cheaply tell whether anything changed since `cursor` (None: first poll), without downloading."""
         ...
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Content hash of a file, read in chunks so memory stays flat."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from facecraft_pipeline.gan import GanSettings
+from facecraft_pipeline.training import RunSettings
 
 
 def draw_face(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
@@ -44,10 +45,13 @@ def face_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-TINY = GanSettings(resolution=16, steps=20, batch_size=8, latent_dim=16, base_channels=8, checkpoint_every=10,
-                   sample_every=10, log_every=5, sample_count=4)
+TINY = GanSettings(resolution=16, batch_size=8, latent_dim=16, base_channels=8, sample_count=4,
+                   run=RunSettings(steps=20, checkpoint_every=10, sample_every=10, log_every=5))
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunSettings)}
 
 
 def tiny(**changes: object) -> GanSettings:
-    """Settings small enough for a step to take milliseconds on a CPU core."""
-    return dataclasses.replace(TINY, **changes)  # type: ignore[arg-type]
+    """Settings small enough for a step to take milliseconds on a CPU core (run fields may be given flat)."""
+    run = {k: changes.pop(k) for k in list(changes) if k in RUN_FIELDS}
+    settings = dataclasses.replace(TINY, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, run=dataclasses.replace(settings.run, **run))  # type: ignore[arg-type]

@@ -15,26 +15,30 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from facecraft_pipeline.lora import (
-    FACTS_NAME,
     BaseModel,
     LoraSettings,
-    LoraTrainResult,
+    base_model_of,
     generate,
     load_lora_pipeline,
     load_pipeline,
     train_lora,
 )
+from facecraft_pipeline.training import ProgressLine, RunSettings, TrainResult
 
 # alpha != rank on purpose: a reload that ignored the saved adapter config would scale the update wrongly.
-SETTINGS = LoraSettings(steps=20, rank=4, alpha=8.0, learning_rate=1e-3, checkpoint_every=10, seed=7)
+SETTINGS = LoraSettings(rank=4, alpha=8.0, learning_rate=1e-3, run=RunSettings(steps=20, checkpoint_every=10, seed=7))
+
+
+def with_run(settings: LoraSettings, **run: object) -> LoraSettings:
+    return replace(settings, run=replace(settings.run, **run))
 PROMPT = SETTINGS.instance_prompt
 
 
 @dataclass
 class TrainedRun:
-    result: LoraTrainResult
+    result: TrainResult
     pipe: object  # the pipeline trained in place
-    metrics: list[tuple[int, dict[str, float]]]
+    lines: list[ProgressLine]
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +46,9 @@ def trained(
     tmp_path_factory: pytest.TempPathFactory, face_images: list[Path], model_cache: Path, tiny_base: BaseModel
 ) -> TrainedRun:
     pipe = load_pipeline(tiny_base, "cpu")
-    metrics: list[tuple[int, dict[str, float]]] = []
-    out_dir = tmp_path_factory.mktemp("lora")
-    result = train_lora(
-        face_images, out_dir, SETTINGS, "cpu", model_cache, lambda step, m: metrics.append((step, m)), pipe=pipe
-    )
-    return TrainedRun(result, pipe, metrics)
+    lines: list[ProgressLine] = []
+    result = train_lora(face_images, tmp_path_factory.mktemp("lora"), SETTINGS, "cpu", model_cache, [lines.append], pipe=pipe)
+    return TrainedRun(result, pipe, lines)
 
 
 def _pixels(images) -> np.ndarray:
@@ -64,24 +65,24 @@ def _unet_output(pipe) -> torch.Tensor:
 
 def test_training_writes_weights_and_the_facts_of_the_run(trained: TrainedRun, tiny_base: BaseModel) -> None:
     result = trained.result
-    facts = json.loads((result.weights_dir / FACTS_NAME).read_text())
+    facts = json.loads((result.folder / "run.json").read_text())
 
-    assert result.weights_file == result.weights_dir / "pytorch_lora_weights.safetensors"
-    assert result.weights_file.is_file()
+    assert result.artifact("weights") == result.folder / "pytorch_lora_weights.safetensors"
+    assert result.artifact("weights").is_file()
     assert (result.steps, result.resumed_from, result.reused) == (20, 0, False)
     assert (result.device, result.dtype) == ("cpu", "float32")
-    assert math.isfinite(result.final_loss) and result.final_loss > 0
+    assert math.isfinite(result.metrics["loss"]) and result.metrics["loss"] > 0
     assert result.images_per_second > 0
-    assert result.base_model == tiny_base
+    assert base_model_of(result) == tiny_base
     assert facts["base_model"]["description"] == "tiny random base model: images are noise"
-    assert facts["settings"] == {**facts["settings"], "rank": 4, "alpha": 8.0, "steps": 20}
-    assert len(facts["images"]) == 6
+    assert (facts["settings"]["rank"], facts["settings"]["alpha"], facts["settings"]["run"]["steps"]) == (4, 8.0, 20)
+    assert facts["inputs"]["images"] == 6
 
 
-def test_metrics_arrive_every_ten_steps_with_finite_loss_and_speed(trained: TrainedRun) -> None:
-    assert [step for step, _ in trained.metrics] == [10, 20]
-    assert all(math.isfinite(m["loss"]) and m["img_per_s"] > 0 for _, m in trained.metrics)
-    assert trained.metrics[-1][1]["loss"] == trained.result.final_loss
+def test_progress_arrives_every_ten_steps_with_finite_loss_and_speed(trained: TrainedRun) -> None:
+    assert [line.step for line in trained.lines] == [10, 20]
+    assert all(math.isfinite(line.metrics["loss"]) and line.images_per_second > 0 for line in trained.lines)
+    assert trained.lines[-1].metrics == trained.result.metrics
 
 
 def test_the_lora_changes_what_the_unet_predicts(trained: TrainedRun, tiny_base: BaseModel) -> None:
@@ -90,9 +91,9 @@ def test_the_lora_changes_what_the_unet_predicts(trained: TrainedRun, tiny_base:
 
 
 def test_the_weights_file_records_the_adapter_config_so_alpha_survives(trained: TrainedRun) -> None:
-    with safe_open(trained.result.weights_file, "pt") as file:
+    with safe_open(trained.result.artifact("weights"), "pt") as file:
         metadata = json.loads(file.metadata()["lora_adapter_metadata"])
-    tensors = load_file(trained.result.weights_file)
+    tensors = load_file(trained.result.artifact("weights"))
 
     assert (metadata["unet.r"], metadata["unet.lora_alpha"]) == (4, 8.0)
     assert sorted(metadata["unet.target_modules"]) == ["to_k", "to_out.0", "to_q", "to_v"]
@@ -103,7 +104,7 @@ def test_the_weights_file_records_the_adapter_config_so_alpha_survives(trained: 
 def test_reloading_the_weights_reproduces_the_trained_model_to_the_pixel(
     trained: TrainedRun, tiny_base: BaseModel
 ) -> None:
-    reloaded = load_lora_pipeline(tiny_base, trained.result.weights_dir)
+    reloaded = load_lora_pipeline(tiny_base, trained.result.folder)
     base = load_pipeline(tiny_base, "cpu")
 
     in_memory = _pixels(generate(trained.pipe, PROMPT, n=2, seed=11, steps=4))
@@ -117,35 +118,32 @@ def test_reloading_the_weights_reproduces_the_trained_model_to_the_pixel(
 def test_a_finished_run_with_the_same_settings_is_reused(
     trained: TrainedRun, face_images: list[Path], model_cache: Path
 ) -> None:
-    before = trained.result.weights_file.read_bytes()
-    calls: list[int] = []
+    before = trained.result.artifact("weights").read_bytes()
+    lines: list[ProgressLine] = []
 
-    again = train_lora(
-        face_images, trained.result.weights_dir, SETTINGS, "cpu", model_cache, lambda step, m: calls.append(step)
-    )
+    again = train_lora(face_images, trained.result.folder.parent, SETTINGS, "cpu", model_cache, [lines.append])
 
-    assert again.reused
-    assert calls == []
-    assert trained.result.weights_file.read_bytes() == before
-    assert replace(again, reused=False) == trained.result
+    assert again.reused and lines == []
+    assert trained.result.artifact("weights").read_bytes() == before
+    assert (again.folder, again.steps, again.metrics) == (trained.result.folder, 20, trained.result.metrics)
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupted_one_does(
     trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path
 ) -> None:
-    def stop_at_ten(step: int, metrics: dict[str, float]) -> None:
-        if step == 10:
+    def stop_at_ten(line: ProgressLine) -> None:
+        if line.step == 10:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_lora(face_images, tmp_path, SETTINGS, "cpu", model_cache, stop_at_ten)
-    assert not (tmp_path / "pytorch_lora_weights.safetensors").exists()
+        train_lora(face_images, tmp_path, SETTINGS, "cpu", model_cache, [stop_at_ten])
+    assert not list(tmp_path.rglob("pytorch_lora_weights.safetensors"))
 
     resumed = train_lora(face_images, tmp_path, SETTINGS, "cpu", model_cache)
 
     assert (resumed.resumed_from, resumed.steps, resumed.reused) == (10, 20, False)
-    assert resumed.final_loss == pytest.approx(trained.result.final_loss)
-    expected, actual = load_file(trained.result.weights_file), load_file(resumed.weights_file)
+    assert resumed.metrics["loss"] == pytest.approx(trained.result.metrics["loss"])
+    expected, actual = load_file(trained.result.artifact("weights")), load_file(resumed.artifact("weights"))
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
 
@@ -153,50 +151,50 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_where_an_uninte
 def test_asking_for_more_steps_continues_a_finished_run(
     trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path
 ) -> None:
-    shutil.copytree(trained.result.weights_dir, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(trained.result.folder.parent, tmp_path, dirs_exist_ok=True)
 
-    longer = train_lora(face_images, tmp_path, replace(SETTINGS, steps=30), "cpu", model_cache)
+    longer = train_lora(face_images, tmp_path, with_run(SETTINGS, steps=30), "cpu", model_cache)
 
-    assert (longer.resumed_from, longer.steps, longer.reused) == (20, 30, False)
+    assert (longer.resumed_from, longer.steps, longer.reused, longer.key) == (20, 30, False, trained.result.key)
 
 
 def test_changed_training_images_are_not_reused(
     trained: TrainedRun, face_images: list[Path], model_cache: Path, tmp_path: Path
 ) -> None:
-    shutil.copytree(trained.result.weights_dir, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(trained.result.folder.parent, tmp_path, dirs_exist_ok=True)
 
-    fewer = train_lora(face_images[:3], tmp_path, replace(SETTINGS, steps=2), "cpu", model_cache)
+    fewer = train_lora(face_images[:3], tmp_path, with_run(SETTINGS, steps=2), "cpu", model_cache)
 
     assert (fewer.reused, fewer.resumed_from, fewer.steps) == (False, 0, 2)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == []  # the other run's checkpoints are gone
+    assert fewer.key != trained.result.key and fewer.folder.name.startswith("00001-")
 
 
 def test_bf16_keeps_frozen_weights_in_bf16_and_trains_the_lora_in_fp32(
     face_images: list[Path], model_cache: Path, tmp_path: Path
 ) -> None:
-    settings = replace(SETTINGS, steps=1, batch_size=1, resolution=32, mixed_precision="bf16")
+    settings = with_run(replace(SETTINGS, batch_size=1, resolution=32), steps=1, mixed_precision="bf16")
 
     result = train_lora(face_images[:1], tmp_path, settings, "cpu", model_cache)
 
     assert result.dtype == "bfloat16"
-    assert math.isfinite(result.final_loss)
-    assert {t.dtype for t in load_file(result.weights_file).values()} == {torch.float32}
+    assert math.isfinite(result.metrics["loss"])
+    assert {t.dtype for t in load_file(result.artifact("weights")).values()} == {torch.float32}
 
 
 def test_the_uncached_loop_with_flips_and_min_snr_weighting_trains(
     face_images: list[Path], model_cache: Path, tmp_path: Path
 ) -> None:
-    settings = replace(SETTINGS, steps=2, cache_latents=False, random_flip=True, snr_gamma=5.0)
+    settings = with_run(replace(SETTINGS, cache_latents=False, random_flip=True, snr_gamma=5.0), steps=2)
 
     result = train_lora(face_images[:2], tmp_path, settings, "cpu", model_cache)
 
-    assert math.isfinite(result.final_loss) and result.final_loss > 0
-    ups = [t for k, t in load_file(result.weights_file).items() if k.endswith("lora.up.weight")]  # B: zero at start
+    assert math.isfinite(result.metrics["loss"]) and result.metrics["loss"] > 0
+    ups = [t for k, t in load_file(result.artifact("weights")).items() if k.endswith("lora.up.weight")]  # B: zero at start
     assert ups and all(t.abs().sum() > 0 for t in ups)
 
 
 def test_settings_reject_values_that_cannot_work() -> None:
-    with pytest.raises(ValueError, match="mixed_precision"):
-        LoraSettings(mixed_precision="fp8")
+    with pytest.raises(ValueError, match="LoraSettings.rank must be >= 1"):
+        LoraSettings(rank=0)
     with pytest.raises(ValueError, match="multiple of 8"):
         LoraSettings(resolution=100)

@@ -1,0 +1,170 @@
+"""The one training protocol: reuse a finished run, resume an interrupted one, extend a shorter one.
+
+    result = train(RunSpec(root, key, description, run_settings, info), make_trainer, [progress])
+
+A `Trainer` knows its model, loss and step; `train` owns everything else: the run folder, the
+checkpoint cadence and retention, the logging windows (metric sums stay on the device: no host
+sync inside a window), NaN/inf detection (the last good checkpoint is never overwritten by a bad
+one), progress lines and the result. Every random draw of a trainer must come from state that its
+`state_dict` carries, so a resumed run ends bit-identical to an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from facecraft_pipeline.training.checkpoints import Checkpoint, Checkpoints
+from facecraft_pipeline.training.progress import Progress, ProgressLine
+from facecraft_pipeline.training.run_folder import RunFolder
+from facecraft_pipeline.training.settings import RunSettings
+
+
+class TrainingDivergedError(FloatingPointError):
+    """A loss or weight became NaN/inf; nothing non-finite was written to disk."""
+
+
+class Trainer(Protocol):
+    metric_names: tuple[str, ...]
+    images_per_step: int  # real images seen per step (batch x critic steps, x accumulation)
+
+    def step(self) -> torch.Tensor:
+        """One optimisation step; the metric values as a 1-D tensor on the device (not synced)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly here (weights, optimizers, RNG, ...)."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def sample(self, folder: RunFolder, step: int) -> None:
+        """Write what a person looks at while it trains (e.g. a grid); may do nothing."""
+
+    def finish(self, folder: RunFolder) -> dict[str, Path]:
+        """Write the final artifacts (weights file, grid, GIF) into the folder; returns them by name."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    root: Path  # e.g. <data root>/models/gan_checkpoint
+    key: str  # training.run_key(...)
+    description: str  # short, readable: "dcgan-64px"
+    run: RunSettings
+    info: dict[str, Any] = field(default_factory=dict)  # settings, inputs, device, dtype, versions: into run.json
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a (possibly reused, resumed or extended) run produced; `seconds` and `images_per_second`
+    cover every session that led to it (training time only)."""
+
+    folder: Path
+    key: str
+    steps: int
+    resumed_from: int  # 0: trained from scratch in this call
+    reused: bool  # True: a finished identical run was found and nothing was trained
+    metrics: dict[str, float]  # means over the last logging window
+    device: str
+    dtype: str
+    seconds: float
+    images_per_second: float
+    artifacts: dict[str, Path]
+    checkpoints: tuple[tuple[int, Path], ...]  # (step, file) kept for the evaluation sweep, oldest first
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def artifact(self, name: str) -> Path:
+        return self.artifacts[name]
+
+
+def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence[Progress] = (),
+          device: torch.device | str = "cpu") -> TrainResult:
+    """Train to `spec.run.steps` in the folder of `spec.key` (see the module doc)."""
+    folder = RunFolder.open(spec.root, spec.key, spec.description)
+    run = spec.run
+    checkpoints = Checkpoints(folder.checkpoints, run.keep_last, run.kept)
+    record = folder.read()
+    if record and record.get("status") == "finished" and record.get("steps") == run.steps \
+            and all(Path(p).exists() for p in record.get("artifacts", {}).values()):
+        return _result(folder, record, checkpoints, resumed_from=record.get("resumed_from", 0), reused=True)
+
+    latest = checkpoints.latest(device)
+    if latest is not None and latest[0].step > run.steps:
+        kept = [c.step for c in checkpoints.all() if c.step <= run.steps]
+        raise ValueError(f"{folder.path} has trained to step {latest[0].step}, beyond steps={run.steps}; "
+                         f"raise steps, or pick one of the kept checkpoints {kept} for evaluation")
+    trainer = make_trainer()
+    step, seconds, images = 0, 0.0, 0
+    metrics: dict[str, float] = {}
+    if latest is not None:
+        checkpoint, state = latest
+        trainer.load_state_dict(state)
+        step = checkpoint.step
+        seconds, images, metrics = state["run"]["seconds"], state["run"]["images"], dict(state["run"]["metrics"])
+        checkpoints.remove_after(step)
+        del state
+    resumed_from = step
+    record = folder.begin(spec.info, step, run.steps)
+
+    names = trainer.metric_names
+    sums = torch.zeros(len(names), device=device)
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    window, window_seconds, unsynced = 0, 0.0, 0  # steps and training time in this log window; steps since the last sync
+    started = time.perf_counter()
+    while step < run.steps:
+        values = trainer.step().detach().float()
+        sums += values
+        finite &= torch.isfinite(values).all()
+        step, window, unsynced = step + 1, window + 1, unsynced + 1
+        last = step == run.steps
+        log, save = last or step % run.log_every == 0, last or step % run.checkpoint_every == 0
+        sample = run.sample_every > 0 and step % run.sample_every == 0
+        if not (log or save or sample):
+            continue
+        if not bool(finite):
+            raise TrainingDivergedError(f"loss became NaN/inf before step {step}; last good checkpoint: {_newest(checkpoints)}")
+        elapsed = time.perf_counter() - started  # writing samples and checkpoints is not training time
+        seconds, window_seconds, images = seconds + elapsed, window_seconds + elapsed, images + unsynced * trainer.images_per_step
+        unsynced = 0
+        if log:
+            metrics = dict(zip(names, (sums / window).tolist(), strict=True))
+            rate = window * trainer.images_per_step / max(window_seconds, 1e-9)
+            folder.append_stats({"step": step, **metrics, "img_per_s": rate, "seconds": seconds})
+            line = ProgressLine(step, run.steps, metrics, rate, (run.steps - step) * window_seconds / window)
+            sums.zero_()
+            window, window_seconds = 0, 0.0
+        if sample:
+            trainer.sample(folder, step)
+        if save:
+            state = trainer.state_dict()
+            state["run"] = {"step": step, "seconds": seconds, "images": images, "metrics": metrics}
+            try:
+                checkpoints.save(step, state)
+            except FloatingPointError as error:
+                raise TrainingDivergedError(f"{error}; last good checkpoint: {_newest(checkpoints)}") from None
+        if log:  # after the checkpoint: a reporter that stops the run loses nothing
+            for report in progress:
+                report(line)
+        started = time.perf_counter()
+    artifacts = trainer.finish(folder)
+    record = folder.finish(record, steps=step, resumed_from=resumed_from, metrics=metrics, seconds=seconds, images=images,
+                           artifacts={k: str(v) for k, v in artifacts.items()})
+    return _result(folder, record, checkpoints, resumed_from=resumed_from, reused=False)
+
+
+def _newest(checkpoints: Checkpoints) -> Path | str:
+    found: list[Checkpoint] = checkpoints.all()
+    return found[-1].path if found else "none"
+
+
+def _result(folder: RunFolder, record: dict[str, Any], checkpoints: Checkpoints, resumed_from: int, reused: bool) -> TrainResult:
+    seconds = float(record.get("seconds", 0.0))
+    return TrainResult(
+        folder=folder.path, key=folder.key, steps=int(record["steps"]), resumed_from=resumed_from, reused=reused,
+        metrics=dict(record.get("metrics", {})), device=str(record.get("device", "")), dtype=str(record.get("dtype", "")),
+        seconds=seconds, images_per_second=float(record.get("images", 0)) / max(seconds, 1e-9),
+        artifacts={k: Path(v) for k, v in record.get("artifacts", {}).items()},
+        checkpoints=tuple((c.step, c.path) for c in checkpoints.all()), info=record)

@@ -1,0 +1,118 @@
+"""The shape of the code: imports point one way, libraries stay Dagster-free, every setting explains itself."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
+# Modules that may use Dagster: the thin layer over the libraries.
+DAGSTER_LAYER = ("assets", "definitions", "resources", "automation", "cli", "operations")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """facecraft_pipeline modules `path` imports at run time (anywhere but under `if TYPE_CHECKING:`)."""
+    tree = ast.parse(path.read_text())
+    skipped = {id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test)
+               for body in stmt.body for node in ast.walk(body)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # `from pkg import submodule`
+    return {name for name in found if name in modules}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: runtime_imports(path, set(paths)) - {name} for name, path in paths.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_planted_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_imports_inside_the_package_form_no_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_libraries_import_no_dagster_and_nothing_imports_the_assets() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        layer = name.split(".")[1] if "." in name else ""
+        tree = ast.parse(path.read_text())
+        imported = {alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        if layer not in DAGSTER_LAYER and any(m == "dagster" or m.startswith(("dagster.", "dagster_")) for m in imported):
+            offenders.append(f"{name} imports dagster")
+        if layer not in ("assets", "definitions", "cli") and any(m.startswith("facecraft_pipeline.assets") for m in imported):
+            offenders.append(f"{name} imports the assets")
+    assert offenders == []
+
+
+def launchpad_fields(config_type, prefix: str = ""):
+    for name, field in getattr(config_type, "fields", {}).items():
+        yield f"{prefix}{name}", field
+        yield from launchpad_fields(_inner(field.config_type), f"{prefix}{name}.")
+
+
+def _inner(config_type):
+    while getattr(config_type, "inner_type", None) is not None:  # Noneable / Array wrappers
+        config_type = config_type.inner_type
+    return config_type
+
+
+@pytest.fixture(scope="module")
+def assets():
+    from facecraft_pipeline.definitions import ASSETS
+
+    return ASSETS
+
+
+def test_every_launchpad_field_of_every_asset_has_a_description(assets) -> None:
+    missing, seen = [], 0
+    for asset in assets:
+        schema = asset.op.config_schema
+        if schema is None:
+            continue
+        for name, field in launchpad_fields(_inner(schema.config_type)):
+            seen += 1
+            if not (field.description or "").strip():
+                missing.append(f"{asset.key.to_user_string()}.{name}")
+    assert seen > 50 and missing == []
