@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from facecraft_pipeline.training.checkpoints import Checkpoint, Checkpoints
+from facecraft_pipeline.training.distributed import World
 from facecraft_pipeline.training.progress import Progress, ProgressLine
 from facecraft_pipeline.training.run_folder import RunFolder
 from facecraft_pipeline.training.settings import RunSettings
@@ -81,9 +82,16 @@ class TrainResult:
 
 
 def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence[Progress] = (),
-          device: torch.device | str = "cpu") -> TrainResult:
-    """Train to `spec.run.steps` in the folder of `spec.key` (see the module doc)."""
-    folder = RunFolder.open(spec.root, spec.key, spec.description)
+          device: torch.device | str = "cpu", world: World = World()) -> TrainResult:
+    """Train to `spec.run.steps` in the folder of `spec.key` (see the module doc).
+
+    Under several processes (`world.size > 1`) every rank trains and only rank 0 writes.
+    """
+    if world.main:
+        folder = RunFolder.open(spec.root, spec.key, spec.description)
+    world.barrier()
+    if not world.main:
+        folder = RunFolder.open(spec.root, spec.key, spec.description)  # rank 0 made it
     run = spec.run
     checkpoints = Checkpoints(folder.checkpoints, run.keep_last, run.kept)
     record = folder.read()
@@ -104,10 +112,13 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
         trainer.load_state_dict(state)
         step = checkpoint.step
         seconds, images, metrics = state["run"]["seconds"], state["run"]["images"], dict(state["run"]["metrics"])
-        checkpoints.remove_after(step)
         del state
     resumed_from = step
-    record = folder.begin(spec.info, step, run.steps)
+    world.barrier()  # every rank has read the checkpoint before rank 0 changes the folder
+    record: dict[str, Any] = {}
+    if world.main:
+        checkpoints.remove_after(step)
+        record = folder.begin(spec.info | {"processes": world.size}, step, run.steps)
 
     names = trainer.metric_names
     sums = torch.zeros(len(names), device=device)
@@ -130,28 +141,33 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
         seconds, window_seconds, images = seconds + elapsed, window_seconds + elapsed, images + unsynced * trainer.images_per_step
         unsynced = 0
         if log:
-            metrics = dict(zip(names, (sums / window).tolist(), strict=True))
+            metrics = dict(zip(names, (world.mean(sums) / window).tolist(), strict=True))
             rate = window * trainer.images_per_step / max(window_seconds, 1e-9)
-            folder.append_stats({"step": step, **metrics, "img_per_s": rate, "seconds": seconds})
+            if world.main:
+                folder.append_stats({"step": step, **metrics, "img_per_s": rate, "seconds": seconds})
             line = ProgressLine(step, run.steps, metrics, rate, (run.steps - step) * window_seconds / window)
             sums.zero_()
             window, window_seconds = 0, 0.0
-        if sample:
+        if sample and world.main:
             trainer.sample(folder, step)
-        if save:
+        if save and world.main:
             state = trainer.state_dict()
             state["run"] = {"step": step, "seconds": seconds, "images": images, "metrics": metrics}
             try:
                 checkpoints.save(step, state)
             except FloatingPointError as error:
                 raise TrainingDivergedError(f"{error}; last good checkpoint: {_newest(checkpoints)}") from None
-        if log:  # after the checkpoint: a reporter that stops the run loses nothing
+        if log and world.main:  # after the checkpoint: a reporter that stops the run loses nothing
             for report in progress:
                 report(line)
         started = time.perf_counter()
-    artifacts = trainer.finish(folder)
-    record = folder.finish(record, steps=step, resumed_from=resumed_from, metrics=metrics, seconds=seconds, images=images,
-                           artifacts={k: str(v) for k, v in artifacts.items()})
+    if world.main:
+        artifacts = trainer.finish(folder)
+        record = folder.finish(record, steps=step, resumed_from=resumed_from, metrics=metrics, seconds=seconds, images=images,
+                               artifacts={k: str(v) for k, v in artifacts.items()})
+    world.barrier()
+    if not world.main:
+        record = folder.read() or {}
     return _result(folder, record, checkpoints, resumed_from=resumed_from, reused=False)
 
 
