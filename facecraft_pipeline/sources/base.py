@@ -15,8 +15,26 @@ from facecraft_pipeline.digest import sha256_file  # noqa: F401 (one file digest
 
 PhotoStatus = Literal["ok", "skipped", "failed"]
 
-# Image types a source takes by default (lower-case suffixes).
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff")
+# Image types a source takes by default (lower-case suffixes). An animated GIF counts as its first frame.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def parse_suffixes(text: str) -> tuple[str, ...]:
+    """".JPG, png ,.heic" -> (".jpg", ".png", ".heic"): lower case, leading dot, no blanks or repeats."""
+    out: list[str] = []
+    for part in text.split(","):
+        word = part.strip().lower()
+        if word:
+            word = word if word.startswith(".") else f".{word}"
+            if word not in out:
+                out.append(word)
+    return tuple(out)
+
+
+def unsupported_reason(name: str) -> str:
+    """Why a file of a type the source does not take is listed as skipped."""
+    suffix = Path(name).suffix.lower()
+    return f"unsupported type: {suffix}" if suffix else "unsupported type: no file extension"
 
 
 @dataclass(frozen=True)
@@ -25,7 +43,9 @@ class PhotoRecord:
 
     `source_id` is stable within the source (relative path, OneDrive item id); `path` is the local
     file (None when it could not be fetched); `sha256` is of the local file's bytes. `status` is
-    "ok", or "skipped"/"failed" with a human-readable `reason`.
+    "ok", or "skipped"/"failed" with a human-readable `reason`. `verified` tells whether a fetched
+    file was checked against a hash the remote gave (False: it gave none, so only the size could
+    be checked; None: nothing was fetched, e.g. a local folder, whose files are the originals).
     """
 
     source_id: str
@@ -36,6 +56,7 @@ class PhotoRecord:
     status: PhotoStatus = "ok"
     reason: str = ""
     modified: str | None = None  # ISO-8601 time the source gives, if any
+    verified: bool | None = None
 
 
 @dataclass(frozen=True)

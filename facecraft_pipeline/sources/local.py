@@ -1,10 +1,17 @@
 """A folder on this machine as a photo source: photos stay where they are, nothing is copied.
 
-Each sync lists the image files (by suffix; hidden files and folders ignored), hashes only the files
-whose (size, mtime_ns) changed since the last sync -- the quick check rsync makes -- and reports
-added/changed/removed against the previous sync's listing. One bad file never stops a sync: it is
-reported as "skipped" or "failed" with a reason. The source judges files, not pixels: a truncated
-or corrupt image is listed "ok" here, and the face stage records the decoding error when it reads it.
+Each sync lists every file of the folder (hidden files and folders excepted), hashes only the
+image files whose (size, mtime_ns) changed since the last sync -- the quick check rsync makes --
+and reports added/changed/removed against the previous sync's listing. Every listed file lands in
+the report: "ok", or "skipped"/"failed" with a reason ("unsupported type: .xyz", over the size
+limit, a symbolic link not followed, unreadable), so no file vanishes silently and one bad file
+never stops a sync. The source judges files, not pixels: a truncated or corrupt image is listed
+"ok" here, and the face stage records the decoding error when it reads it.
+
+Symbolic links follow `LocalFolderSettings.symlinks`: by default only links whose target lies
+inside the photo folder are followed; links elsewhere are listed as skipped (opt in with
+"follow"). A link into the data root is never followed, and the data root itself is never
+listed, whatever the policy (it holds crops and datasets, not photos). Link loops are cut.
 """
 
 from __future__ import annotations
@@ -16,15 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, ChangeCheck, PhotoRecord, SyncReport, sha256_file
+from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncReport, sha256_file, unsupported_reason
+from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.local_state import CachedEntry, load_entries, save_entries
 
 _MB = 1_000_000
+_UNSUPPORTED = "unsupported type"
 
 
 @dataclass(frozen=True)
 class _Listed:
-    """A candidate file and what one stat() said about it (`error` set when stat failed)."""
+    """A listed file and what one stat() said about it (`error` set when stat failed, `skip` when not taken)."""
 
     rel: str
     path: Path
@@ -32,24 +41,33 @@ class _Listed:
     mtime_ns: int
     regular: bool
     error: str = ""
+    skip: str = ""
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 class LocalFolderSource:
-    """Photos in `folder` (and its sub-folders when `recursive`); sync state kept in `state_dir`."""
+    """Photos in `folder` (and its sub-folders when `settings.recursive`); sync state kept in `state_dir`.
+
+    `data_root`: the pipeline's data root, never listed nor reached through a link.
+    """
 
     def __init__(
         self,
         folder: Path,
         state_dir: Path,
-        suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
-        recursive: bool = True,
-        max_file_mb: float = 200.0,
+        settings: LocalFolderSettings | None = None,
+        data_root: Path | None = None,
     ) -> None:
         self.folder = Path(folder).expanduser().resolve()
         self.state_dir = Path(state_dir).expanduser().resolve()
-        self.suffixes = tuple(s.lower() if s.startswith(".") else f".{s.lower()}" for s in suffixes)
-        self.recursive = recursive
-        self.max_file_mb = max_file_mb
+        self.settings = settings or LocalFolderSettings()
+        self.suffixes = self.settings.suffix_tuple()
+        self.recursive = self.settings.recursive
+        self.max_file_mb = self.settings.max_file_mb
+        self.data_root = Path(data_root).expanduser().resolve() if data_root is not None else None
         self.description = f"local:{self.folder}"
         # Source ids whose bytes the last sync() actually read (the rest came from the cache).
         self.last_hashed: tuple[str, ...] = ()
@@ -76,6 +94,9 @@ class LocalFolderSource:
         save_entries(self.state_path, self.folder, entries)
         changed = [rel for rel in entries if rel in previous and _content(previous[rel]) != _content(entries[rel])]
         self.last_hashed = tuple(hashed)
+        unsupported = sum(1 for item in listed if item.skip.startswith(_UNSUPPORTED))
+        if unsupported:
+            notes.append(f"{unsupported} file(s) of a type this source does not take are listed as skipped")
         notes.append(f"read {len(hashed)} of {len(listed)} files; the others were unchanged, skipped or failed")
         return SyncReport(
             source=self.description,
@@ -87,8 +108,9 @@ class LocalFolderSource:
         )
 
     def check_for_changes(self, cursor: str | None) -> ChangeCheck:
-        """Stat-only poll: the cursor is a digest of the sorted (path, size, mtime_ns) listing."""
+        """Stat-only poll: the cursor is a digest of the sorted (path, size, mtime_ns) listing of image files."""
         listed, _ = self._list()
+        listed = [item for item in listed if not item.skip.startswith(_UNSUPPORTED)]
         digest = hashlib.sha256()
         for item in listed:
             digest.update(f"{item.rel}\t{item.size}\t{item.mtime_ns}\n".encode())
@@ -99,6 +121,8 @@ class LocalFolderSource:
 
     def _judge(self, item: _Listed, cached: CachedEntry | None, hashed: list[str]) -> CachedEntry:
         """Status and hash of one file; reads its bytes only when the cache cannot vouch for them."""
+        if item.skip:
+            return CachedEntry(item.size, item.mtime_ns, None, "skipped", item.skip)
         if item.error:
             return CachedEntry(item.size, item.mtime_ns, None, "failed", f"cannot read: {item.error}")
         if not item.regular:
@@ -123,20 +147,70 @@ class LocalFolderSource:
         return CachedEntry(item.size, item.mtime_ns, digest, "ok")
 
     def _list(self) -> tuple[list[_Listed], list[str]]:
-        """Candidate image files sorted by relative path, plus notes on folders that could not be read."""
+        """Every non-hidden file sorted by relative path (with why it is skipped, if it is), plus notes."""
         if not self.folder.is_dir():
             raise FileNotFoundError(f"photo folder {self.folder} does not exist or is not a folder")
         notes: list[str] = []
         found: list[_Listed] = []
-        for dirpath, dirnames, filenames in os.walk(self.folder, onerror=lambda e: notes.append(f"cannot list: {e}")):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if self.recursive else []
-            for name in filenames:
-                if name.startswith(".") or os.path.splitext(name)[1].lower() not in self.suffixes:
+        visited = {self.folder}
+        pending: list[tuple[Path, str]] = [(self.folder, "")]
+        while pending:
+            directory, prefix = pending.pop()
+            try:
+                with os.scandir(directory) as scan:
+                    entries = sorted(scan, key=lambda e: e.name)
+            except OSError as error:
+                notes.append(f"cannot list: {error}")
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
                     continue
-                path = Path(dirpath) / name
-                found.append(_stat(path, path.relative_to(self.folder).as_posix()))
+                rel, path = prefix + entry.name, Path(entry.path)
+                if entry.is_symlink() and (why := self._link_refused(path)):
+                    found.append(_lstat(path, rel, why))
+                    continue
+                try:
+                    is_dir = entry.is_dir()  # follows a link that was accepted
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    self._descend(path, rel, visited, pending, notes)
+                    continue
+                listed = _stat(path, rel)
+                if os.path.splitext(entry.name)[1].lower() not in self.suffixes:
+                    listed = _Listed(rel, path, max(listed.size, 0), listed.mtime_ns, False, skip=unsupported_reason(entry.name))
+                found.append(listed)
         found.sort(key=lambda item: item.rel)
         return found, notes
+
+    def _descend(self, path: Path, rel: str, visited: set[Path], pending: list[tuple[Path, str]], notes: list[str]) -> None:
+        if not self.recursive:
+            return
+        real = path.resolve()
+        if self.data_root is not None and _within(real, self.data_root):
+            notes.append(f"{rel}/ is the data root (or inside it): not listed")
+        elif path.is_symlink() and _within(real, self.folder):
+            notes.append(f"{rel}/ links to a folder inside the photo folder: its files are listed at their real place")
+        elif real in visited:
+            notes.append(f"{rel}/ was already listed (a link loop or a second link to it): listed once")
+        else:
+            visited.add(real)
+            pending.append((path, rel + "/"))
+
+    def _link_refused(self, path: Path) -> str:
+        """Why a symbolic link is not followed ("" when it is), by `settings.symlinks`."""
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return ""  # broken or looping: the stat below records it as failed
+        if self.data_root is not None and _within(target, self.data_root):
+            return "symbolic link into the data root: never followed"
+        policy = self.settings.symlinks
+        if policy == "skip":
+            return "symbolic link: not followed (symlinks='skip')"
+        if policy == "inside" and not _within(target, self.folder):
+            return "symbolic link to outside the photo folder: not followed (symlinks='follow' takes it)"
+        return ""
 
 
 def _stat(path: Path, rel: str) -> _Listed:
@@ -145,6 +219,14 @@ def _stat(path: Path, rel: str) -> _Listed:
     except OSError as error:
         return _Listed(rel, path, -1, -1, regular=False, error=str(error))
     return _Listed(rel, path, info.st_size, info.st_mtime_ns, regular=stat.S_ISREG(info.st_mode))
+
+
+def _lstat(path: Path, rel: str, skip: str) -> _Listed:
+    try:
+        info = path.lstat()
+    except OSError:
+        return _Listed(rel, path, 0, -1, regular=False, skip=skip)
+    return _Listed(rel, path, 0, info.st_mtime_ns, regular=False, skip=skip)
 
 
 def _content(entry: CachedEntry) -> tuple[str | None, str]:

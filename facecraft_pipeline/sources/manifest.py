@@ -23,9 +23,11 @@ class PhotoManifest:
         return tuple(r for r in self.records if r.status == "ok" and r.path is not None and r.sha256)
 
     def counts(self) -> dict[str, int]:
-        counts = {"total": len(self.records), "ok": 0, "skipped": 0, "failed": 0}
+        """Records per status, plus `unverified`: fetched photos kept without a hash to check them by."""
+        counts = {"total": len(self.records), "ok": 0, "skipped": 0, "failed": 0, "unverified": 0}
         for record in self.records:
             counts[record.status] += 1
+            counts["unverified"] += record.status == "ok" and record.verified is False
         return counts
 
     def write_json(self, path: Path) -> Path:

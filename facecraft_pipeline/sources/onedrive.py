@@ -7,9 +7,13 @@ Graph gives (QuickXorHash on personal OneDrive), and are journaled one by one, s
 resumes without fetching again what it finished. The Graph bearer token never goes to the
 download host, and download URLs (credentials themselves) are never logged.
 
-This module is the source itself (settings, sync, poll); the work is done by its helpers:
-onedrive_graph (client, errors), onedrive_delta (listing, scoping), onedrive_download (fetching)
-and onedrive_hash (verification).
+This module is the source itself (sync, poll); the work is done by its helpers, which never
+import it: onedrive_settings (configuration), onedrive_graph (client, errors), onedrive_delta
+(listing, scoping), onedrive_download (fetching, re-checking) and onedrive_hash (verification).
+
+Stopping: the sync runs its event loop in a thread of its own, so an interrupt in the calling
+thread (Ctrl-C's KeyboardInterrupt, Dagster's run-cancel interrupt) cancels it at once and every
+running download is aborted; the finished ones are already journaled.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,9 +43,10 @@ from facecraft_pipeline.sources.onedrive_delta import (
     relative_path,
     resolve_scope,
 )
-from facecraft_pipeline.sources.onedrive_download import download_pending, intact
+from facecraft_pipeline.sources.onedrive_download import download_pending, intact, is_verified, recheck_unverified
 from facecraft_pipeline.sources.onedrive_graph import DeltaExpiredError, OneDriveError, open_graph
 from facecraft_pipeline.sources.onedrive_hash import QuickXorHash
+from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 from facecraft_pipeline.sources.sync_state import SyncStateStore
 
 __all__ = ["OneDriveError", "OneDriveSettings", "OneDriveSource", "QuickXorHash"]
@@ -52,33 +57,7 @@ T = TypeVar("T")
 
 _STATE_NAME = "onedrive_state"
 _STATE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class OneDriveSettings:
-    """Which OneDrive folder to mirror, and how. Exposed as Dagster config, hence only plain fields.
-
-    `folder` is a path ("/Pictures", "/" for the whole drive) or a special folder ("special:photos").
-    `max_file_mb` counts 1,000,000 bytes per MB, like the local source. `graph_base_url` is only
-    changed for tests. `auth_dir` holds the saved login; None means `<state_dir>/onedrive_auth`.
-    """
-
-    client_id: str = ""
-    tenant: str = "consumers"
-    folder: str = "/Pictures"
-    recursive: bool = True
-    suffixes: str = ".jpg,.jpeg,.png,.heic,.heif,.webp"
-    max_file_mb: float = 200.0
-    min_file_bytes: int = 1
-    max_concurrency: int = 4
-    max_attempts: int = 3
-    graph_base_url: str = "https://graph.microsoft.com/v1.0"
-    auth_dir: str | None = None
-
-    def suffix_set(self) -> frozenset[str]:
-        return frozenset(
-            s if s.startswith(".") else f".{s}" for s in (p.strip().lower() for p in self.suffixes.split(",")) if s
-        )
+_CANCEL_GRACE_S = 10.0  # how long an interrupted caller waits for the sync to unwind (it takes ms)
 
 
 class OneDriveSource:
@@ -138,9 +117,16 @@ class OneDriveSource:
                     entries, new_link = await read_delta(graph, scope, None)
                 folders, items = apply_delta(old_items, folders, entries, link is None, scope.folder_id,
                                              self.settings)
+                damaged = 0
                 for item in items.values():  # a mirror file deleted or damaged by hand is fetched again
-                    if item["status"] == "ok" and not intact(self.mirror_dir / item["local"], int(item["size"])):
+                    if item["status"] == "ok" and not await asyncio.to_thread(intact, self.mirror_dir / item["local"], item):
                         item.update(status="pending", local=None, sha256=None)
+                        damaged += 1
+                if damaged:
+                    notes.append(f"{damaged} mirror file(s) were missing or no longer matched their hash: fetched again.")
+                rechecked = await recheck_unverified(graph, scope, items, self.mirror_dir)
+                if rechecked:
+                    notes.append(f"{rechecked} unverified photo(s) changed or failed their new hash: fetched again.")
                 self._remove_local(old_items, items)
                 await download_pending(graph, scope, items, store, self.mirror_dir, self.settings)
         finally:
@@ -174,6 +160,7 @@ class OneDriveSource:
                 status=item["status"],
                 reason=item.get("reason", ""),
                 modified=item.get("modified"),
+                verified=is_verified(item) if ok else None,
             ))
             old = old_items.get(item_id)
             if ok and (old is None or old.get("status") != "ok"):
@@ -181,6 +168,10 @@ class OneDriveSource:
             elif ok and old is not None and old.get("key") != item["key"]:
                 changed.append(item_id)
         failed = sum(1 for p in photos if p.status == "failed")
+        unverified = sum(1 for p in photos if p.verified is False)
+        if unverified:
+            notes.append(f"{unverified} photo(s) kept unverified: OneDrive gave no hash, only the size was checked; "
+                         "they are re-checked on the next sync.")
         if failed:
             notes.append(f"{failed} photo(s) could not be downloaded; they are retried on the next sync.")
         photos.sort(key=lambda p: (p.name, p.source_id))
@@ -237,15 +228,33 @@ def _parse_cursor(cursor: str | None) -> dict[str, Any] | None:
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion, also when called from code that already runs an event loop."""
+    """Run a coroutine to completion on an event loop in a thread of its own.
+
+    The calling thread only waits, so whatever interrupts it -- KeyboardInterrupt from Ctrl-C, or
+    the exception Dagster raises when a run is cancelled, also when some other code owns the
+    SIGINT handler or the caller already runs an event loop -- cancels the coroutine at once; the
+    interrupt is re-raised once the coroutine has unwound (downloads aborted, journal closed).
+    """
+    started = threading.Event()
+    handles: dict[str, Any] = {}
+
+    async def main() -> T:
+        handles["loop"], handles["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        started.set()
+        return await make()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onedrive-sync")
+    future = pool.submit(asyncio.run, main())
     try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is None:
-        return asyncio.run(make())
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
+        return future.result()
+    except BaseException:
+        if not future.done() and started.wait(_CANCEL_GRACE_S):
+            handles["loop"].call_soon_threadsafe(handles["task"].cancel)
+            with contextlib.suppress(BaseException):
+                future.result(timeout=_CANCEL_GRACE_S)
+        raise
+    finally:
+        pool.shutdown(wait=False)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.identity import (
     AuthenticationRecord,
@@ -24,10 +24,8 @@ from azure.identity import (
     TokenCachePersistenceOptions,
 )
 
+from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 from facecraft_pipeline.sources.sync_state import write_private_json
-
-if TYPE_CHECKING:
-    from facecraft_pipeline.sources.onedrive import OneDriveSettings
 
 # Reading one's own drive needs no more; MSAL adds offline_access (the refresh token) itself.
 SCOPES: tuple[str, ...] = ("Files.Read",)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from msgraph.graph_service_client import GraphServiceClient
 
 from facecraft_pipeline.sources.onedrive_graph import GraphStatusError, OneDriveError, get_json
-
-if TYPE_CHECKING:
-    from facecraft_pipeline.sources.onedrive import OneDriveSettings
+from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 
 Item = dict[str, Any]  # one file's state as stored: metadata from Graph + outcome of the last sync
 Folders = dict[str, list[Any]]  # folder id -> [name, parent id]: enough to place an item without paths
@@ -228,5 +226,6 @@ def _decide(meta: Item, old: Item | None, settings: OneDriveSettings, max_bytes:
         return {"status": "skipped", "local": None, "sha256": None,
                 "reason": f"{size} bytes is under min_file_bytes={settings.min_file_bytes}"}
     if old is not None and old.get("status") == "ok" and old.get("key") == meta["key"] and old.get("local"):
-        return {"status": "ok", "reason": "", "local": old["local"], "sha256": old.get("sha256")}
+        kept = {k: old[k] for k in ("verified", "mtime_ns") if k in old}  # what the mirror file was checked by
+        return {"status": "ok", "reason": "", "local": old["local"], "sha256": old.get("sha256"), **kept}
     return {"status": "pending", "reason": "", "local": None, "sha256": None}

@@ -61,7 +61,8 @@ class QuickXorHash:
 
 
 class Verifier:
-    """Checks a body against the strongest hash Graph gave (size alone when it gave none)."""
+    """Checks a body against the strongest hash Graph gave. `name` is "" when it gave none: then
+    nothing can be verified and `matches()` is False (the caller keeps such bytes as unverified)."""
 
     def __init__(self, hashes: dict[str, str]) -> None:
         self.name, self.expected = "", ""
@@ -78,7 +79,7 @@ class Verifier:
 
     def matches(self) -> bool:
         if self._hasher is None:
-            return True
+            return False
         if isinstance(self._hasher, QuickXorHash):
             return self._hasher.b64digest() == self.expected
         return str(self._hasher.hexdigest()).lower() == self.expected.lower()
