@@ -12,10 +12,9 @@ unless FACECRAFT_AUTOMATION=on.
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from facecraft_pipeline.env import env_bool, env_int
 from facecraft_pipeline.resources import HomeResource, PhotoSourceResource
 
 INGEST = dg.AssetSelection.assets("photos", "face_crops", "identity_clusters", "curated_dataset")
@@ -29,7 +28,7 @@ RETRAIN_WHEN_DATASET_CHANGES = (
 
 
 def _default_status() -> dg.DefaultSensorStatus:
-    on = os.environ.get("FACECRAFT_AUTOMATION", "off").lower() in {"1", "on", "true", "yes"}
+    on = env_bool("FACECRAFT_AUTOMATION", False)
     return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
 
 
@@ -43,7 +42,7 @@ ingest_job = dg.define_asset_job(
 
 @dg.sensor(
     job=ingest_job,
-    minimum_interval_seconds=int(os.environ.get("FACECRAFT_POLL_SECONDS", "300")),
+    minimum_interval_seconds=env_int("FACECRAFT_POLL_SECONDS", 300),
     default_status=_default_status(),
     description="Polls the photo source; one run per batch of added or removed photos, none when nothing changed.",
 )

@@ -85,14 +85,14 @@ def materialize(select: str, sets: list[str]) -> int:
 
 def login(browser: bool) -> int:
     from facecraft_pipeline.home import Home
-    from facecraft_pipeline.resources import PhotoSourceResource
+    from facecraft_pipeline.resources import OneDriveResource
     from facecraft_pipeline.sources.onedrive_auth import login as onedrive_login
     from facecraft_pipeline.sources.onedrive_auth import resolve_auth_dir
 
-    source = PhotoSourceResource(kind="onedrive")
-    if not source.onedrive_client_id:
-        raise SystemExit("set FACECRAFT_ONEDRIVE_CLIENT_ID to your app registration's client id (see README)")
+    source = OneDriveResource.from_env()
     settings = source.onedrive_settings()
+    if not settings.client_id:
+        raise SystemExit("set FACECRAFT_ONEDRIVE_CLIENT_ID to your app registration's client id (see README)")
     auth_dir = resolve_auth_dir(settings, source.state_dir(Home(default_home())))
     account = onedrive_login(settings, auth_dir, use_device_code=not browser)
     print(f"logged in as {account}; scheduled runs will now sync silently")
@@ -105,7 +105,7 @@ def trace_file(path: Path) -> int:
     from facecraft_pipeline.resources import MlflowResource
     from facecraft_pipeline.digest import sha256_file
 
-    lineage = MlflowResource().lineage(Home(default_home()))
+    lineage = MlflowResource.from_env().lineage(Home(default_home()))
     digest = sha256_file(path)
     for asset in ("lora_weights", "gan_checkpoint", "wgan_gp_checkpoint", "sample_galleries"):
         try:
@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     walk = sub.add_parser("trace", help="walk back from a model file to the photos it was trained on")
     walk.add_argument("path", type=Path)
     args = parser.parse_args(argv)
+    from facecraft_pipeline.log_safety import install as install_log_safety
+
+    install_log_safety()
     if args.command == "materialize":
         return materialize(args.select, args.set)
     if args.command == "login":

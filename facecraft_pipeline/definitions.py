@@ -19,10 +19,12 @@ from facecraft_pipeline.assets.galleries import sample_galleries
 from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
-from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.log_safety import install as install_log_safety
+from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, photo_source_from_env
 
 # Data versions on outputs are how this project tells Dagster what is stale: a deliberate beta API.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+install_log_safety()  # no token or pre-authenticated URL in any log, whatever the level
 
 ASSETS = [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
 
@@ -35,13 +37,13 @@ everything_job = dg.define_asset_job(
 
 
 def resources(home: HomeResource | None = None) -> dict[str, object]:
-    """The resources every asset shares; tests pass their own data root."""
+    """The resources every asset shares, configured from the environment now; tests pass their own data root."""
     home = home or HomeResource()
     return {
         "home": home,
-        "compute": ComputeResource(),
-        "mlflow": MlflowResource(),
-        "photo_source": PhotoSourceResource(),
+        "compute": ComputeResource.from_env(),
+        "mlflow": MlflowResource.from_env(),
+        "photo_source": photo_source_from_env(),
         "io_manager": dg.FilesystemIOManager(base_dir=str(Path(home.root) / "dagster" / "io")),
     }
 

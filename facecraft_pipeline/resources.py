@@ -1,19 +1,29 @@
 """Dagster resources: the few things every asset shares (data root, device, MLflow, photo source).
 
 Each is a thin, configurable wrapper that hands back a plain library object, so the libraries
-stay Dagster-free. Defaults come from environment variables so `make demo`, `make dev` and
-scheduled runs agree without extra config.
+stay Dagster-free. Field defaults are the library defaults; the environment (FACECRAFT_*,
+MLFLOW_TRACKING_URI) is read by each `from_env()` when the Definitions are built
+(`definitions.resources()`), never at import, through `facecraft_pipeline.env`.
+
+The photo source is a small family behind one resource key, `photo_source`:
+`DemoAlbumResource`, `LocalFolderResource` and `OneDriveResource`, each with only its own
+config; `photo_source_from_env()` picks one by FACECRAFT_SOURCE.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
+import pydantic
 
+from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.env import env_bool, env_int, env_optional, env_str
 from facecraft_pipeline.home import Home, default_home
-from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, PhotoSource
+from facecraft_pipeline.sources.base import PhotoSource
+from facecraft_pipeline.sources.local_settings import LocalFolderSettings
+from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 
 
 class HomeResource(dg.ConfigurableResource):
@@ -32,8 +42,12 @@ class ComputeResource(dg.ConfigurableResource):
     run fastest on one thread, while two spin-wait against each other on a 2-core machine.
     """
 
-    device: str = os.environ.get("FACECRAFT_DEVICE", "auto")
-    cpu_threads: int = int(os.environ.get("FACECRAFT_CPU_THREADS", "1"))
+    device: str = "auto"
+    cpu_threads: int = 1
+
+    @classmethod
+    def from_env(cls) -> ComputeResource:
+        return cls(device=env_str("FACECRAFT_DEVICE", "auto"), cpu_threads=env_int("FACECRAFT_CPU_THREADS", 1))
 
     def torch_device(self):
         import torch
@@ -57,11 +71,20 @@ class ComputeResource(dg.ConfigurableResource):
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking: `MLFLOW_TRACKING_URI` if set, else a SQLite store in the data root."""
 
-    tracking_uri: str | None = os.environ.get("MLFLOW_TRACKING_URI")
-    experiment: str = os.environ.get("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft")
+    tracking_uri: str | None = None
+    experiment: str = "facecraft"
     # Face crops, contact sheets and samples are personal: turn this off before pointing
     # MLFLOW_TRACKING_URI at a shared server (metrics, params and lineage are still logged).
-    log_images: bool = os.environ.get("FACECRAFT_MLFLOW_IMAGES", "on").lower() not in {"0", "off", "false", "no"}
+    log_images: bool = True
+
+    @classmethod
+    def from_env(cls) -> MlflowResource:
+        """MLFLOW_TRACKING_URI, FACECRAFT_MLFLOW_EXPERIMENT, FACECRAFT_MLFLOW_IMAGES (on/off)."""
+        return cls(
+            tracking_uri=env_optional("MLFLOW_TRACKING_URI"),
+            experiment=env_str("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft"),
+            log_images=env_bool("FACECRAFT_MLFLOW_IMAGES", True),
+        )
 
     def lineage(self, home: Home):
         from facecraft_pipeline.lineage import Lineage
@@ -71,61 +94,106 @@ class MlflowResource(dg.ConfigurableResource):
 
 
 class PhotoSourceResource(dg.ConfigurableResource):
-    """Which photo library to read: the offline `demo` album, a `local` folder, or `onedrive`."""
+    """The `photo_source` resource: where photos come from. Use one of its kinds below."""
 
-    kind: str = os.environ.get("FACECRAFT_SOURCE", "demo")
-    folder: str | None = os.environ.get("FACECRAFT_PHOTOS_DIR")  # local: the folder; onedrive: the drive path
-    recursive: bool = True
-    suffixes: str = ",".join(IMAGE_SUFFIXES)  # image types to take (HEIC/HEIF decode through pillow-heif)
-    max_file_mb: float = 200.0  # larger files are recorded as skipped
-    onedrive_max_concurrency: int = 4
-    onedrive_client_id: str = os.environ.get("FACECRAFT_ONEDRIVE_CLIENT_ID", "")
-    onedrive_tenant: str = os.environ.get("FACECRAFT_ONEDRIVE_TENANT", "consumers")
-    onedrive_graph_url: str = os.environ.get("FACECRAFT_GRAPH_URL", "https://graph.microsoft.com/v1.0")
+    kind: ClassVar[str] = ""
+
+    def build(self, home: Home) -> PhotoSource:
+        raise NotImplementedError(f"{type(self).__name__} is not a photo source: use DemoAlbumResource, "
+                                  "LocalFolderResource or OneDriveResource")
 
     def state_dir(self, home: Home) -> Path:
         """Sync state of this source (delta links, hash caches, the OneDrive login record)."""
         return home.dir("state", "source", self.kind)
 
-    def onedrive_settings(self):
-        from facecraft_pipeline.sources.onedrive import OneDriveSettings
+    def reference_photos(self, home: Home) -> list[Path]:
+        """The owner's reference photos this source ships (only the demo album has any)."""
+        return []
 
-        return OneDriveSettings(
-            client_id=self.onedrive_client_id,
-            tenant=self.onedrive_tenant,
-            folder=self.folder or "/Pictures",
-            recursive=self.recursive,
-            suffixes=self.suffixes,
-            max_file_mb=self.max_file_mb,
-            max_concurrency=self.onedrive_max_concurrency,
-            graph_base_url=self.onedrive_graph_url,
-        )
+
+class DemoAlbumResource(PhotoSourceResource):
+    """The offline demo album, built from public-domain photos shipped in dependencies."""
+
+    kind: ClassVar[str] = "demo"
 
     def build(self, home: Home) -> PhotoSource:
-        state = self.state_dir(home)
-        if self.kind == "demo":
-            from facecraft_pipeline.sources.demo_album import DemoAlbumSource
+        from facecraft_pipeline.sources.demo_album import DemoAlbumSource
 
-            return DemoAlbumSource(home.dir("photos", "demo-album"), state_dir=state)
-        if self.kind == "local":
-            from facecraft_pipeline.sources.local import LocalFolderSource
-
-            if not self.folder:
-                raise dg.Failure("photo source 'local' needs a folder: set FACECRAFT_PHOTOS_DIR or the resource's `folder`")
-            suffixes = tuple(s.strip().lower() for s in self.suffixes.split(",") if s.strip())
-            return LocalFolderSource(
-                Path(self.folder).expanduser(), state_dir=state, suffixes=suffixes, recursive=self.recursive, max_file_mb=self.max_file_mb
-            )
-        if self.kind == "onedrive":
-            from facecraft_pipeline.sources.onedrive import OneDriveSource
-
-            return OneDriveSource(self.onedrive_settings(), mirror_dir=home.dir("photos", "onedrive"), state_dir=state)
-        raise dg.Failure(f"unknown photo source {self.kind!r}: use demo, local or onedrive")
+        return DemoAlbumSource(home.dir("photos", "demo-album"), state_dir=self.state_dir(home))
 
     def reference_photos(self, home: Home) -> list[Path]:
-        """The demo album's owner reference photos (other sources name theirs in asset config)."""
-        if self.kind != "demo":
-            return []
         from facecraft_pipeline.sources.demo_album import demo_reference_photos
 
         return demo_reference_photos(home.dir("photos", "demo-reference"))
+
+
+LocalFolderConfig = config_class(LocalFolderSettings, "local_folder_source")
+OneDriveConfig = config_class(OneDriveSettings, "onedrive_source")
+
+
+class LocalFolderResource(PhotoSourceResource):
+    """A folder on this machine; photos stay in place (nothing is copied)."""
+
+    kind: ClassVar[str] = "local"
+    folder: str = pydantic.Field(default="", description="the photo folder ($FACECRAFT_PHOTOS_DIR)")
+    settings: LocalFolderConfig = pydantic.Field(  # type: ignore[valid-type]
+        default_factory=LocalFolderConfig, description="file types, size limit, sub-folders, symbolic links")
+
+    @classmethod
+    def from_env(cls) -> LocalFolderResource:
+        return cls(folder=env_str("FACECRAFT_PHOTOS_DIR", ""))
+
+    def local_settings(self) -> LocalFolderSettings:
+        return to_settings(LocalFolderSettings, self.settings)
+
+    def build(self, home: Home) -> PhotoSource:
+        from facecraft_pipeline.sources.local import LocalFolderSource
+
+        if not self.folder:
+            raise dg.Failure("photo source 'local' needs a folder: set FACECRAFT_PHOTOS_DIR or the resource's `folder`")
+        return LocalFolderSource(Path(self.folder).expanduser(), state_dir=self.state_dir(home),
+                                 settings=self.local_settings(), data_root=home.root)
+
+
+class OneDriveResource(PhotoSourceResource):
+    """A OneDrive folder mirrored into the data root through Microsoft Graph (log in once: `facecraft login`)."""
+
+    kind: ClassVar[str] = "onedrive"
+    settings: OneDriveConfig = pydantic.Field(  # type: ignore[valid-type]
+        default_factory=OneDriveConfig, description="which OneDrive folder to mirror, and how")
+
+    @classmethod
+    def from_env(cls) -> OneDriveResource:
+        """FACECRAFT_ONEDRIVE_CLIENT_ID, FACECRAFT_ONEDRIVE_TENANT, FACECRAFT_PHOTOS_DIR, FACECRAFT_GRAPH_URL."""
+        defaults = OneDriveSettings()
+        values = {
+            "client_id": env_str("FACECRAFT_ONEDRIVE_CLIENT_ID", defaults.client_id),
+            "tenant": env_str("FACECRAFT_ONEDRIVE_TENANT", defaults.tenant),
+            "folder": env_str("FACECRAFT_PHOTOS_DIR", defaults.folder),
+            "graph_base_url": env_str("FACECRAFT_GRAPH_URL", defaults.graph_base_url),
+        }
+        return cls(settings=OneDriveConfig(**values))
+
+    def onedrive_settings(self) -> OneDriveSettings:
+        return to_settings(OneDriveSettings, self.settings)
+
+    def build(self, home: Home) -> PhotoSource:
+        from facecraft_pipeline.sources.onedrive import OneDriveSource
+
+        return OneDriveSource(self.onedrive_settings(), mirror_dir=home.dir("photos", "onedrive"),
+                              state_dir=self.state_dir(home))
+
+
+PHOTO_SOURCES: dict[str, type[PhotoSourceResource]] = {
+    "demo": DemoAlbumResource, "local": LocalFolderResource, "onedrive": OneDriveResource,
+}
+
+
+def photo_source_from_env() -> PhotoSourceResource:
+    """The `photo_source` resource FACECRAFT_SOURCE names (default: the demo album), configured from the environment."""
+    kind = env_str("FACECRAFT_SOURCE", "demo").strip().lower()
+    if kind not in PHOTO_SOURCES:
+        raise ValueError(f"FACECRAFT_SOURCE={kind!r} is not a photo source: choose one of {sorted(PHOTO_SOURCES)}")
+    cls = PHOTO_SOURCES[kind]
+    from_env = getattr(cls, "from_env", None)
+    return from_env() if from_env is not None else cls()

@@ -9,7 +9,7 @@ import pytest
 
 from facecraft_pipeline.automation import new_photos_sensor
 from facecraft_pipeline.definitions import defs
-from facecraft_pipeline.resources import HomeResource, PhotoSourceResource
+from facecraft_pipeline.resources import HomeResource, LocalFolderResource
 
 TRAINING = {"gan_checkpoint", "wgan_gp_checkpoint", "lora_weights"}
 
@@ -27,7 +27,7 @@ def folder(tmp_path):
 def poll(folder, home, cursor):
     context = dg.build_sensor_context(
         cursor=cursor,
-        resources={"home": HomeResource(root=str(home)), "photo_source": PhotoSourceResource(kind="local", folder=str(folder))},
+        resources={"home": HomeResource(root=str(home)), "photo_source": LocalFolderResource(folder=str(folder))},
     )
     result = new_photos_sensor(context)
     return result, context.cursor

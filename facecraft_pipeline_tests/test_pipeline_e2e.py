@@ -13,7 +13,7 @@ import pytest
 from facecraft_pipeline.assets.checks import CHECKS
 from facecraft_pipeline.definitions import ASSETS, defs, resources
 from facecraft_pipeline.lineage import trace
-from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.resources import DemoAlbumResource, HomeResource, LocalFolderResource, MlflowResource
 
 SHORT_TRAINING = {
     "ops": {
@@ -28,7 +28,7 @@ SHORT_TRAINING = {
 def materialize(home, instance, source=None, selection=None, config=None):
     res = resources(HomeResource(root=str(home)))
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="e2e")
-    res["photo_source"] = source or PhotoSourceResource(kind="demo")
+    res["photo_source"] = source or DemoAlbumResource()
     config = config or (SHORT_TRAINING if selection is None else {"ops": {}})
     return dg.materialize([*ASSETS, *CHECKS], resources=res, instance=instance, run_config=config, selection=selection)
 
@@ -151,7 +151,7 @@ def test_a_local_folder_with_a_corrupt_file_and_a_faceless_photo_still_ingests(t
     (folder / "empty.jpg").write_bytes(b"")
 
     with dg.instance_for_test() as instance:
-        result = materialize(tmp_path / "home", instance, PhotoSourceResource(kind="local", folder=str(folder)), selection=["photos", "face_crops"])
+        result = materialize(tmp_path / "home", instance, LocalFolderResource(folder=str(folder)), selection=["photos", "face_crops"])
 
     assert result.success
     photos = result.output_for_node("photos")
@@ -188,7 +188,7 @@ def test_the_owner_can_be_named_by_photo_ids_in_the_library(tmp_path):
     other = sorted(name for name, t in truth.items() if t["people"] == [DEMO_OTHER])
     res = resources(HomeResource(root=str(tmp_path / "home")))
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="ids")
-    res["photo_source"] = PhotoSourceResource(kind="local", folder=str(album))
+    res["photo_source"] = LocalFolderResource(folder=str(album))
     config = {"ops": {"identity_clusters": {"config": {"owner_reference_photo_ids": f"{other[0]}, {other[1]}"}}}}
     with dg.instance_for_test() as instance:
         result = dg.materialize(

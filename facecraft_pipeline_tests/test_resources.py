@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from facecraft_pipeline.home import Home
-from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.resources import (
+    ComputeResource,
+    DemoAlbumResource,
+    HomeResource,
+    LocalFolderResource,
+    MlflowResource,
+    OneDriveResource,
+    photo_source_from_env,
+)
 
 
 def test_auto_device_picks_the_best_available():
@@ -30,11 +38,54 @@ def test_the_data_root_is_configurable_and_holds_the_mlflow_store(tmp_path):
     assert lineage.tracking_uri == f"sqlite:///{home.mlflow_db}"
 
 
-def test_photo_sources_are_chosen_by_kind(tmp_path):
+def test_photo_sources_are_one_resource_class_per_kind(tmp_path):
     home = Home(tmp_path)
-    assert PhotoSourceResource(kind="demo").build(home).description.startswith("demo")
-    assert PhotoSourceResource(kind="local", folder=str(tmp_path)).build(home).description.startswith("local:")
+    assert DemoAlbumResource().build(home).description.startswith("demo")
+    assert LocalFolderResource(folder=str(tmp_path)).build(home).description.startswith("local:")
     with pytest.raises(dg.Failure, match="needs a folder"):
-        PhotoSourceResource(kind="local", folder=None).build(home)
-    with pytest.raises(dg.Failure, match="unknown photo source"):
-        PhotoSourceResource(kind="dropbox").build(home)
+        LocalFolderResource().build(home)
+    assert not hasattr(LocalFolderResource(), "onedrive_client_id"), "no OneDrive fields on other sources"
+    assert OneDriveResource().onedrive_settings().folder == "/Pictures"
+
+
+def test_facecraft_source_picks_the_resource_when_the_definitions_are_built(tmp_path, monkeypatch):
+    """The environment is read by from_env() at build time, not when resources.py was imported."""
+    monkeypatch.setenv("FACECRAFT_SOURCE", "onedrive")
+    monkeypatch.setenv("FACECRAFT_PHOTOS_DIR", "/Camera Roll")
+    monkeypatch.setenv("FACECRAFT_ONEDRIVE_CLIENT_ID", "client-123")
+    onedrive = photo_source_from_env()
+    assert isinstance(onedrive, OneDriveResource)
+    settings = onedrive.onedrive_settings()
+    assert (settings.folder, settings.client_id, settings.tenant) == ("/Camera Roll", "client-123", "consumers")
+
+    monkeypatch.setenv("FACECRAFT_SOURCE", "local")
+    monkeypatch.setenv("FACECRAFT_PHOTOS_DIR", str(tmp_path))
+    local = photo_source_from_env()
+    assert isinstance(local, LocalFolderResource) and local.folder == str(tmp_path)
+
+    monkeypatch.setenv("FACECRAFT_SOURCE", "dropbox")
+    with pytest.raises(ValueError, match="FACECRAFT_SOURCE='dropbox'.*demo"):
+        photo_source_from_env()
+
+
+def test_one_boolean_parser_for_every_switch(monkeypatch):
+    from facecraft_pipeline.env import parse_bool
+
+    for word, value in (("on", True), ("OFF", False), ("yes", True), ("0", False), ("true", True)):
+        assert parse_bool(word) is value
+    monkeypatch.setenv("FACECRAFT_MLFLOW_IMAGES", "off")
+    assert MlflowResource.from_env().log_images is False
+    monkeypatch.setenv("FACECRAFT_MLFLOW_IMAGES", "nope")
+    with pytest.raises(ValueError, match="FACECRAFT_MLFLOW_IMAGES='nope' is not a boolean"):
+        MlflowResource.from_env()
+
+
+def test_resource_config_comes_from_the_settings_dataclasses_with_their_help():
+    from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
+    from facecraft_pipeline.settings import help_text
+
+    fields = OneDriveResource.model_fields["settings"].annotation.model_fields
+    assert fields["download_deadline_s"].description == help_text(OneDriveSettings, "download_deadline_s")
+    assert fields["max_concurrency"].default == OneDriveSettings().max_concurrency
+    with pytest.raises(ValueError, match="LocalFolderSettings.symlinks must be one of"):
+        LocalFolderResource(folder="/x", settings={"symlinks": "sometimes"}).local_settings()

@@ -1,4 +1,8 @@
-"""`photos`: sync the configured source and publish the library's listing."""
+"""`photos`: sync the configured source and publish the library's listing.
+
+Metadata counts every listed item by status, plus `unverified`: photos kept although the source
+gave no hash to check their bytes by (OneDrive re-checks them on the next sync).
+"""
 
 
 import dagster as dg
@@ -8,7 +12,7 @@ from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSour
 from facecraft_pipeline.sources.manifest import PhotoManifest, manifest_from_report
 
 
-@dg.asset(code_version="photos-1", group_name="ingest", kinds={"python"})
+@dg.asset(code_version="photos-2", group_name="ingest", kinds={"python"})
 def photos(
     context: dg.AssetExecutionContext, home: HomeResource, mlflow: MlflowResource, photo_source: PhotoSourceResource
 ) -> dg.Output[PhotoManifest]:
@@ -30,7 +34,8 @@ def photos(
             manifest.digest,
             {
                 "summary": f"{counts['ok']} photos from {source.description} ({len(report.added)} added, "
-                f"{len(report.removed)} removed, {counts['skipped']} skipped, {counts['failed']} failed)",
+                f"{len(report.removed)} removed, {counts['skipped']} skipped, {counts['failed']} failed"
+                + (f", {counts['unverified']} unverified)" if counts["unverified"] else ")"),
                 "source": source.description,
                 **counts,
                 "added": len(report.added),

@@ -25,6 +25,7 @@ from msgraph.graph_request_adapter import options as graph_adapter_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from facecraft_pipeline.log_safety import install as install_log_safety
 from facecraft_pipeline.sources.onedrive_auth import LOGIN_HINT, SCOPES, LoginRequiredError
 
 
@@ -77,6 +78,7 @@ async def _graph_client(credential: Any, base_url: str) -> AsyncIterator[GraphSe
 @contextlib.asynccontextmanager
 async def open_graph(credential: Any, base_url: str) -> AsyncIterator[GraphServiceClient]:
     """A Graph client for one sync or poll; a refused login anywhere inside says how to log in again."""
+    install_log_safety()  # also when the source is used from a notebook, without the Definitions
     try:
         async with _graph_client(_ThreadedCredential(credential), base_url) as graph:
             yield graph

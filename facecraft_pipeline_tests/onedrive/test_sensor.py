@@ -6,13 +6,13 @@ import dagster as dg
 
 from facecraft_pipeline.automation import new_photos_sensor
 from facecraft_pipeline.home import Home
-from facecraft_pipeline.resources import HomeResource, PhotoSourceResource
+from facecraft_pipeline.resources import HomeResource, OneDriveResource
 from facecraft_pipeline.sources.onedrive import OneDriveSource
 from facecraft_pipeline_tests.onedrive.conftest import StaticToken
 from facecraft_pipeline_tests.onedrive.fake_graph import FakeGraph
 
 
-class SignedInOneDrive(PhotoSourceResource):
+class SignedInOneDrive(OneDriveResource):
     """The OneDrive source as configured in Dagster, already signed in (no Microsoft login here)."""
 
     token: str = ""
@@ -26,7 +26,7 @@ def test_the_sensor_requests_exactly_one_run_for_a_batch_of_new_photos(fake: Fak
     resources = {
         "home": HomeResource(root=str(tmp_path)),
         "photo_source": SignedInOneDrive(
-            kind="onedrive", folder="/Pictures", onedrive_client_id="c", onedrive_graph_url=fake.base_url, token=fake.token
+            settings={"folder": "/Pictures", "client_id": "c", "graph_base_url": fake.base_url}, token=fake.token
         ),
     }
 
