@@ -92,7 +92,10 @@ class LocalFolderSource:
             entries[item.rel] = entry
             records.append(_record(item, entry))
         save_entries(self.state_path, self.folder, entries)
-        changed = [rel for rel in entries if rel in previous and _content(previous[rel]) != _content(entries[rel])]
+        # Files of a type the source does not take are listed, but are not photo changes.
+        previous = {rel: entry for rel, entry in previous.items() if not entry.reason.startswith(_UNSUPPORTED)}
+        photos = {rel: entry for rel, entry in entries.items() if not entry.reason.startswith(_UNSUPPORTED)}
+        changed = [rel for rel in photos if rel in previous and _content(previous[rel]) != _content(photos[rel])]
         self.last_hashed = tuple(hashed)
         unsupported = sum(1 for item in listed if item.skip.startswith(_UNSUPPORTED))
         if unsupported:
@@ -101,9 +104,9 @@ class LocalFolderSource:
         return SyncReport(
             source=self.description,
             photos=tuple(records),
-            added=tuple(rel for rel in entries if rel not in previous),
+            added=tuple(rel for rel in photos if rel not in previous),
             changed=tuple(changed),
-            removed=tuple(sorted(rel for rel in previous if rel not in entries)),
+            removed=tuple(sorted(rel for rel in previous if rel not in photos)),
             notes=tuple(notes),
         )
 

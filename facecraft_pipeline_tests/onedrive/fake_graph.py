@@ -205,13 +205,22 @@ class FakeGraph:
     def fail_download(self, item_id: str, *faults: tuple[Any, ...], always: bool = False) -> None:
         """Faults for the next download requests of one item, in order (or every request: `always`).
 
-        ("status", 429 | 503, retry_after_s), ("truncate",), ("short",), ("corrupt",), ("drop",)
+        ("status", 429 | 503, retry_after_s), ("truncate",), ("short",), ("corrupt",), ("drop",),
+        ("stall",): send the headers and half the body, then nothing until release() (counted by
+        wait_until_held), then close.
         """
         with self._lock:
             if always:
                 self._persistent_faults[item_id] = faults[0]
             else:
                 self._download_faults.setdefault(item_id, []).extend(faults)
+
+    def set_hashes(self, item_id: str, hash_kinds: tuple[str, ...]) -> None:
+        """Graph (re)computes an item's hashes, e.g. some time after an upload: no new version, no delta change."""
+        with self._lock:
+            node = self._nodes[item_id]
+            node.hash_kinds = hash_kinds
+            self._set_blob(node, node.blob.data, node.blob.size, node.blob.seed)  # type: ignore[union-attr]
 
     def clear_faults(self, item_id: str) -> None:
         with self._lock:
@@ -536,6 +545,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self, blob: _Blob, kind: str | None, item_id: str) -> None:
         fake, sent = self.fake, 0
+        if kind == "stall":
+            self.wfile.write(b"".join(blob.chunks())[: blob.size // 2])
+            self.wfile.flush()
+            with fake._held:
+                fake._held_count += 1
+                fake._held.notify_all()
+            fake._release.wait(timeout=120)
+            self.close_connection = True
+            return None
         for chunk in blob.chunks():
             if kind == "truncate" and sent + len(chunk) > blob.size // 2:
                 self.wfile.write(chunk[: blob.size // 2 - sent])

@@ -13,6 +13,7 @@ from PIL import Image
 
 from facecraft_pipeline.sources.base import PhotoRecord, SyncReport
 from facecraft_pipeline.sources.local import LocalFolderSource
+from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 
 
 def write(path: Path, data: bytes, mtime_s: int | None = None) -> Path:
@@ -39,15 +40,21 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def source_for(folder: Path, **options: object) -> LocalFolderSource:
-    return LocalFolderSource(folder, folder.parent / "state", **options)  # type: ignore[arg-type]
+def source_for(folder: Path, data_root: Path | None = None, **options: object) -> LocalFolderSource:
+    settings = LocalFolderSettings(**options)  # type: ignore[arg-type]
+    return LocalFolderSource(folder, folder.parent / "state", settings=settings, data_root=data_root)
 
 
-def test_first_sync_lists_every_image_in_place_with_its_hash_and_ignores_the_rest(folder: Path) -> None:
+def ok_ids(report: SyncReport) -> list[str]:
+    return [photo.source_id for photo in report.photos if photo.status == "ok"]
+
+
+def test_first_sync_lists_every_image_in_place_with_its_hash_and_the_rest_as_skipped(folder: Path) -> None:
     report = source_for(folder).sync()
 
     photos = by_id(report)
-    assert list(photos) == ["a.jpg", "trip/b.PNG", "trip/day2/c.webp"]
+    assert list(photos) == ["a.jpg", "notes.txt", "trip/b.PNG", "trip/day2/c.webp"]
+    assert (photos["notes.txt"].status, photos["notes.txt"].reason) == ("skipped", "unsupported type: .txt")
     assert report.added == ("a.jpg", "trip/b.PNG", "trip/day2/c.webp")
     assert report.changed == () and report.removed == ()
     b = photos["trip/b.PNG"]
@@ -59,11 +66,11 @@ def test_first_sync_lists_every_image_in_place_with_its_hash_and_ignores_the_res
 
 
 def test_non_recursive_source_lists_only_the_top_folder(folder: Path) -> None:
-    assert [p.source_id for p in source_for(folder, recursive=False).sync().photos] == ["a.jpg"]
+    assert ok_ids(source_for(folder, recursive=False).sync()) == ["a.jpg"]
 
 
 def test_suffixes_choose_the_file_types_case_insensitively(folder: Path) -> None:
-    assert [p.source_id for p in source_for(folder, suffixes=(".png", ".WEBP")).sync().photos] == [
+    assert ok_ids(source_for(folder, suffixes=".png, WEBP").sync()) == [
         "trip/b.PNG",
         "trip/day2/c.webp",
     ]
