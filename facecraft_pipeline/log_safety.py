@@ -57,10 +57,13 @@ class _Redact(logging.Filter):
 
 
 _DROP, _REDACT = _DropDebug(), _Redact()
+_LEVELS_BEFORE: dict[str, int] = {}
 
 
 def install() -> None:
     """Quiet and filter the loggers named above; safe to call any number of times."""
+    for name in (*DROPPED, *REDACTED):
+        _LEVELS_BEFORE.setdefault(name, logging.getLogger(name).level)
     for name in DROPPED:
         logger = logging.getLogger(name)
         if logger.level < logging.WARNING:
@@ -73,3 +76,13 @@ def install() -> None:
             logger.setLevel(logging.INFO)  # httpcore says nothing above DEBUG
         if _REDACT not in logger.filters:
             logger.addFilter(_REDACT)
+
+
+def uninstall() -> None:
+    """Undo `install` (tests use it to show what would leak without it)."""
+    for name in (*DROPPED, *REDACTED):
+        logger = logging.getLogger(name)
+        logger.removeFilter(_DROP)
+        logger.removeFilter(_REDACT)
+        if name in _LEVELS_BEFORE:
+            logger.setLevel(_LEVELS_BEFORE.pop(name))
