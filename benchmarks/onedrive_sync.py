@@ -75,10 +75,11 @@ def _status_kib(field: str) -> int:
 
 def run_source(base_url: str, token: str, folder: str, root: str, concurrency: int) -> dict[str, float]:
     import facecraft_pipeline.sources.onedrive as onedrive
+    from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
     from facecraft_pipeline_tests.onedrive.conftest import StaticToken
 
-    settings = onedrive.OneDriveSettings(graph_base_url=base_url, folder=f"/{folder}", max_concurrency=concurrency,
-                                         max_file_mb=1000.0)
+    settings = OneDriveSettings(graph_base_url=base_url, folder=f"/{folder}", max_concurrency=concurrency,
+                                max_file_mb=1000.0)
     source = onedrive.OneDriveSource(settings, Path(root) / "mirror", Path(root) / "state", StaticToken(token))
     before = _reset_peak()
     start = time.perf_counter()
