@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from facecraft_pipeline.sources.onedrive import OneDriveSettings, OneDriveSource
+from facecraft_pipeline.sources.onedrive import OneDriveSource
+from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 from facecraft_pipeline_tests.onedrive.fake_graph import FakeGraph
 
 
