@@ -148,7 +148,8 @@ class OneDriveSource:
     def _report(self, old_items: dict[str, Item], items: dict[str, Item], folders: Folders,
                 scope_id: str, notes: list[str]) -> SyncReport:
         photos, added, changed = [], [], []
-        removed = sorted(set(old_items) - set(items))
+        removed = sorted(item_id for item_id in set(old_items) - set(items)  # photos, not other files
+                         if not str(old_items[item_id].get("reason", "")).startswith("unsupported type"))
         for item_id, item in items.items():
             ok = item["status"] == "ok"
             photos.append(PhotoRecord(

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from msgraph.graph_service_client import GraphServiceClient
 
+from facecraft_pipeline.sources.base import unsupported_reason
 from facecraft_pipeline.sources.onedrive_graph import GraphStatusError, OneDriveError, get_json
 from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 
@@ -178,7 +179,8 @@ def relative_path(item: Item, folders: Folders, scope_id: str) -> str:
 
 def apply_delta(old_items: dict[str, Item], old_folders: Folders, entries: list[Entry],
                 full: bool, scope_id: str, settings: OneDriveSettings) -> tuple[Folders, dict[str, Item]]:
-    """The folders and photos after `entries`; photos to fetch get status "pending".
+    """The folders and files after `entries`; photos to fetch get status "pending", files of other
+    types "skipped" (so every file of the folder is listed, none downloaded that is not a photo).
 
     Delta entries repeat (the last one wins), carry no paths, and a deleted folder may come without
     its children: membership is decided by walking parent ids up to the synced folder.
@@ -208,9 +210,11 @@ def apply_delta(old_items: dict[str, Item], old_folders: Folders, entries: list[
     suffixes, max_bytes = settings.suffix_set(), int(settings.max_file_mb * _MB)
     items: dict[str, Item] = {}
     for item_id, meta in candidates.items():
-        if PurePosixPath(meta["name"]).suffix.lower() not in suffixes:
-            continue
         if not _reaches(meta.get("parent"), folders, scope_id, settings.recursive):
+            continue
+        if PurePosixPath(meta["name"]).suffix.lower() not in suffixes:  # listed, never downloaded
+            items[item_id] = {**meta, "status": "skipped", "local": None, "sha256": None,
+                              "reason": unsupported_reason(meta["name"])}
             continue
         items[item_id] = {**meta, **_decide(meta, old_items.get(item_id), settings, max_bytes)}
     return folders, items

@@ -22,7 +22,7 @@ class OneDriveSettings:
     tenant: str = setting("consumers", "Entra tenant: 'consumers' for a personal Microsoft account ($FACECRAFT_ONEDRIVE_TENANT)")
     folder: str = setting("/Pictures", "OneDrive folder: a path such as /Pictures, '/' for the whole drive, or special:photos ($FACECRAFT_PHOTOS_DIR)")
     recursive: bool = setting(True, "also take the photos in sub-folders")
-    suffixes: str = setting(",".join(IMAGE_SUFFIXES), "comma-separated file types to mirror (case-insensitive); other files are ignored")
+    suffixes: str = setting(",".join(IMAGE_SUFFIXES), "comma-separated file types to mirror (case-insensitive); other files are listed as skipped")
     max_file_mb: float = setting(200.0, "larger files (1 MB = 1,000,000 bytes) are recorded as skipped", minimum=0, exclusive=True)
     min_file_bytes: int = setting(1, "smaller files are recorded as skipped", minimum=0)
     max_concurrency: int = setting(4, "downloads at the same time", minimum=1, maximum=64)

@@ -20,7 +20,7 @@ def mirrored_files(report: SyncReport) -> set[str]:
     return {p.path.name for p in report.photos if p.path is not None}
 
 
-def test_first_sync_mirrors_every_image_ignores_other_files_and_skips_oversize(
+def test_first_sync_mirrors_every_image_lists_other_files_as_skipped_and_skips_oversize(
         fake: FakeGraph, pictures: str, make_source: SourceFactory) -> None:
     trip = fake.add_folder("Trip", pictures)
     cat = fake.add_file("cat.jpg", pictures, b"cat" * 1000)
@@ -32,7 +32,9 @@ def test_first_sync_mirrors_every_image_ignores_other_files_and_skips_oversize(
     report = make_source(max_file_mb=1.0).sync()
 
     photos = by_name(report)
-    assert set(photos) == {"cat.jpg", "Trip/beach.PNG", "huge.jpg"}
+    assert set(photos) == {"cat.jpg", "Trip/beach.PNG", "huge.jpg", "notes.txt"}
+    notes = photos["notes.txt"]
+    assert (notes.status, notes.reason, notes.path) == ("skipped", "unsupported type: .txt", None)
     for name, item_id in (("cat.jpg", cat), ("Trip/beach.PNG", beach)):
         record = photos[name]
         assert record.status == "ok" and record.source_id == item_id
@@ -175,3 +177,14 @@ def test_mirror_file_deleted_by_hand_is_fetched_again(
 def test_a_folder_that_does_not_exist_is_named_in_the_error(fake: FakeGraph, make_source: SourceFactory) -> None:
     with pytest.raises(OneDriveError, match="no folder '/Fotos'"):
         make_source(folder="/Fotos").sync()
+
+
+def test_other_files_are_listed_but_never_downloaded_nor_counted_as_photo_changes(
+        fake: FakeGraph, pictures: str, make_source: SourceFactory) -> None:
+    clip = fake.add_file("clip.mov", pictures, b"video" * 100)
+    first = make_source().sync()
+    fake.delete(clip)
+    second = make_source().sync()
+
+    assert [(p.name, p.status) for p in first.photos] == [("clip.mov", "skipped")]
+    assert first.added == () and second.removed == () and fake.downloads() == 0
