@@ -12,17 +12,15 @@ config; `photo_source_from_env()` picks one by FACECRAFT_SOURCE.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 import dagster as dg
 import pydantic
 
+from facecraft_pipeline.config import config_class, to_settings
 from facecraft_pipeline.env import env_bool, env_int, env_optional, env_str
 from facecraft_pipeline.home import Home, default_home
-from facecraft_pipeline.settings import HELP, from_dict
 from facecraft_pipeline.sources.base import PhotoSource
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
@@ -129,30 +127,8 @@ class DemoAlbumResource(PhotoSourceResource):
         return demo_reference_photos(home.dir("photos", "demo-reference"))
 
 
-S = TypeVar("S")
-
-
-def _settings_config(settings_cls: type, name: str) -> type[dg.Config]:
-    """A resource's nested `dg.Config` with the fields, defaults and help of a (flat) settings dataclass.
-
-    The resource-side twin of `assets.config.config_class` (resources may not import the assets):
-    defaults and help stay declared once, on the dataclass.
-    """
-    hints = typing.get_type_hints(settings_cls)
-    fields: dict[str, Any] = {
-        f.name: (hints[f.name], pydantic.Field(default=f.default, description=f.metadata.get(HELP)))
-        for f in dataclasses.fields(settings_cls)
-    }
-    return pydantic.create_model(name, __base__=dg.Config, **fields)  # type: ignore[call-overload]
-
-
-def to_settings(settings_cls: type[S], config: dg.Config) -> S:
-    """The settings dataclass (validated by its __post_init__) from a resource's nested config."""
-    return from_dict(settings_cls, config.model_dump())
-
-
-LocalFolderConfig = _settings_config(LocalFolderSettings, "LocalFolderConfig")
-OneDriveConfig = _settings_config(OneDriveSettings, "OneDriveConfig")
+LocalFolderConfig = config_class(LocalFolderSettings, "local_folder")
+OneDriveConfig = config_class(OneDriveSettings, "one_drive")
 
 
 class LocalFolderResource(PhotoSourceResource):

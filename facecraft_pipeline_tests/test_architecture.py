@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
 # Modules that may use Dagster: the thin layer over the libraries.
-DAGSTER_LAYER = ("assets", "definitions", "resources", "automation", "cli", "operations")
+DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "operations")
 
 
 def module_name(path: Path) -> str:

@@ -1,0 +1,71 @@
+"""Asset and resource config generated from the libraries' settings dataclasses: one place for defaults and help.
+
+The Dagster launchpad shows every field of a library's frozen settings dataclass, with the active
+profile's value as default and the field's help text (declared once, with `settings.setting`) as
+its description; nested settings dataclasses become nested config sections. The asset turns the
+config back into that dataclass with `to_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, TypeVar
+
+import dagster as dg
+import pydantic
+
+from facecraft_pipeline.profiles import overrides
+from facecraft_pipeline.settings import HELP, default_of, from_dict
+
+S = TypeVar("S")
+
+
+def config_class(
+    settings_cls: type, asset: str, extra: dict[str, tuple[Any, Any, str]] | None = None, fixed: tuple[str, ...] = ()
+) -> type[dg.Config]:
+    """A `dg.Config` subclass with the fields of `settings_cls` (+ `extra`, - `fixed`), profile defaults applied.
+
+    `extra` maps a name to (type, default, help) for config that is not a library setting.
+    `fixed` fields are set by the asset itself (e.g. which GAN kind it trains), not by the user.
+    """
+    profile = overrides(asset)
+    model = _model(settings_cls, "".join(part.title() for part in asset.split("_")) + "Config", profile, fixed, dg.Config)
+    if extra:
+        fields = {name: (kind, pydantic.Field(default=profile.pop(name, default), description=help))
+                  for name, (kind, default, help) in extra.items()}
+        model = pydantic.create_model(model.__name__, __base__=model, **fields)  # type: ignore[call-overload]
+    if profile:
+        raise ValueError(f"profile sets unknown fields for {asset}: {sorted(profile)}")
+    return model
+
+
+def _model(settings_cls: type, name: str, profile: dict[str, Any], fixed: tuple[str, ...], base: type,
+           defaults: Any = None) -> type:
+    """One pydantic model per settings dataclass; `profile` entries are consumed as they are used.
+
+    `defaults` is the instance whose values are the defaults (a nested field's own default).
+    """
+    hints = typing.get_type_hints(settings_cls)
+    fields: dict[str, tuple[Any, Any]] = {}
+    for field in dataclasses.fields(settings_cls):
+        if field.name in fixed:
+            continue
+        help = field.metadata.get(HELP)
+        kind = hints[field.name]
+        default = getattr(defaults, field.name) if defaults is not None else default_of(field)
+        if dataclasses.is_dataclass(kind):
+            sub_profile = dict(profile.pop(field.name, {}))
+            sub_name = name.removesuffix("Config") + field.name.title().replace("_", "") + "Config"
+            sub = _model(kind, sub_name, sub_profile, (), dg.Config, default)  # type: ignore[arg-type]
+            if sub_profile:
+                raise ValueError(f"profile sets unknown fields in {name}.{field.name}: {sorted(sub_profile)}")
+            fields[field.name] = (sub, pydantic.Field(default_factory=sub, description=help))
+            continue
+        fields[field.name] = (kind, pydantic.Field(default=profile.pop(field.name, default), description=help))
+    return pydantic.create_model(name, __base__=base, **fields)  # type: ignore[call-overload]
+
+
+def to_settings(settings_cls: type[S], config: dg.Config, **fixed: Any) -> S:
+    """The library settings dataclass named by a generated config (extra fields left out)."""
+    return from_dict(settings_cls, {**config.model_dump(), **fixed})
