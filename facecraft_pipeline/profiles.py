@@ -35,7 +35,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "batch_size": 4,
             "run": {"steps": 1500, "mixed_precision": "bf16", "checkpoint_every": 250, "keep_every": 250},
         },
-        "sample_galleries": {"num_inference_steps": 30, "resolution": 512},
+        "sample_galleries": {"num_inference_steps": 30, "resolution": 512, "images_per_prompt": 8, "samples_per_model": 64,
+                             "scheduler": "dpm++", "detect_side": 512},
     },
 }
 

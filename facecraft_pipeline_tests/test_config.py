@@ -76,7 +76,7 @@ def test_every_profile_gives_valid_settings_for_every_stage(profile, monkeypatch
     from facecraft_pipeline.dataset.curate import CurateSettings
     from facecraft_pipeline.faces.cluster import ClusterSettings
     from facecraft_pipeline.faces.extract import FaceCropSettings
-    from facecraft_pipeline.gallery import GallerySettings
+    from facecraft_pipeline.evaluation import GallerySettings
     from facecraft_pipeline.gan import GanSettings
     from facecraft_pipeline.lora import LoraSettings
 

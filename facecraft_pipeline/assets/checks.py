@@ -12,13 +12,12 @@ from facecraft_pipeline.assets.galleries import sample_galleries
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.faces.identity import OwnerIdentity
-from facecraft_pipeline.gallery import Gallery
+from facecraft_pipeline.evaluation import Gallery
 from facecraft_pipeline.gan import checkpoint_is_finite
 from facecraft_pipeline.training import TrainResult
 
 MIN_OWNER_CROPS = 5
 MIN_TRAIN_IMAGES = 8
-IDENTITY_FLOOR = 0.5  # mean cosine similarity of the champion's faces to the owner
 
 
 @dg.asset_check(asset=identity_clusters, blocking=True,
@@ -71,18 +70,25 @@ def lora_weights_load(lora_weights: TrainResult) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset=sample_galleries,
-    description=f"The champion's generated faces resemble the owner (mean cosine similarity >= {IDENTITY_FLOOR}).",
+    description="The champion's generated faces resemble the owner more than other people's real faces do "
+                "(its identity score is above the other-people baseline, measured with the same embedder).",
 )
 def identity_score_floor(sample_galleries: Gallery) -> dg.AssetCheckResult:
-    scores = {m.name: m.score for m in sample_galleries.models}
-    champion = sample_galleries.champion
-    mean = scores[champion].mean if champion else None
+    entry = sample_galleries.champion_entry
+    floor = sample_galleries.baselines.others.identity_mean
+    ceiling = sample_galleries.baselines.owner.identity_mean
+    identity = entry.score.identity_mean if entry else None
+    passed = identity is not None and floor is not None and identity > floor
     return dg.AssetCheckResult(
-        passed=mean is not None and mean >= IDENTITY_FLOOR,
+        passed=passed,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "champion": champion or "none",
-            "mean_similarity": mean if mean is not None else "no faces",
+            "champion": entry.score.name if entry else "none",
+            "identity": identity if identity is not None else "no faces",
+            "floor_other_people": floor if floor is not None else "no other people",
+            "ceiling_owner": ceiling if ceiling is not None else "no held-out photos",
+            "vs_baselines": entry.relative if entry and entry.relative is not None else "n/a",
+            "embedder": sample_galleries.baselines.embedder,
             "why": sample_galleries.champion_reason,
         },
     )

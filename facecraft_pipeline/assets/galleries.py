@@ -1,39 +1,42 @@
-"""`sample_galleries`: fixed-seed samples from every model, scored against the owner's face."""
+"""`sample_galleries`: the evaluation sweep over every kept checkpoint, scored against the owner's held-out photos."""
 
 
 import dataclasses
-import hashlib
-import json
 
 import dagster as dg
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
+from facecraft_pipeline.dataset.curate import CuratedDataset
+from facecraft_pipeline.digest import sha256_file
+from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
+                                           lora_candidates, owner_photos, run_sweep)
+from facecraft_pipeline.evaluation.html import table_rows
+from facecraft_pipeline.evaluation.registry import ScoredModel, move_champion_alias
+from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.detect import make_detector
 from facecraft_pipeline.faces.embed import make_embedder
 from facecraft_pipeline.faces.extract import FaceCropSettings
 from facecraft_pipeline.faces.identity import OwnerIdentity
-from facecraft_pipeline.faces.identity_score import score_identity
-from facecraft_pipeline.gallery import Gallery, GallerySettings, load_gallery, render_gallery
-from facecraft_pipeline.gan import load_generator, sample_images
-from facecraft_pipeline.lineage import latest_model_version
-from facecraft_pipeline.lora import LoraSettings, base_model_of, generate, load_lora_pipeline
-from facecraft_pipeline.training import TrainResult
+from facecraft_pipeline.lora import base_model_of
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
-from facecraft_pipeline.digest import sha256_file
+from facecraft_pipeline.settings import help_text
+from facecraft_pipeline.training import TrainResult
 
 SampleGalleriesConfig = config_class(
-    GallerySettings, "sample_galleries", extra={
-        "detector": (str, "dlib", "face detector used to find faces in generated images"),
-        "embedder": (str, "dlib", "identity embedder; must be the one identity_clusters used"),
-        "onnx_model": (str | None, None, "path of the ONNX embedding model when embedder is onnx"),
+    GallerySettings, "sample_galleries", fixed=("prompts",), extra={
+        "prompts": (list[str], list(GallerySettings().prompts), help_text(GallerySettings, "prompts")),
+        "onnx_model": (str | None, None, "path of the ONNX model identity_clusters embedded with, when it used onnx"),
     },
 )
 REGISTERED = {"gan": "facecraft-gan-checkpoint", "wgan_gp": "facecraft-wgan-gp-checkpoint", "lora": "facecraft-lora"}
+ASSET_OF = {"gan": "gan_checkpoint", "wgan_gp": "wgan_gp_checkpoint", "lora": "lora_weights"}
+FINAL = {"gan": "checkpoint", "wgan_gp": "checkpoint", "lora": "weights"}
+DETECTOR_NOT_IN_KEY = ("batch_size", "workers", "retinaface_download")
 
 
 @dg.asset(
-    code_version="sample_galleries-1",
+    code_version="sample_galleries-2",
     group_name="evaluation",
     kinds={"pytorch"},
     automation_condition=dg.AutomationCondition.eager(),
@@ -46,78 +49,127 @@ def sample_galleries(
     wgan_gp_checkpoint: TrainResult,
     lora_weights: TrainResult,
     identity_clusters: OwnerIdentity,
+    curated_dataset: CuratedDataset,
+    face_crops: CropsManifest,
     home: HomeResource,
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[Gallery]:
-    """PNG grids per model, identity similarity of generated faces to the owner, and a champion."""
+    """Every kept checkpoint drawn with fixed seeds (and prompts), scored with the pipeline's detector and embedder
+    against the owner's held-out photos, next to owner/other-people baselines; champion, HTML gallery, MLflow metrics."""
     settings = to_settings(GallerySettings, config)
     device = compute.torch_device()
-    embedder = make_embedder(config.embedder, config.onnx_model)
-    if embedder.name != identity_clusters.embedder:
-        raise dg.Failure(f"gallery embedder {embedder.name} differs from the one the owner was found with ({identity_clusters.embedder})")
-    centroid = identity_clusters.owner_centroid
-    if centroid is None:
+    embedder = _embedder(identity_clusters, config.onnx_model)
+    if identity_clusters.owner_centroid is None:
         raise dg.Failure("no owner cluster: nothing to score generated faces against")
-    upstream = {
-        "gan_checkpoint": sha256_file(gan_checkpoint.artifact("checkpoint")),
-        "wgan_gp_checkpoint": sha256_file(wgan_gp_checkpoint.artifact("checkpoint")),
-        "lora_weights": sha256_file(lora_weights.artifact("weights")),
-        "identity_clusters": identity_clusters.digest,
-    }
-    key = hashlib.sha256(json.dumps([upstream, dataclasses.asdict(settings), config.detector], sort_keys=True).encode()).hexdigest()[:16]
-    folder = home.home().dir("galleries", key)
+    detector_settings, detector_facts = _detector(face_crops, settings)
+    photos = owner_photos(identity_clusters, curated_dataset, embedder.same_person_distance)
+    baselines = compute_baselines(photos)
+    if len(photos.held_out):
+        reference = photos.reference()
+    else:
+        context.log.warning("the curated dataset has no held-out (val) photos: generated faces are scored against training photos")
+        reference = Reference(photos.train, photos.metric, photos.same_person_distance, photos.embedder,
+                              f"{len(photos.train)} training photos of the owner (no held-out photos: optimistic)")
+    results = {"gan": gan_checkpoint, "wgan_gp": wgan_gp_checkpoint, "lora": lora_weights}
+    candidates = (gan_candidates("gan", gan_checkpoint, device) + gan_candidates("wgan_gp", wgan_gp_checkpoint, device)
+                  + lora_candidates("lora", lora_weights, device))
     base = base_model_of(lora_weights)
+    honest = " Base model is tiny and random: its images are noise." if base.is_tiny_random else ""
+    notes = {"gan": f"DCGAN, {gan_checkpoint.steps} steps", "wgan_gp": f"WGAN-GP, {wgan_gp_checkpoint.steps} steps",
+             "lora": f"LoRA on {base.description}"}
+    prompts = {"lora": list(settings.resolved_prompts(lora_weights.info.get("settings", {}).get("instance_prompt", "")))}
+    digests = {name: sha256_file(result.artifact(FINAL[name])) for name, result in results.items()}
+    upstream = {ASSET_OF[name]: digest for name, digest in digests.items()} | {
+        "identity_clusters": identity_clusters.digest, "curated_dataset": curated_dataset.digest, "face_crops": face_crops.digest}
     with asset_run(context, home, mlflow, inputs=upstream, params=config.model_dump()) as run:
-        reused = load_gallery(folder)
-        if reused is None:
-            detector = make_detector(dataclasses.replace(FaceCropSettings(), detector=config.detector).detector_settings(), device)
-            samplers, notes = _samplers(gan_checkpoint, wgan_gp_checkpoint, lora_weights, settings, device)
-            scorer = lambda images: score_identity(images, detector, embedder, centroid)  # noqa: E731
-            gallery = render_gallery(samplers, folder, settings, scorer, notes)
-        else:
-            gallery = reused
-        meta: dict = {"reused": reused is not None}
+        lineage = mlflow.lineage(home.home())
+        training_runs = {name: _run_id(lineage, ASSET_OF[name], digest) for name, digest in digests.items()}
+        facts = {"dataset_version": curated_dataset.digest, "identity_clusters": identity_clusters.digest,
+                 "face_crops": face_crops.digest, "created_by": {"dagster_run_id": context.run.run_id, "mlflow_run_id": run.run_id},
+                 "models": {name: {"run_folder": str(result.folder), "run_key": result.key, "steps": result.steps,
+                                   "mlflow_run_id": training_runs[name] or "unknown"} for name, result in results.items()}}
+        scorer = Scorer(lambda: make_detector(detector_settings, device), embedder, reference, detector_facts)
+        gallery = run_sweep(candidates, home.home().dir("galleries"), settings, scorer, baselines, facts, notes, prompts)
+        context.log.info(f"sweep: {gallery.computed} checkpoints scored, {gallery.cached} from the cache")
+        for entry in gallery.entries:  # one chart per metric: identity over training steps
+            run.log_metrics(entry.score.as_metrics(), step=entry.score.step)
+        run.log_metrics({"baseline_owner_identity": baselines.owner.identity_mean or 0.0,
+                         "baseline_others_identity": baselines.others.identity_mean or 0.0})
+        for path in (gallery.json_path, gallery.report):
+            run.log_artifact(path, "gallery")
+        run.log_picture(gallery.html, "gallery")
+        champion = gallery.champion
+        winner = None if champion is None else ScoredModel(REGISTERED[champion.model], results[champion.model].folder,
+                                                           digests[champion.model], training_runs[champion.model])
+        alias = move_champion_alias(run.client, list(REGISTERED.values()), winner, champion.step if champion else None,
+                                    gallery.champion_reason)
+        context.log.info(alias)
+        meta: dict = {"reused": gallery.reused, "computed_checkpoints": gallery.computed, "cached_checkpoints": gallery.cached,
+                      "scores": _table(gallery), "embedder": baselines.embedder, "detector": detector_facts["source"],
+                      "reference": reference.description,
+                      "baseline_owner_identity": _num(baselines.owner.identity_mean),
+                      "baseline_others_identity": _num(baselines.others.identity_mean)}
         for model in gallery.models:
-            run.log_metrics(model.score.as_metrics(model.name))
-            run.log_picture(model.grid, "grids")
             meta[f"grid_{model.name}"] = preview(model.grid)
-            meta[f"{model.name}_faces_found"] = f"{model.score.faces}/{model.score.images}"
-            if model.score.mean is not None:
-                meta[f"{model.name}_identity_similarity"] = dg.MetadataValue.json(
-                    {"mean": model.score.mean, "min": model.score.min, "max": model.score.max}
-                )
-        run.log_artifact(gallery.report)
-        champion_version = latest_model_version(run.client, REGISTERED[gallery.champion]) if gallery.champion else None
-        if champion_version:
-            run.client.set_registered_model_alias(REGISTERED[gallery.champion], "champion", champion_version)
-        honest = " Base model is tiny and random: its images are noise." if base.is_tiny_random else ""
+        if gallery.champion_entry is not None:
+            meta["champion_grid"] = preview(gallery.champion_entry.grid)
         meta.update(
             {
-                "summary": f"champion: {gallery.champion or 'none'} ({gallery.champion_reason}).{honest}",
-                "champion": gallery.champion or "none",
+                "summary": f"champion: {champion.model + ' step ' + str(champion.step) if champion else 'none'} "
+                           f"({gallery.champion_reason}).{honest}",
+                "champion": f"{champion.model}@{champion.step}" if champion else "none",
                 "champion_reason": gallery.champion_reason,
+                "champion_alias": alias,
                 "base_model": base.description,
+                "gallery_html": dg.MetadataValue.path(str(gallery.html)),
                 "report": dg.MetadataValue.path(str(gallery.report)),
-                "location": dg.MetadataValue.path(str(folder)),
+                "location": dg.MetadataValue.path(str(gallery.folder)),
             }
         )
         return output(gallery, run, gallery.digest, meta)
 
 
-def _samplers(gan: TrainResult, wgan_gp: TrainResult, lora: TrainResult, settings: GallerySettings, device):
-    """(n, seed) -> images for each model, and a plain note on what each model is."""
-    base = base_model_of(lora)
-    pipe = load_lora_pipeline(base, lora.folder, device)
-    prompt = settings.prompt or lora.info.get("settings", {}).get("instance_prompt") or LoraSettings().instance_prompt
-    samplers = {
-        "gan": lambda n, seed: sample_images(load_generator(gan.artifact("checkpoint"), device), n, seed, device),
-        "wgan_gp": lambda n, seed: sample_images(load_generator(wgan_gp.artifact("checkpoint"), device), n, seed, device),
-        "lora": lambda n, seed: generate(pipe, prompt, n, seed, settings.num_inference_steps, settings.guidance_scale, settings.resolution),
-    }
-    notes = {
-        "gan": f"DCGAN, {gan.steps} steps",
-        "wgan_gp": f"WGAN-GP, {wgan_gp.steps} steps",
-        "lora": f"LoRA on {base.description}",
-    }
-    return samplers, notes
+def _embedder(identity: OwnerIdentity, onnx_model: str | None):
+    """The embedder identity_clusters used (its name is recorded there), so generated and real faces compare."""
+    kind = "onnx" if identity.embedder.startswith("onnx") else "dlib"
+    if kind == "onnx" and not onnx_model:
+        raise dg.Failure(f"identity_clusters embedded with {identity.embedder}: set sample_galleries.onnx_model to that ONNX file")
+    embedder = make_embedder(kind, onnx_model)
+    if embedder.name != identity.embedder:
+        raise dg.Failure(f"embedder {embedder.name} is not the one identity_clusters used ({identity.embedder})")
+    return embedder
+
+
+def _detector(face_crops: CropsManifest, settings: GallerySettings):
+    """face_crops' recorded detector settings, with the gallery's explicit overrides (both recorded)."""
+    recorded = FaceCropSettings(**face_crops.settings) if face_crops.settings else FaceCropSettings(detector=face_crops.detector)
+    detector = recorded.detector_settings()
+    source = f"face_crops manifest ({detector.kind})"
+    overrides = {k: v for k, v in {"kind": settings.detector, "min_score": settings.detector_min_score}.items() if v is not None}
+    if overrides:
+        detector = dataclasses.replace(detector, **overrides)
+        source += f", overridden: {overrides}"
+    key = {k: v for k, v in dataclasses.asdict(detector).items() if k not in DETECTOR_NOT_IN_KEY}
+    return detector, {"source": source, "settings": key | {"score_floor": detector.score_floor}}
+
+
+def _run_id(lineage, asset: str, digest: str) -> str | None:
+    runs = lineage.find_asset_runs(asset, artifact_sha256=digest)
+    return runs[0].info.run_id if runs else None
+
+
+def _num(value):
+    return "none" if value is None else round(value, 4)
+
+
+def _table(gallery: Gallery) -> dg.MetadataValue:
+    rows = table_rows(gallery)
+    columns = ["model", "step", "faces", "identity", "identity_min", "identity_max", "vs baselines", "centroid", "same person",
+               "diversity", "one face", "prompts followed", "eligible", "champion"]
+    kinds = {"step": "int", "champion": "bool"} | {c: "float" for c in ("identity", "identity_min", "identity_max", "vs baselines",
+                                                                       "centroid", "same person", "diversity", "one face",
+                                                                       "prompts followed")}
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, kinds.get(c, "string")) for c in columns])
+    records = [dg.TableRecord({c: r[c] for c in columns if r[c] is not None}) for r in rows]
+    return dg.MetadataValue.table(records, schema=schema)

@@ -1,0 +1,29 @@
+"""The evaluation sweep: every kept checkpoint scored against the owner, baselines, champion, HTML gallery.
+
+No Dagster here: `assets/galleries.py` only gathers the inputs and records the results.
+
+    settings.py   GallerySettings (seeds, prompts, sampler, the champion rule's thresholds)
+    render.py     Candidate per kept checkpoint; GAN / LoRA-checkpoint renderers
+    scores.py     per-image detect -> align -> embed -> best match vs held-out owner photos; per-checkpoint rows
+    baselines.py  owner vs owner (ceiling) and other people vs owner (floor), same embedder
+    champion.py   the champion rule
+    sweep.py      cache by (weights digest, evaluation settings), gallery folder, gallery.json
+    html.py       self-contained gallery.html and gallery.md
+    registry.py   the MLflow `champion` alias on exactly the scored version
+"""
+
+from __future__ import annotations
+
+from facecraft_pipeline.evaluation.baselines import Baseline, Baselines, OwnerPhotos, compute_baselines, owner_photos
+from facecraft_pipeline.evaluation.champion import Champion, choose_champion
+from facecraft_pipeline.evaluation.render import Candidate, FixedImages, GanRenderer, LoraRenderer, gan_candidates, lora_candidates
+from facecraft_pipeline.evaluation.scores import CheckpointScore, ImageScore, Reference, best_match, score_images, summarize
+from facecraft_pipeline.evaluation.settings import GallerySettings
+from facecraft_pipeline.evaluation.sweep import Gallery, ModelGallery, Scorer, load_gallery, run_sweep
+
+__all__ = [
+    "Baseline", "Baselines", "Candidate", "Champion", "CheckpointScore", "FixedImages", "Gallery", "GallerySettings",
+    "GanRenderer", "ImageScore", "LoraRenderer", "ModelGallery", "OwnerPhotos", "Reference", "Scorer", "best_match",
+    "choose_champion", "compute_baselines", "gan_candidates", "load_gallery", "lora_candidates", "owner_photos", "run_sweep",
+    "score_images", "summarize",
+]

@@ -1,0 +1,332 @@
+"""The evaluation sweep: every kept checkpoint of every model, scored the same way, cached, shown.
+
+    gallery = run_sweep(candidates, galleries_root, settings, scorer, baselines, lineage={...})
+
+Each checkpoint's images and scores are cached under `<galleries>/cache/<eval key>/<weights digest>/`,
+where the eval key names everything that decides them (the render settings of its kind, the
+detector, the embedder, the reference photos, the scoring version): only checkpoints never scored
+under these settings are rendered and scored. The gallery folder `<galleries>/<gallery key>/`
+holds one folder of PNGs and one grid per checkpoint, `gallery.json` (the score table, baselines,
+champion, lineage; written last: its presence means the gallery is complete), `gallery.md` and a
+self-contained `gallery.html` (images inlined). No Dagster here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from facecraft_pipeline.atomic import write_json_atomic
+from facecraft_pipeline.evaluation.baselines import Baselines
+from facecraft_pipeline.evaluation.champion import Champion, Verdict, choose_champion
+from facecraft_pipeline.evaluation.render import Candidate
+from facecraft_pipeline.evaluation.scores import SCORE_VERSION, CheckpointScore, ImageScore, Reference, score_images, summarize
+from facecraft_pipeline.evaluation.settings import GallerySettings
+from facecraft_pipeline.faces.detect import FaceDetector
+from facecraft_pipeline.faces.embed import Embedder
+from facecraft_pipeline.grids import make_grid
+
+GALLERY_VERSION = 2
+
+
+@dataclass
+class Scorer:
+    """The pipeline's own detector (made on first use) and embedder, and the photos faces are compared with."""
+
+    make_detector: Callable[[], FaceDetector]
+    embedder: Embedder
+    reference: Reference
+    detector_facts: Mapping[str, Any]  # the detector settings used and where they came from: in the key and the report
+    _detector: FaceDetector | None = field(default=None, init=False, repr=False)
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = self.make_detector()
+        return self._detector
+
+    @property
+    def reference_digest(self) -> str:
+        return hashlib.sha256(self.reference.vectors.astype("float32").tobytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    """One scored checkpoint in a gallery: its row, its verdict, its images (in the gallery folder)."""
+
+    score: CheckpointScore
+    eligible: bool
+    why: str
+    relative: float | None  # identity between the other-people floor (0) and the owner ceiling (1)
+    grid: Path
+    images: tuple[Path, ...]
+    image_scores: tuple[ImageScore, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelGallery:
+    """One model: its checkpoints oldest first; `grid` and `score` are its newest checkpoint's."""
+
+    name: str
+    kind: str
+    note: str
+    checkpoints: tuple[CheckpointEntry, ...]
+
+    @property
+    def grid(self) -> Path:
+        return self.checkpoints[-1].grid
+
+    @property
+    def score(self) -> CheckpointScore:
+        return self.checkpoints[-1].score
+
+
+@dataclass(frozen=True)
+class Gallery:
+    folder: Path
+    models: tuple[ModelGallery, ...]
+    champion: Champion | None
+    champion_reason: str
+    baselines: Baselines
+    info: dict[str, Any]  # settings, prompts, detector, embedder, reference, lineage (as in gallery.json)
+    computed: int = field(default=0, compare=False)  # checkpoints rendered and scored by this call
+    cached: int = field(default=0, compare=False)  # checkpoints whose scores came from the cache
+    reused: bool = field(default=False, compare=False)  # the whole gallery existed already
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "gallery.md"
+
+    @property
+    def html(self) -> Path:
+        return self.folder / "gallery.html"
+
+    @property
+    def json_path(self) -> Path:
+        return self.folder / "gallery.json"
+
+    @property
+    def entries(self) -> list[CheckpointEntry]:
+        return [entry for model in self.models for entry in model.checkpoints]
+
+    @property
+    def champion_entry(self) -> CheckpointEntry | None:
+        if self.champion is None:
+            return None
+        return next(e for e in self.entries if (e.score.model, e.score.step) == (self.champion.model, self.champion.step))
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.json_path.read_bytes()).hexdigest()
+
+
+def eval_key(candidate: Candidate, settings: GallerySettings, scorer: Scorer) -> str:
+    payload = {"kind": candidate.kind, "render": candidate.renderer.render_settings(settings), "detect_side": settings.detect_side,
+               "detector": dict(scorer.detector_facts.get("settings", {})), "embedder": scorer.embedder.name,
+               "reference": scorer.reference_digest, "version": SCORE_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ScoreCache:
+    """`<root>/<eval key>/<digest>/`: images/*.png and scores.json (written last, atomically)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def folder(self, key: str, digest: str) -> Path:
+        return self.root / key / digest[:32]
+
+    def load(self, key: str, digest: str) -> tuple[dict[str, Any], list[ImageScore], list[Path]] | None:
+        folder = self.folder(key, digest)
+        try:
+            data = json.loads((folder / "scores.json").read_text())
+        except (OSError, ValueError):
+            return None
+        paths = [folder / name for name in data["files"]]
+        if not all(p.is_file() for p in paths):
+            return None
+        return data["score"], [ImageScore(**row) for row in data["images"]], paths
+
+    def store(self, key: str, digest: str, score: CheckpointScore, images: Sequence[ImageScore],
+              drawn: Sequence[Image.Image]) -> list[Path]:
+        folder = self.folder(key, digest)
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        files = []
+        for image_score, image in zip(images, drawn, strict=True):
+            name = f"images/{_image_name(image_score)}"
+            image.save(folder / name)
+            files.append(name)
+        write_json_atomic(folder / "scores.json", {"score": score.as_row(), "images": [asdict(s) for s in images], "files": files})
+        return [folder / name for name in files]
+
+
+def _image_name(score: ImageScore) -> str:
+    return (f"p{score.prompt}-" if score.prompt is not None else "") + f"{score.index:03d}.png"
+
+
+def score_candidate(candidate: Candidate, settings: GallerySettings, scorer: Scorer, cache: ScoreCache
+                    ) -> tuple[CheckpointScore, list[ImageScore], list[Path], bool]:
+    """(row, image scores, image files, computed?) for one checkpoint: from the cache when scored before."""
+    key = eval_key(candidate, settings, scorer)
+    found = cache.load(key, candidate.digest)
+    if found is not None:
+        row, images, paths = found
+        row.update(model=candidate.model, step=candidate.step, checkpoint=str(candidate.path))
+        return CheckpointScore.from_row(row), images, paths, False
+    drawn = candidate.renderer.render(candidate, settings)
+    pictures = [image for _, _, image in drawn]
+    images, vectors = score_images(pictures, scorer.detector, scorer.embedder, scorer.reference, settings.detect_side,
+                                   prompts=[p for p, _, _ in drawn], indices=[i for _, i, _ in drawn])
+    score = summarize(candidate.model, candidate.step, candidate.digest, candidate.kind, scorer.embedder.name,
+                      scorer.reference.metric, images, vectors, str(candidate.path))
+    return score, images, cache.store(key, candidate.digest, score, images, pictures), True
+
+
+def gallery_key(candidates: Sequence[Candidate], settings: GallerySettings, scorer: Scorer, baselines: Baselines) -> str:
+    payload = {"checkpoints": [(c.model, c.step, c.digest, eval_key(c, settings, scorer)) for c in candidates],
+               "rule": [settings.min_face_share, settings.min_diversity, settings.tie_margin],
+               "baselines": baselines.as_dict(), "version": GALLERY_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_sweep(
+    candidates: Sequence[Candidate],
+    root: Path,
+    settings: GallerySettings,
+    scorer: Scorer,
+    baselines: Baselines,
+    lineage: Mapping[str, Any] | None = None,
+    notes: Mapping[str, str] | None = None,
+    prompts: Mapping[str, Sequence[str]] | None = None,
+) -> Gallery:
+    """Score every candidate (cached ones are not recomputed), pick the champion, write the gallery.
+
+    `root` is the galleries folder (e.g. <data root>/galleries); `lineage` (dataset version, run
+    ids...) and `notes` (per model, e.g. "tiny random base model") go into the report as given;
+    `prompts` are the resolved prompts per diffusion model, for the report.
+    """
+    if not candidates:
+        raise ValueError("the sweep needs at least one checkpoint")
+    root = Path(root)
+    folder = root / gallery_key(candidates, settings, scorer, baselines)
+    existing = load_gallery(folder)
+    if existing is not None:
+        return dataclasses.replace(existing, cached=len(candidates), reused=True)
+    cache = ScoreCache(root / "cache")
+    scored, computed = [], 0
+    for candidate in candidates:
+        score, images, paths, fresh = score_candidate(candidate, settings, scorer, cache)
+        scored.append((candidate, score, images, paths))
+        computed += fresh
+    champion, reason, verdicts = choose_champion([s for _, s, _, _ in scored], settings.min_face_share, settings.min_diversity,
+                                                 settings.tie_margin)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    models: dict[str, list[CheckpointEntry]] = {}
+    for (candidate, score, images, paths), verdict in zip(scored, verdicts, strict=True):
+        models.setdefault(candidate.model, []).append(_entry(staging, folder, candidate, score, images, paths, verdict, baselines))
+    info = {
+        "settings": asdict(settings),
+        "prompts": {k: list(v) for k, v in (prompts or {}).items()},
+        "detector": dict(scorer.detector_facts),
+        "embedder": baselines.embedder,
+        "reference": scorer.reference.description,
+        "lineage": dict(lineage or {}),
+        "notes": dict(notes or {}),
+    }
+    gallery = Gallery(
+        folder,
+        tuple(ModelGallery(name, entries[0].score.kind, (notes or {}).get(name, ""), tuple(sorted(entries, key=lambda e: e.score.step)))
+              for name, entries in models.items()),
+        champion, reason, baselines, info, computed=computed, cached=len(candidates) - computed,
+    )
+    from facecraft_pipeline.evaluation.html import write_html, write_markdown
+
+    write_markdown(gallery, staging / "gallery.md")
+    write_html(gallery, staging / "gallery.html", image_root=staging)
+    write_json_atomic(staging / "gallery.json", _to_json(gallery))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)  # one rename: a gallery folder is complete or absent
+    return gallery
+
+
+def _entry(staging: Path, folder: Path, candidate: Candidate, score: CheckpointScore, images: Sequence[ImageScore],
+           paths: Sequence[Path], verdict: Verdict, baselines: Baselines) -> CheckpointEntry:
+    sub = Path(candidate.model) / f"step-{candidate.step:07d}"
+    (staging / sub).mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in paths:
+        shutil.copyfile(path, staging / sub / path.name)
+        copied.append(folder / sub / path.name)
+    grid = sub.with_suffix(".png")
+    cell = max(64, min(128, Image.open(paths[0]).width)) if paths else 64
+    make_grid(list(paths), cols=_columns(images), cell=cell).save(staging / grid)
+    return CheckpointEntry(score, verdict.eligible, verdict.why, baselines.relative(score.identity_mean), folder / grid,
+                           tuple(copied), tuple(images), candidate.note)
+
+
+def _columns(images: Sequence[ImageScore]) -> int | None:
+    """Diffusion grids: one row per prompt; GAN grids: square."""
+    per_prompt = sum(1 for s in images if s.prompt == images[0].prompt) if images and images[0].prompt is not None else 0
+    return per_prompt or None
+
+
+def _to_json(gallery: Gallery) -> dict[str, Any]:
+    folder = gallery.folder
+    rows = []
+    for model in gallery.models:
+        for e in model.checkpoints:
+            rows.append({**e.score.as_row(), "name": model.name, "eligible": e.eligible, "why": e.why, "relative": e.relative,
+                         "note": e.note, "grid": str(e.grid.relative_to(folder)), "images": [str(p.relative_to(folder)) for p in e.images],
+                         "image_scores": [asdict(s) for s in e.image_scores]})
+    champion = gallery.champion
+    return {
+        "version": GALLERY_VERSION,
+        "champion": champion.model if champion else None,  # the model name (explorer and older readers)
+        "champion_step": champion.step if champion else None,
+        "champion_detail": asdict(champion) if champion else None,
+        "reason": gallery.champion_reason,
+        "baselines": gallery.baselines.as_dict(),
+        # One row per model (its newest checkpoint), then every checkpoint.
+        "models": [{k: v for k, v in rows_of(rows, m.name)[-1].items() if k != "image_scores"} | {"kind": m.kind, "note": m.note}
+                   for m in gallery.models],
+        "checkpoints": rows,
+        **gallery.info,
+    }
+
+
+def rows_of(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["name"] == name]
+
+
+def load_gallery(folder: Path) -> Gallery | None:
+    """A gallery `run_sweep` completed in `folder` before, or None (absent, unfinished or an older format)."""
+    path = Path(folder) / "gallery.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("version") != GALLERY_VERSION:
+        return None
+    folder = Path(folder)
+    models: dict[str, list[CheckpointEntry]] = {}
+    for row in data["checkpoints"]:
+        entry = CheckpointEntry(CheckpointScore.from_row(row), row["eligible"], row["why"], row["relative"], folder / row["grid"],
+                                tuple(folder / p for p in row["images"]), tuple(ImageScore(**s) for s in row["image_scores"]),
+                                row.get("note", ""))
+        models.setdefault(row["name"], []).append(entry)
+    notes = data.get("notes", {})
+    kinds = {m["name"]: m["kind"] for m in data["models"]}
+    champion = Champion(**data["champion_detail"]) if data.get("champion_detail") else None
+    info = {k: data[k] for k in ("settings", "prompts", "detector", "embedder", "reference", "lineage", "notes")}
+    return Gallery(folder, tuple(ModelGallery(name, kinds[name], notes.get(name, ""), tuple(entries)) for name, entries in models.items()),
+                   champion, data["reason"], Baselines.from_dict(data["baselines"]), info)
