@@ -164,12 +164,12 @@ def _num(value):
 
 
 def _table(gallery: Gallery) -> dg.MetadataValue:
+    """The score table: numbers where every row has one, text ("-" for none: no faces, no score) where not."""
     rows = table_rows(gallery)
     columns = ["model", "step", "faces", "identity", "identity_min", "identity_max", "vs baselines", "centroid", "same person",
                "diversity", "one face", "prompts followed", "eligible", "champion"]
-    kinds = {"step": "int", "champion": "bool"} | {c: "float" for c in ("identity", "identity_min", "identity_max", "vs baselines",
-                                                                       "centroid", "same person", "diversity", "one face",
-                                                                       "prompts followed")}
+    kinds = {"step": "int", "champion": "bool", "same person": "float", "one face": "float"}
     schema = dg.TableSchema(columns=[dg.TableColumn(c, kinds.get(c, "string")) for c in columns])
-    records = [dg.TableRecord({c: r[c] for c in columns if r[c] is not None}) for r in rows]
+    cell = lambda c, v: v if c in kinds else ("-" if v is None else str(v))  # noqa: E731
+    records = [dg.TableRecord({c: cell(c, r[c]) for c in columns}) for r in rows]
     return dg.MetadataValue.table(records, schema=schema)

@@ -243,6 +243,7 @@ def run_sweep(
         "lineage": dict(lineage or {}),
         "notes": dict(notes or {}),
     }
+    info = json.loads(json.dumps(info, default=str))  # as gallery.json holds it: a loaded gallery equals this one
     gallery = Gallery(
         folder,
         tuple(ModelGallery(name, entries[0].score.kind, (notes or {}).get(name, ""), tuple(sorted(entries, key=lambda e: e.score.step)))
@@ -286,7 +287,7 @@ def _to_json(gallery: Gallery) -> dict[str, Any]:
     for model in gallery.models:
         for e in model.checkpoints:
             rows.append({**e.score.as_row(), "name": model.name, "eligible": e.eligible, "why": e.why, "relative": e.relative,
-                         "note": e.note, "grid": str(e.grid.relative_to(folder)), "images": [str(p.relative_to(folder)) for p in e.images],
+                         "note": e.note, "grid": str(e.grid.relative_to(folder)), "files": [str(p.relative_to(folder)) for p in e.images],
                          "image_scores": [asdict(s) for s in e.image_scores]})
     champion = gallery.champion
     return {
@@ -297,7 +298,7 @@ def _to_json(gallery: Gallery) -> dict[str, Any]:
         "reason": gallery.champion_reason,
         "baselines": gallery.baselines.as_dict(),
         # One row per model (its newest checkpoint), then every checkpoint.
-        "models": [{k: v for k, v in rows_of(rows, m.name)[-1].items() if k != "image_scores"} | {"kind": m.kind, "note": m.note}
+        "models": [{k: v for k, v in rows_of(rows, m.name)[-1].items() if k not in ("image_scores", "files")} | {"kind": m.kind, "note": m.note}
                    for m in gallery.models],
         "checkpoints": rows,
         **gallery.info,
@@ -321,7 +322,7 @@ def load_gallery(folder: Path) -> Gallery | None:
     models: dict[str, list[CheckpointEntry]] = {}
     for row in data["checkpoints"]:
         entry = CheckpointEntry(CheckpointScore.from_row(row), row["eligible"], row["why"], row["relative"], folder / row["grid"],
-                                tuple(folder / p for p in row["images"]), tuple(ImageScore(**s) for s in row["image_scores"]),
+                                tuple(folder / p for p in row["files"]), tuple(ImageScore(**s) for s in row["image_scores"]),
                                 row.get("note", ""))
         models.setdefault(row["name"], []).append(entry)
     notes = data.get("notes", {})
