@@ -116,9 +116,28 @@ class LoraRenderer:
             self._default_scheduler = self._pipe.scheduler
         return self._pipe
 
+    def apply(self, pipe: Any, candidate: Candidate) -> None:
+        """Make the candidate's LoRA the active one: the loadable LoRA the trainer wrote beside the checkpoint
+        (`checkpoints/step-<n>/`, or written now with `lora.checkpoint_weights`) when the LoRA package offers
+        it, else the checkpoint's tensors copied into the adapter (`load_lora_checkpoint`)."""
+        from facecraft_pipeline import lora
+
+        folder = candidate.path.parent / f"step-{candidate.step}"
+        writer = getattr(lora, "checkpoint_weights", None)
+        if not (folder / lora.WEIGHTS_NAME).is_file() and writer is not None:
+            import tempfile
+
+            folder = Path(tempfile.mkdtemp(prefix="lora-step-"))
+            writer(candidate.path, folder)
+        if (folder / lora.WEIGHTS_NAME).is_file():
+            pipe.unload_lora_weights()
+            pipe.load_lora_weights(str(folder))
+        else:
+            load_lora_checkpoint(pipe.unet, candidate.path)
+
     def render(self, candidate: Candidate, settings: GallerySettings) -> list[Drawn]:
         pipe = self.pipe()
-        load_lora_checkpoint(pipe.unet, candidate.path)
+        self.apply(pipe, candidate)
         if settings.scheduler == "default":
             pipe.scheduler = self._default_scheduler
         else:

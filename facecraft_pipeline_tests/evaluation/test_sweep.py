@@ -17,7 +17,7 @@ from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Candidate, FixedImages, GallerySettings, Scorer, gan_candidates, load_gallery,
                                            lora_candidates, run_sweep)
 from facecraft_pipeline.evaluation.baselines import Baseline, Baselines
-from facecraft_pipeline.evaluation.render import draw, load_lora_checkpoint
+from facecraft_pipeline.evaluation.render import draw
 from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
 from facecraft_pipeline.lora import LoraSettings, load_lora_pipeline, load_pipeline, resolve_base_model, train_lora
 from facecraft_pipeline.training import RunSettings
@@ -116,12 +116,14 @@ def test_the_tiny_sd_sweep_runs_end_to_end_and_records_no_faces_honestly(tmp_pat
 def test_a_kept_lora_checkpoint_loads_to_the_same_pixels_as_the_saved_weights(tiny_lora):
     base = resolve_base_model("tiny", tiny_lora.folder.parent.parent / "cache")
     saved = load_lora_pipeline(base, tiny_lora.folder)
+    candidates = {c.step: c for c in lora_candidates("lora", tiny_lora)}
+    renderer = candidates[4].renderer
     from_checkpoint = load_pipeline(base)
-    load_lora_checkpoint(from_checkpoint.unet, dict(tiny_lora.checkpoints)[4])
+    renderer.apply(from_checkpoint, candidates[4])
     args = ("a photo of sks person", "", 1, 7, 2, 5.0, 64)
     final = np.asarray(draw(saved, *args)[0])
     assert np.array_equal(np.asarray(draw(from_checkpoint, *args)[0]), final)
-    load_lora_checkpoint(from_checkpoint.unet, dict(tiny_lora.checkpoints)[2])  # swapping in another step changes the weights
+    renderer.apply(from_checkpoint, candidates[2])  # swapping in another step changes the weights
     assert not np.array_equal(np.asarray(draw(from_checkpoint, *args)[0]), final)
 
 
