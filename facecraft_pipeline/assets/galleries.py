@@ -90,7 +90,8 @@ def sample_galleries(
                  "models": {name: {"run_folder": str(result.folder), "run_key": result.key, "steps": result.steps,
                                    "mlflow_run_id": training_runs[name] or "unknown"} for name, result in results.items()}}
         scorer = Scorer(lambda: make_detector(detector_settings, device), embedder, reference, detector_facts)
-        gallery = run_sweep(candidates, home.home().dir("galleries"), settings, scorer, baselines, facts, notes, prompts)
+        gallery = run_sweep(candidates, home.home().dir("galleries"), settings, scorer, baselines, facts, notes, prompts,
+                            cache_dir=home.home().dir("cache", "evaluation"))
         context.log.info(f"sweep: {gallery.computed} checkpoints scored, {gallery.cached} from the cache")
         for entry in gallery.entries:  # one chart per metric: identity over training steps
             run.log_metrics(entry.score.as_metrics(), step=entry.score.step)

@@ -2,7 +2,7 @@
 
     gallery = run_sweep(candidates, galleries_root, settings, scorer, baselines, lineage={...})
 
-Each checkpoint's images and scores are cached under `<galleries>/cache/<eval key>/<weights digest>/`,
+Each checkpoint's images and scores are cached under `<cache dir>/<eval key>/<weights digest>/`,
 where the eval key names everything that decides them (the render settings of its kind, the
 detector, the embedder, the reference photos, the scoring version): only checkpoints never scored
 under these settings are rendered and scored. The gallery folder `<galleries>/<gallery key>/`
@@ -207,12 +207,15 @@ def run_sweep(
     lineage: Mapping[str, Any] | None = None,
     notes: Mapping[str, str] | None = None,
     prompts: Mapping[str, Sequence[str]] | None = None,
+    cache_dir: Path | None = None,
 ) -> Gallery:
     """Score every candidate (cached ones are not recomputed), pick the champion, write the gallery.
 
     `root` is the galleries folder (e.g. <data root>/galleries); `lineage` (dataset version, run
     ids...) and `notes` (per model, e.g. "tiny random base model") go into the report as given;
-    `prompts` are the resolved prompts per diffusion model, for the report.
+    `prompts` are the resolved prompts per diffusion model, for the report. `cache_dir` holds the
+    per-checkpoint scores (default `root/.cache`; the pipeline keeps it out of the galleries folder,
+    so every folder there is a gallery).
     """
     if not candidates:
         raise ValueError("the sweep needs at least one checkpoint")
@@ -221,7 +224,7 @@ def run_sweep(
     existing = load_gallery(folder)
     if existing is not None:
         return dataclasses.replace(existing, cached=len(candidates), reused=True)
-    cache = ScoreCache(root / "cache")
+    cache = ScoreCache(Path(cache_dir) if cache_dir else root / ".cache")
     scored, computed = [], 0
     for candidate in candidates:
         score, images, paths, fresh = score_candidate(candidate, settings, scorer, cache)
