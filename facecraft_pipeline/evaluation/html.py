@@ -134,11 +134,12 @@ def write_html(gallery: Gallery, path: Path, image_root: Path | None = None) -> 
                 text = prompt_text[prompt] if prompt < len(prompt_text) else f"prompt {prompt}"
                 parts.append(f"<h3>prompt {prompt}: <i>{html.escape(text)}</i></h3>")
             numbers = [i for i, s in enumerate(entries[0].image_scores) if s.prompt == prompt]
-            headers = ["seed"] + [f"step {e.score.step}" for e in entries]
+            seed = gallery.info.get("settings", {}).get("seed", 0)
+            headers = ["noise seed" if prompt is not None else f"latent (seed {seed})"] + [f"step {e.score.step}" for e in entries]
             table = []
             for number in numbers:
-                seed = gallery.info.get("settings", {}).get("seed", 0) + entries[0].image_scores[number].index
-                cells = [str(seed)]
+                index = entries[0].image_scores[number].index  # GAN latents: row i of one draw; diffusion: seed + i
+                cells = [str(seed + index) if prompt is not None else f"z{index}"]
                 for e in entries:
                     cells.append(_img(local(e.images[number]), _cell_title(e, number)) if number < len(e.images) else "")
                 table.append(cells)
