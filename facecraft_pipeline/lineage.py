@@ -37,6 +37,21 @@ def is_secret_key(key: str) -> bool:
     return any(word in key.lower() for word in _SECRET_WORDS)
 
 
+def is_remote_uri(tracking_uri: str | None) -> bool:
+    """A tracking server (http/https/databricks...) rather than a store on this machine (sqlite, file, a path)."""
+    if not tracking_uri:
+        return False
+    scheme = tracking_uri.split(":", 1)[0].lower() if "://" in tracking_uri or tracking_uri.startswith("databricks") else ""
+    return scheme not in {"", "file", "sqlite"}
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """The run's page on a tracking server's UI (None for a local store: there is no server to link to)."""
+    if not tracking_uri.lower().startswith(("http://", "https://")):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 @dataclass
 class AssetRun:
     """A nested MLflow run open for one asset materialization."""
@@ -44,6 +59,9 @@ class AssetRun:
     client: MlflowClient
     run_id: str
     log_images: bool = True  # False keeps face images (crops, sheets, samples) out of the tracking store
+    remote: bool = False  # a tracking server: the registry can't point at this machine's files
+    artifact_sha256: str | None = None  # set through set_tags(TAG_ARTIFACT_SHA): registration keys on it
+    url: str | None = None  # the run's page when the store is a tracking server
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         safe = [Param(k, str(v)[:6000]) for k, v in params.items() if not is_secret_key(k)]
@@ -59,6 +77,8 @@ class AssetRun:
             self.client.log_batch(self.run_id, metrics=batch)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if TAG_ARTIFACT_SHA in tags:
+            self.artifact_sha256 = str(tags[TAG_ARTIFACT_SHA])
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
@@ -90,21 +110,46 @@ class AssetRun:
         self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
 
     def register_model(self, name: str, source: Path, aliases: tuple[str, ...] = ()) -> str:
-        """Register a weights folder as a model version (the registry keeps a pointer, not a copy).
+        """Register a weights folder as a model version, once per artifact digest.
 
-        MLflow resolves `models:/NAME/latest` itself ("latest" is a reserved alias).
+        When the run carries an artifact digest (TAG_ARTIFACT_SHA) and a version of `name` with
+        that digest exists, that version is returned and nothing new is registered: re-using a
+        trained model re-uses its version. On a local store the registry keeps a pointer to the
+        folder; on a tracking server the folder's files are uploaded to this run's artifacts
+        (`model/`) and the version points there. MLflow resolves `models:/NAME/latest` itself
+        ("latest" is a reserved alias).
         """
         from mlflow.exceptions import MlflowException
 
+        existing = self.find_model_version(name)
+        if existing is not None:
+            for alias in aliases:
+                self.client.set_registered_model_alias(name, alias, existing)
+            return existing
         try:
             self.client.create_registered_model(name)
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        version = self.client.create_model_version(name, source=source.resolve().as_uri(), run_id=self.run_id)
+        if self.remote:
+            for path in sorted(p for p in Path(source).iterdir() if p.is_file()):
+                self.client.log_artifact(self.run_id, str(path), "model")
+            uri = f"runs:/{self.run_id}/model"
+        else:
+            uri = Path(source).resolve().as_uri()
+        tags = {TAG_ARTIFACT_SHA: self.artifact_sha256} if self.artifact_sha256 else None
+        version = self.client.create_model_version(name, source=uri, run_id=self.run_id, tags=tags)
         for alias in aliases:
             self.client.set_registered_model_alias(name, alias, version.version)
         return version.version
+
+    def find_model_version(self, name: str) -> str | None:
+        """The version of `name` registered for this run's artifact digest, if any."""
+        if not self.artifact_sha256:
+            return None
+        query = f"name = '{name}' and tags.`{TAG_ARTIFACT_SHA}` = '{self.artifact_sha256}'"
+        found = self.client.search_model_versions(query, order_by=["version_number ASC"], max_results=1)
+        return found[0].version if found else None
 
 
 def latest_model_version(client: MlflowClient, name: str) -> str | None:
@@ -120,10 +165,12 @@ class Lineage:
     ):
         self.tracking_uri = tracking_uri
         self.log_images = log_images
+        self.remote = is_remote_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
-            location = artifact_location.resolve().as_uri() if artifact_location else None
+            # A tracking server keeps artifacts in its own artifact root (--artifacts-destination).
+            location = artifact_location.resolve().as_uri() if artifact_location and not self.remote else None
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id
@@ -163,7 +210,7 @@ class Lineage:
         }
         tags.update({TAG_INPUT_PREFIX + name: version for name, version in (input_data_versions or {}).items()})
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=asset)
-        asset_run = AssetRun(self.client, run.info.run_id, self.log_images)
+        asset_run = AssetRun(self.client, run.info.run_id, self.log_images, remote=self.remote, url=self.run_url(run.info.run_id))
         try:
             yield asset_run
         except BaseException:
@@ -175,6 +222,9 @@ class Lineage:
         # once a child failed, the parent stays FAILED.
         if self.client.get_run(parent_id).info.status != "FAILED":
             self.client.set_terminated(parent_id, "FINISHED")
+
+    def run_url(self, run_id: str) -> str | None:
+        return run_url(self.tracking_uri, self.experiment_id, run_id)
 
     def find_asset_runs(self, asset: str, data_version: str | None = None, artifact_sha256: str | None = None) -> list[Any]:
         """Finished asset runs, newest first, optionally by data version or by an artifact's hash."""
@@ -196,8 +246,13 @@ def trace(lineage: Lineage, asset: str, data_version: str | None = None, artifac
     runs = lineage.find_asset_runs(asset, data_version=data_version, artifact_sha256=artifact_sha256)
     if not runs:
         raise LookupError(f"no finished MLflow run of {asset!r} matches {data_version or artifact_sha256}")
+    return trace_run(lineage, runs[0])
+
+
+def trace_run(lineage: Lineage, start: Any) -> list[dict[str, str]]:
+    """The walk of `trace`, from one MLflow asset run (an mlflow.entities.Run)."""
     rows: list[dict[str, str]] = []
-    frontier = [runs[0]]
+    frontier = [start]
     seen: set[str] = set()
     while frontier:
         run = frontier.pop(0)
@@ -219,3 +274,50 @@ def trace(lineage: Lineage, asset: str, data_version: str | None = None, artifac
                 found = lineage.find_asset_runs(key[len(TAG_INPUT_PREFIX) :], data_version=version)
                 frontier.extend(found[:1])
     return rows
+
+
+def model_version(lineage: Lineage, uri: str) -> Any:
+    """`models:/NAME@ALIAS` or `models:/NAME/VERSION` -> the registry's ModelVersion (LookupError if unknown)."""
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("models:/"):
+        raise ValueError(f"not a model URI: {uri!r} (want models:/NAME@ALIAS or models:/NAME/VERSION)")
+    rest = uri[len("models:/") :]
+    try:
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            return lineage.client.get_model_version_by_alias(name, alias)
+        name, _, version = rest.partition("/")
+        if version in ("", "latest"):
+            found = latest_model_version(lineage.client, name)
+            if found is None:
+                raise LookupError(f"{uri}: model {name!r} has no versions")
+            version = found
+        return lineage.client.get_model_version(name, version)
+    except MlflowException as error:
+        raise LookupError(f"{uri}: {error.message}") from error
+
+
+def trace_model(lineage: Lineage, uri: str) -> list[dict[str, str]]:
+    """Walk from a registered model version back to the photos (the version's run starts the walk)."""
+    version = model_version(lineage, uri)
+    if not version.run_id:
+        raise LookupError(f"{uri} (version {version.version}) names no MLflow run")
+    return trace_run(lineage, lineage.client.get_run(version.run_id))
+
+
+def dataset_photo_ids(lineage: Lineage, rows: list[dict[str, str]]) -> list[str]:
+    """The photo ids of the curated dataset reached by a walk (from its logged manifest.json)."""
+    import tempfile
+
+    for row in rows:
+        if row["asset"] != "curated_dataset":
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = lineage.client.download_artifacts(row["mlflow_run_id"], "manifest.json", folder)
+            except Exception:  # noqa: BLE001 - an older run without the artifact: no ids to show
+                return []
+            manifest = json.loads(Path(path).read_text())
+        return sorted({r["photo_id"] for r in manifest.get("images", []) if r.get("photo_id")})
+    return []

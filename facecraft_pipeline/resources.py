@@ -73,24 +73,26 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str | None = None
     experiment: str = "facecraft"
-    # Face crops, contact sheets and samples are personal: turn this off before pointing
-    # MLFLOW_TRACKING_URI at a shared server (metrics, params and lineage are still logged).
-    log_images: bool = True
+    # Face crops, contact sheets and samples are personal. None (the default): logged to a store
+    # on this machine, not to a tracking server (http...); FACECRAFT_MLFLOW_IMAGES=on sends them
+    # to a server too, =off keeps them out everywhere. Metrics, params and lineage are always logged.
+    log_images: bool | None = None
 
     @classmethod
     def from_env(cls) -> MlflowResource:
-        """MLFLOW_TRACKING_URI, FACECRAFT_MLFLOW_EXPERIMENT, FACECRAFT_MLFLOW_IMAGES (on/off)."""
+        """MLFLOW_TRACKING_URI, FACECRAFT_MLFLOW_EXPERIMENT, FACECRAFT_MLFLOW_IMAGES (on/off; unset: by tracking URI)."""
         return cls(
             tracking_uri=env_optional("MLFLOW_TRACKING_URI"),
             experiment=env_str("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft"),
-            log_images=env_bool("FACECRAFT_MLFLOW_IMAGES", True),
+            log_images=env_bool("FACECRAFT_MLFLOW_IMAGES", True) if env_optional("FACECRAFT_MLFLOW_IMAGES") else None,
         )
 
     def lineage(self, home: Home):
-        from facecraft_pipeline.lineage import Lineage
+        from facecraft_pipeline.lineage import Lineage, is_remote_uri
 
         uri = self.tracking_uri or f"sqlite:///{home.mlflow_db}"
-        return Lineage(uri, self.experiment, artifact_location=home.mlflow_artifacts, log_images=self.log_images)
+        images = self.log_images if self.log_images is not None else not is_remote_uri(uri)
+        return Lineage(uri, self.experiment, artifact_location=home.mlflow_artifacts, log_images=images)
 
 
 class PhotoSourceResource(dg.ConfigurableResource):

@@ -1,4 +1,7 @@
-"""The bookkeeping every asset does: an MLflow run for the materialization, and its Dagster output."""
+"""The bookkeeping every asset does: an MLflow run for the materialization, and its Dagster output.
+
+With a tracking server (MLFLOW_TRACKING_URI=http...) each output links to its MLflow run's page.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +39,11 @@ def asset_run(
 def output(value: Any, run: AssetRun, digest: str, metadata: Mapping[str, Any]) -> dg.Output:
     """The asset's output: data version from a content digest, MLflow run linked in metadata."""
     run.set_tags({TAG_DATA_VERSION: digest})
+    links = {"mlflow_run": dg.MetadataValue.url(run.url)} if run.url else {}
     return dg.Output(
         value,
         data_version=dg.DataVersion(digest),
-        metadata={**metadata, "data_version": digest, "mlflow_run_id": run.run_id},
+        metadata={**metadata, "data_version": digest, "mlflow_run_id": run.run_id, **links},
     )
 
 
