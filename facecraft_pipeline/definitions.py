@@ -20,13 +20,15 @@ from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
 from facecraft_pipeline.log_safety import install as install_log_safety
+from facecraft_pipeline.operations import deployable, failed_run_report
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, photo_source_from_env
 
 # Data versions on outputs are how this project tells Dagster what is stale: a deliberate beta API.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 install_log_safety()  # no token or pre-authenticated URL in any log, whatever the level
 
-ASSETS = [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
+# deployable: retry policy for transient faults, and Kubernetes step tags (a GPU for training steps).
+ASSETS = deployable([photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries])
 
 everything_job = dg.define_asset_job(
     "everything",
@@ -52,6 +54,6 @@ defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
     jobs=[everything_job, ingest_job],
-    sensors=[new_photos_sensor, retrain_sensor],
+    sensors=[new_photos_sensor, retrain_sensor, failed_run_report],
     resources=resources(),
 )
