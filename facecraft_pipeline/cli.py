@@ -2,7 +2,9 @@
 
     facecraft materialize [--select 'photos*'] [--set gan_checkpoint.run.steps=50]
     facecraft login [--browser]
-    facecraft trace data/models/lora/<key>/pytorch_lora_weights.safetensors
+    facecraft lineage data/models/lora_weights/<key>/pytorch_lora_weights.safetensors
+    facecraft lineage models:/facecraft-lora@champion      (or models:/NAME/VERSION)
+    facecraft trace PATH                                   (the old name of `lineage`)
 """
 
 from __future__ import annotations
@@ -99,24 +101,46 @@ def login(browser: bool) -> int:
     return 0
 
 
-def trace_file(path: Path) -> int:
+def lineage(target: str) -> int:
+    """Print the chain from a weights file or a registered model back to the photos it came from."""
     from facecraft_pipeline.home import Home
-    from facecraft_pipeline.lineage import trace
+    from facecraft_pipeline.lineage import dataset_photo_ids, trace, trace_model
     from facecraft_pipeline.resources import MlflowResource
     from facecraft_pipeline.digest import sha256_file
 
-    lineage = MlflowResource.from_env().lineage(Home(default_home()))
-    digest = sha256_file(path)
-    for asset in ("lora_weights", "gan_checkpoint", "wgan_gp_checkpoint", "sample_galleries"):
+    tracker = MlflowResource.from_env().lineage(Home(default_home()))
+    rows = None
+    if target.startswith("models:/"):
         try:
-            rows = trace(lineage, asset, artifact_sha256=digest)
-        except LookupError:
-            continue
-        for row in rows:
-            print(f"{row['asset']:<20} data {row['data_version'][:16]}  mlflow {row['mlflow_run_id']}  dagster {row['pipeline_run_id']}")
-        return 0
-    print(f"{path}: no tracked asset produced a file with sha256 {digest}", file=sys.stderr)
-    return 1
+            rows = trace_model(tracker, target)
+        except LookupError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+    else:
+        path = Path(target)
+        if not path.is_file():
+            print(f"{path}: no such file", file=sys.stderr)
+            return 1
+        digest = sha256_file(path)
+        for asset in ("lora_weights", "gan_checkpoint", "wgan_gp_checkpoint", "sample_galleries"):
+            try:
+                rows = trace(tracker, asset, artifact_sha256=digest)
+                break
+            except LookupError:
+                continue
+        if rows is None:
+            print(f"{path}: no tracked asset produced a file with sha256 {digest}", file=sys.stderr)
+            return 1
+    for row in rows:
+        url = tracker.run_url(row["mlflow_run_id"])
+        print(
+            f"{row['asset']:<20} data {row['data_version'][:16]}  mlflow {row['mlflow_run_id']}  dagster {row['pipeline_run_id']}"
+            + (f"  {url}" if url else "")
+        )
+    photo_ids = dataset_photo_ids(tracker, rows)
+    if photo_ids:
+        print(f"photos ({len(photo_ids)}): {', '.join(photo_ids)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--set", action="append", default=[], metavar="ASSET.FIELD=VALUE", help="override one asset config field")
     log_in = sub.add_parser("login", help="log in to OneDrive once, so scheduled syncs are silent")
     log_in.add_argument("--browser", action="store_true", help="interactive browser login instead of a device code")
-    walk = sub.add_parser("trace", help="walk back from a model file to the photos it was trained on")
-    walk.add_argument("path", type=Path)
+    for name, text in (("lineage", "walk back from a model file or models:/NAME@ALIAS to the photos"), ("trace", "alias of lineage")):
+        walk = sub.add_parser(name, help=text)
+        walk.add_argument("target", metavar="PATH|models:/NAME@ALIAS")
     args = parser.parse_args(argv)
     from facecraft_pipeline.log_safety import install as install_log_safety
 
@@ -137,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return materialize(args.select, args.set)
     if args.command == "login":
         return login(args.browser)
-    return trace_file(args.path)
+    return lineage(args.target)
 
 
 if __name__ == "__main__":

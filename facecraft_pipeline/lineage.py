@@ -29,6 +29,8 @@ TAG_DATA_VERSION = "facecraft.data_version"
 TAG_INPUT_PREFIX = "facecraft.input."
 TAG_ARTIFACT_SHA = "facecraft.artifact_sha256"
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+
 # Words that mark a value as a secret: such params are never sent to MLflow.
 _SECRET_WORDS = ("token", "secret", "password", "credential", "authorization")
 
@@ -132,8 +134,10 @@ class AssetRun:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         if self.remote:
+            # The weights and their facts; sample images only where face images may go.
             for path in sorted(p for p in Path(source).iterdir() if p.is_file()):
-                self.client.log_artifact(self.run_id, str(path), "model")
+                if self.log_images or path.suffix.lower() not in IMAGE_SUFFIXES:
+                    self.client.log_artifact(self.run_id, str(path), "model")
             uri = f"runs:/{self.run_id}/model"
         else:
             uri = Path(source).resolve().as_uri()

@@ -181,6 +181,7 @@ def failure_report(context: dg.RunFailureSensorContext) -> dict[str, Any]:
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error
         reason = error.message.strip().splitlines()[-1] if error and error.message.strip() else "unknown"
+        reason = reason.removeprefix("dagster._core.definitions.events.Failure: ")
         failed.append({"asset": event.step_key, "reason": redact(reason)})
     if not failed:
         message = context.failure_event.message or "run failed before any step ran"
