@@ -4,6 +4,10 @@
 #   make dev    the Dagster UI on the same definitions (http://127.0.0.1:3000)
 
 PYTHON ?= python3
+# The UI listens on loopback only; `make dev DAGSTER_HOST=0.0.0.0` to expose it (put auth in front).
+DAGSTER_HOST ?= 127.0.0.1
+# Instance settings: dagster.yaml (SQLite in the data root) or deploy/dagster-postgres.yaml (DAGSTER_PG_* env).
+export FACECRAFT_DAGSTER_YAML ?= $(CURDIR)/dagster.yaml
 VENV   := .venv
 BIN    := $(VENV)/bin
 
@@ -29,13 +33,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # The Dagster instance lives in the data root; dagster.yaml is its template.
 instance:
-	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	install -d -m 700 $(FACECRAFT_HOME) && mkdir -p $(DAGSTER_HOME) && cp $(FACECRAFT_DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 
 demo: env instance
 	$(BIN)/facecraft materialize
 
 dev: env instance
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/dagster dev -h $(DAGSTER_HOST) -w workspace.yaml
 
 test: env
 	$(BIN)/python -m pytest

@@ -25,7 +25,8 @@ def _instance_env() -> None:
 
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(default_home() / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    # FACECRAFT_DAGSTER_YAML=deploy/dagster-postgres.yaml: Dagster's storage on PostgreSQL.
+    shutil.copyfile(os.environ.get("FACECRAFT_DAGSTER_YAML") or PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(name, "error")

@@ -22,6 +22,7 @@ Secret (`envFrom`), never through an image or a tag.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,6 @@ def k8s_config(accelerator: bool, settings: K8sSettings | None = None) -> dict[s
     return config
 
 
-def step_tags(pool: str | None, group: str | None, settings: K8sSettings | None = None) -> dict[str, Any]:
-    """Op tags for a step in `pool` / `group`."""
-    return {K8S_CONFIG_TAG: k8s_config(needs_accelerator(pool, group), settings)}
+def step_tags(pool: str | None, group: str | None, settings: K8sSettings | None = None) -> dict[str, str]:
+    """Op tags for a step in `pool` / `group` (tag values are strings: the config as JSON)."""
+    return {K8S_CONFIG_TAG: json.dumps(k8s_config(needs_accelerator(pool, group), settings), sort_keys=True)}

@@ -25,6 +25,10 @@ class Home:
     root: Path
 
     def dir(self, *parts: str) -> Path:
+        # Personal photos, faces and logins: only the owner may enter the data root (0700).
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.root.stat().st_mode & 0o077:
+            os.chmod(self.root, 0o700)
         path = self.root.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path

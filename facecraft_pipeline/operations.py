@@ -71,11 +71,11 @@ def _transient_one(error: BaseException) -> bool:
     }
     if names & transient_types:
         return True
-    code = _status_code(error)
-    if code is not None and type(error).__name__ in {"ODataError", "APIError", "HTTPError", "HTTPStatusError", "RestException", "MlflowException"}:
-        return code in TRANSIENT_HTTP
-    if type(error).__name__ == "MlflowException":
+    if "mlflow.exceptions.MlflowException" in names:  # the tracking server's verdict, by error code
         return getattr(error, "error_code", "") in {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+    code = _status_code(error)
+    if code is not None and type(error).__name__ in {"ODataError", "APIError", "HTTPError", "HTTPStatusError"}:
+        return code in TRANSIENT_HTTP  # Graph throttling/outage that outlasted msgraph's own retries
     return False
 
 
@@ -204,12 +204,16 @@ def post_webhook(url: str, payload: Mapping[str, Any], timeout: float = 10.0) ->
 )
 def failed_run_report(context: dg.RunFailureSensorContext) -> None:
     report = failure_report(context)
+    def say(level: int, message: str) -> None:  # the sensor's tick log (UI) and the process log
+        context.log.log(level, message)
+        log.log(level, message)
+
     for item in report["failed"]:
-        context.log.error(f"run {report['run_id']} ({report['job']}) failed: asset {item['asset']}: {item['reason']}")
+        say(logging.ERROR, f"run {report['run_id']} ({report['job']}) failed: asset {item['asset']}: {item['reason']}")
     url = os.environ.get(WEBHOOK_ENV, "").strip()
     if url:
         try:
             status = post_webhook(url, report)
-            context.log.info(f"failure report sent to the webhook (HTTP {status})")
+            say(logging.INFO, f"failure report sent to the webhook (HTTP {status})")
         except Exception as error:  # noqa: BLE001 - a dead webhook must not kill the sensor
-            context.log.warning(f"failure webhook unreachable: {type(error).__name__}")
+            say(logging.WARNING, f"failure webhook unreachable: {type(error).__name__}")

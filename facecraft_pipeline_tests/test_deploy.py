@@ -1,0 +1,140 @@
+"""Deployment settings that can't run here, validated: Kubernetes step specs (GPU for training steps),
+the Dagster instance YAMLs, docker-compose.yml, the Dockerfile, the webserver's loopback default."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from facecraft_pipeline.deploy import GPU_RESOURCE, K8S_CONFIG_TAG, K8sSettings, k8s_config
+
+PROJECT = Path(__file__).resolve().parents[1]
+TRAINING = {"gan_checkpoint", "wgan_gp_checkpoint", "lora_weights", "sample_galleries"}
+
+
+def step_job_spec(op_tags):
+    """The Kubernetes Job dagster-k8s builds for a step with these op tags."""
+    from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+
+    config = DagsterK8sJobConfig(job_image="facecraft:test", dagster_home="/opt/dagster/home", image_pull_policy="IfNotPresent")
+    user = get_user_defined_k8s_config(op_tags)
+    assert isinstance(user, UserDefinedDagsterK8sConfig)
+    return construct_dagster_k8s_job(config, ["dagster", "api", "execute_step"], "dagster-step-x", user_defined_k8s_config=user)
+
+
+def test_training_steps_ask_for_a_gpu_and_other_steps_do_not():
+    from facecraft_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("everything")
+    seen = set()
+    for node in job.graph.nodes:
+        spec = step_job_spec(node.definition.tags).to_dict()
+        container = spec["spec"]["template"]["spec"]["containers"][0]
+        resources = container["resources"]
+        if node.name in TRAINING:
+            seen.add(node.name)
+            assert resources["limits"][GPU_RESOURCE] == "1", node.name
+            assert resources["requests"][GPU_RESOURCE] == "1", node.name
+            tolerations = spec["spec"]["template"]["spec"]["tolerations"]
+            assert any(t["key"] == GPU_RESOURCE for t in tolerations)
+        else:  # other assets, and the asset checks' ops (no tags: the launcher's defaults, no GPU)
+            assert GPU_RESOURCE not in (resources.get("limits") or {}), node.name
+            assert GPU_RESOURCE not in (resources.get("requests") or {}), node.name
+            if K8S_CONFIG_TAG not in node.definition.tags:
+                continue
+            assert resources["requests"]["cpu"] == "1"
+        assert container["env_from"][0]["secret_ref"]["name"] == "facecraft-secrets"
+        assert not any(re.search("PASSWORD|TOKEN|SECRET", e["name"]) for e in container.get("env") or [])
+    assert seen == TRAINING
+
+
+def test_gpu_count_and_node_selector_come_from_the_environment():
+    settings = K8sSettings.from_env({"FACECRAFT_K8S_GPUS": "2", "FACECRAFT_K8S_GPU_NODE_SELECTOR": "gpu=h100,pool=train"})
+    config = k8s_config(True, settings)
+    assert config["container_config"]["resources"]["limits"][GPU_RESOURCE] == "2"
+    assert config["pod_spec_config"]["node_selector"] == {"gpu": "h100", "pool": "train"}
+    with pytest.raises(ValueError):
+        K8sSettings.from_env({"FACECRAFT_K8S_GPUS": "0"})
+
+
+def test_the_assets_keep_their_pool_group_and_code_version():
+    from facecraft_pipeline.definitions import ASSETS
+
+    by_name = {a.key.to_user_string(): a for a in ASSETS}
+    for name in TRAINING:
+        assert by_name[name].op.pool == "accelerator"
+        assert K8S_CONFIG_TAG in by_name[name].op.tags
+    assert by_name["gan_checkpoint"].group_names_by_key[dg.AssetKey("gan_checkpoint")] == "training"
+    assert by_name["gan_checkpoint"].code_versions_by_key[dg.AssetKey("gan_checkpoint")] == "gan_checkpoint-1"
+
+
+def _instance_config(name: str) -> dict:
+    return yaml.safe_load((PROJECT / "deploy" / name).read_text())
+
+
+def test_the_k8s_instance_yaml_is_valid_for_dagster_k8s_and_takes_secrets_from_a_secret(monkeypatch):
+    monkeypatch.setenv("FACECRAFT_K8S_NAMESPACE", "facecraft")
+    monkeypatch.setenv("FACECRAFT_IMAGE", "registry.example/facecraft:1")
+    from dagster._config import process_config
+    from dagster_k8s import K8sRunLauncher
+
+    config = _instance_config("dagster-k8s.yaml")
+    launcher = config["run_launcher"]
+    assert launcher["class"] == "K8sRunLauncher"
+    processed = process_config(K8sRunLauncher.config_type(), launcher["config"])
+    assert processed.success, processed.errors
+    assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert "facecraft-secrets" in launcher["config"]["env_secrets"]
+
+
+def test_the_postgres_instance_yaml_reads_every_connection_setting_from_the_environment():
+    db = _instance_config("dagster-postgres.yaml")["storage"]["postgres"]["postgres_db"]
+    for key in ("hostname", "port", "db_name", "username", "password"):
+        assert set(db[key]) == {"env"}, key
+
+
+def test_docker_compose_parses_and_wires_the_five_services_without_baked_secrets():
+    compose = yaml.safe_load((PROJECT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "mlflow", "codelocation", "webserver", "daemon"} <= set(services)
+    assert services["codelocation"]["build"]["dockerfile"] == "Dockerfile"
+    gpu = services["codelocation"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["capabilities"] == ["gpu"]
+    text = (PROJECT / "docker-compose.yml").read_text()
+    for line in text.splitlines():
+        if re.search(r"PASSWORD\s*[:=]", line):
+            assert "${" in line, f"secret must come from the environment: {line.strip()}"
+    ports = [p for s in services.values() for p in s.get("ports", [])]
+    assert ports and all(str(p).startswith("127.0.0.1:") for p in ports), ports
+    mlflow_cmd = " ".join(map(str, services["mlflow"]["command"]))
+    assert "--artifacts-destination" in mlflow_cmd and "postgresql" not in mlflow_cmd  # the store URI holds a password: env, not argv
+    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://facecraft:${FACECRAFT_PG_PASSWORD")
+
+
+def test_dockerfile_uses_a_cuda_runtime_the_pinned_environment_and_serves_grpc():
+    text = (PROJECT / "Dockerfile").read_text()
+    assert re.search(r"^FROM nvidia/cuda:[\w.\-]+runtime", text, re.M)
+    assert "constraints.txt" in text and "dagster" in text and "code-server" in text or "api grpc" in text
+    assert not re.search(r"^(ENV|ARG)\s+\S*(PASSWORD|TOKEN|SECRET)", text, re.M | re.I)
+    ignored = (PROJECT / ".dockerignore").read_text().split()
+    assert "data/" in ignored or "data" in ignored
+
+
+def test_the_web_ui_binds_loopback_unless_told_otherwise():
+    makefile = (PROJECT / "Makefile").read_text()
+    (dev,) = [line for line in makefile.splitlines() if "dagster dev" in line]
+    assert "-h $(DAGSTER_HOST)" in dev or "--host $(DAGSTER_HOST)" in dev
+    assert re.search(r"^DAGSTER_HOST \?= 127\.0\.0\.1$", makefile, re.M)
+
+
+def test_definitions_load_on_the_postgres_instance_settings():
+    """The code location loads unchanged with the deploy settings (no storage touched at import)."""
+    os.environ.setdefault("DAGSTER_PG_PASSWORD", "unused")
+    from facecraft_pipeline.definitions import defs
+
+    assert {s.name for s in defs.sensors} >= {"new_photos_sensor", "failed_run_report"}
