@@ -49,9 +49,14 @@ def is_remote_uri(tracking_uri: str | None) -> bool:
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """The run's page on a tracking server's UI (None for a local store: there is no server to link to)."""
+    from urllib.parse import urlsplit, urlunsplit
+
     if not tracking_uri.lower().startswith(("http://", "https://")):
         return None
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    parts = urlsplit(tracking_uri)
+    host = parts.netloc.rsplit("@", 1)[-1]  # never copy credentials in the URI into a link
+    base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 @dataclass
