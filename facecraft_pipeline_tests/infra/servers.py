@@ -20,7 +20,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("FACECRAFT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _pg_bin() -> Path:
+    """$FACECRAFT_PG_BIN, else Debian's newest /usr/lib/postgresql/<major>/bin (15 on this project's machines)."""
+    if os.environ.get("FACECRAFT_PG_BIN"):
+        return Path(os.environ["FACECRAFT_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PG_USER = "facecraft"
 PG_PASSWORD = "pg-secret-7f3c91d2e8"  # planted: the secret scan looks for it everywhere
 
