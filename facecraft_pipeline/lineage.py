@@ -139,10 +139,8 @@ class AssetRun:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         if self.remote:
-            # The weights and their facts; sample images only where face images may go.
-            for path in sorted(p for p in Path(source).iterdir() if p.is_file()):
-                if self.log_images or path.suffix.lower() not in IMAGE_SUFFIXES:
-                    self.client.log_artifact(self.run_id, str(path), "model")
+            for path in self._model_files(Path(source)):
+                self.client.log_artifact(self.run_id, str(path), "model")
             uri = f"runs:/{self.run_id}/model"
         else:
             uri = Path(source).resolve().as_uri()
@@ -151,6 +149,26 @@ class AssetRun:
         for alias in aliases:
             self.client.set_registered_model_alias(name, alias, version.version)
         return version.version
+
+    def _model_files(self, folder: Path) -> list[Path]:
+        """What a tracking server gets for a model: the folder's top-level files (facts, weights) and,
+        from its subfolders, the file whose digest is the run's artifact digest (the final checkpoint),
+        not every intermediate checkpoint; sample images only where face images may go."""
+        import hashlib
+
+        def digest(path: Path) -> str:
+            h = hashlib.sha256()
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+
+        keep = lambda p: self.log_images or p.suffix.lower() not in IMAGE_SUFFIXES  # noqa: E731
+        files = [p for p in sorted(folder.iterdir()) if p.is_file() and keep(p)]
+        if self.artifact_sha256 and not any(digest(p) == self.artifact_sha256 for p in files):
+            nested = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.parent != folder and keep(p)]
+            files += [p for p in nested if digest(p) == self.artifact_sha256][:1]
+        return files
 
     def find_model_version(self, name: str) -> str | None:
         """The version of `name` registered for this run's artifact digest, if any."""

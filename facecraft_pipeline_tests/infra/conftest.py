@@ -22,6 +22,7 @@ import pytest
 from facecraft_pipeline.home import Home
 from facecraft_pipeline.resources import PhotoSourceResource
 from facecraft_pipeline.sources.onedrive import OneDriveSource
+from facecraft_pipeline_tests.test_pipeline_e2e import SHORT_TRAINING as E2E_SHORT_TRAINING
 from facecraft_pipeline_tests.infra.servers import PG_PASSWORD, Webhook, mlflow_server, pg_missing_reason, postgres_server
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -122,15 +123,8 @@ def everything_logged_at_debug():
             logging.getLogger(n).setLevel(level)
 
 
-SHORT_TRAINING = {
-    "ops": {
-        "gan_checkpoint": {"config": {"steps": 12, "checkpoint_every": 6, "sample_every": 6, "log_every": 3}},
-        "wgan_gp_checkpoint": {"config": {"steps": 6, "n_critic": 2, "checkpoint_every": 3, "sample_every": 3, "log_every": 3}},
-        "lora_weights": {"config": {"steps": 6, "checkpoint_every": 3, "log_every": 3}},
-        "sample_galleries": {"config": {"samples_per_model": 4, "num_inference_steps": 3}},
-    },
-    "loggers": {"console": {"config": {"log_level": "DEBUG"}}},
-}
+# The e2e test's short training lengths (one definition), with every Dagster log line at DEBUG.
+SHORT_TRAINING = {**E2E_SHORT_TRAINING, "loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
 
 
 @dataclass

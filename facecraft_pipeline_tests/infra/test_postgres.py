@@ -67,10 +67,15 @@ def test_model_versions_live_in_the_servers_artifact_root_not_on_this_machines_p
     assert stored, "LoRA weights uploaded to the server's --artifacts-destination"
     import mlflow.artifacts
 
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/facecraft-lora/1", tracking_uri=deployed.tracking_uri)
+    local = mlflow.artifacts.download_artifacts(artifact_uri="models:/facecraft-lora/1", tracking_uri=deployed.tracking_uri)
     from pathlib import Path
 
     assert (Path(local) / "pytorch_lora_weights.safetensors").read_bytes() == stored[0].read_bytes()
+    from facecraft_pipeline.sources.base import sha256_file
+
+    gan = mlflow.artifacts.download_artifacts(artifact_uri="models:/facecraft-gan-checkpoint/1", tracking_uri=deployed.tracking_uri)
+    checkpoint = deployed.first.output_for_node("gan_checkpoint").artifact("checkpoint")
+    assert [sha256_file(p) for p in Path(gan).iterdir() if p.suffix == ".pt"] == [sha256_file(checkpoint)]
 
 
 def test_lineage_tags_and_inputs_are_recorded_on_the_server(deployed):
@@ -115,7 +120,7 @@ def test_the_lineage_command_walks_from_a_registered_model_back_to_photo_ids(dep
     assert [line.split()[0] for line in lines[:5]] == ["lora_weights", "curated_dataset", "identity_clusters", "face_crops", "photos"]
     assert deployed.first.run_id in lines[0] and f"{deployed.tracking_uri}/#/experiments/" in lines[0]
     assert lines[-1].startswith("photos (") and "FAKE!" in lines[-1]  # OneDrive item ids of the fake Graph
-    weights = deployed.first.output_for_node("lora_weights").weights_file
+    weights = deployed.first.output_for_node("lora_weights").artifact("weights")
     assert cli.main(["trace", str(weights)]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[0] == "lora_weights"
     assert cli.main(["lineage", "models:/facecraft-lora@no-such-alias"]) == 1
