@@ -20,7 +20,7 @@ from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
 from facecraft_pipeline.log_safety import install as install_log_safety
-from facecraft_pipeline.operations import deployable, failed_run_report
+from facecraft_pipeline.operations import deployable, everything_on_kubernetes, failed_run_report
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, photo_source_from_env
 
 # Data versions on outputs are how this project tells Dagster what is stale: a deliberate beta API.
@@ -53,7 +53,7 @@ def resources(home: HomeResource | None = None) -> dict[str, object]:
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[everything_job, ingest_job],
+    jobs=[everything_job, ingest_job, everything_on_kubernetes()],
     sensors=[new_photos_sensor, retrain_sensor, failed_run_report],
     resources=resources(),
 )

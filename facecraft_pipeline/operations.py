@@ -150,6 +150,20 @@ def deployable(
     return out
 
 
+def everything_on_kubernetes() -> dg.UnresolvedAssetJobDefinition:
+    """The whole graph with one Kubernetes pod per step (dagster-k8s' k8s_job_executor): each step's
+    pod gets its op's `dagster-k8s/config` tags, so training steps get their GPU and nothing else does.
+    Launch it with deploy/k8s-run-config.yaml under the K8sRunLauncher (deploy/dagster-k8s.yaml)."""
+    from dagster_k8s import k8s_job_executor
+
+    return dg.define_asset_job(
+        "everything_k8s",
+        selection=dg.AssetSelection.all(),
+        executor_def=k8s_job_executor,
+        description="The whole graph on Kubernetes, one pod per step (GPU only for training and sampling steps).",
+    )
+
+
 # --- secrets: what may never reach a log line, a webhook or metadata ---------------------------
 
 SECRET_ENV_WORDS = ("PASSWORD", "TOKEN", "SECRET", "CREDENTIAL", "WEBHOOK", "API_KEY")
