@@ -103,7 +103,7 @@ def _deterministic_failures(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as error:
-            if is_transient(error):
+            if is_transient(error) or isinstance(error, dg.RetryRequested):
                 raise
             if isinstance(error, dg.Failure):
                 if not error.allow_retries:

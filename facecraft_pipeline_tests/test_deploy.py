@@ -153,3 +153,41 @@ def test_the_kubernetes_job_runs_one_pod_per_step_and_takes_the_deploy_run_confi
     assert dg.validate_run_config(job, run_config)
     step_tags = {node.name: node.definition.tags for node in job.graph.nodes}
     assert GPU_RESOURCE in step_tags["lora_weights"][K8S_CONFIG_TAG] and GPU_RESOURCE not in step_tags["photos"][K8S_CONFIG_TAG]
+
+
+@pytest.mark.slow
+def test_the_code_location_serves_over_grpc_as_the_image_runs_it(tmp_path):
+    """The Dockerfile's CMD (`dagster code-server start -m facecraft_pipeline.definitions`), on loopback."""
+    import subprocess
+    import sys
+    import time
+
+    from dagster._grpc.client import DagsterGrpcClient
+
+    from facecraft_pipeline_tests.infra.servers import free_port
+
+    port = free_port()
+    dagster = Path(sys.executable).with_name("dagster")
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path), FACECRAFT_HOME=str(tmp_path / "data"))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(dagster), "code-server", "start", "-h", "127.0.0.1", "-p", str(port), "-m", "facecraft_pipeline.definitions"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=PROJECT)
+    try:
+        client = DagsterGrpcClient(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                assert client.ping("facecraft")["echo"] == "facecraft"
+                listing = client.list_repositories()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        assert "facecraft_pipeline.definitions" in listing or "__repository__" in listing, listing[:500]
+    finally:
+        proc.terminate()
+        proc.wait(30)
