@@ -28,11 +28,16 @@ def test_dagster_storage_is_postgres(deployed):
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
     assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+    concurrency = instance.get_concurrency_config()
+    assert concurrency.pool_config.default_pool_limit == 1  # the accelerator pool: one training step at a time
+    assert concurrency.run_queue_config.max_concurrent_runs == 4
     stored = {r.run_id for r in instance.get_runs()}
     assert {deployed.first.run_id, deployed.second.run_id} <= stored
     for asset in ASSETS:
         event = instance.get_latest_materialization_event(asset.key)
         assert event is not None and event.run_id == deployed.second.run_id, asset.key
+    # the accelerator pool's steps took and released their slot in PostgreSQL's concurrency tables
+    assert "accelerator" in instance.event_log_storage.get_concurrency_keys()
 
 
 def test_the_whole_graph_materializes_twice_and_the_second_run_reuses_everything(deployed):
