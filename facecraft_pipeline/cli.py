@@ -104,10 +104,10 @@ def login(browser: bool) -> int:
 
 def lineage(target: str) -> int:
     """Print the chain from a weights file or a registered model back to the photos it came from."""
+    from facecraft_pipeline.digest import sha256_file
     from facecraft_pipeline.home import Home
     from facecraft_pipeline.lineage import dataset_photo_ids, trace, trace_model
     from facecraft_pipeline.resources import MlflowResource
-    from facecraft_pipeline.digest import sha256_file
 
     tracker = MlflowResource.from_env().lineage(Home(default_home()))
     rows = None

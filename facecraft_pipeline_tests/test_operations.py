@@ -33,7 +33,7 @@ def test_transient_faults_are_told_from_deterministic_ones():
     from mlflow.exceptions import RestException
 
     assert is_transient(ConnectionResetError("reset by peer"))
-    assert is_transient(socket.timeout("timed out"))
+    assert is_transient(TimeoutError("timed out"))
     assert is_transient(httpx.ConnectError("refused"))
     assert is_transient(_odata(429)) and is_transient(_odata(503))
     assert is_transient(RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}))

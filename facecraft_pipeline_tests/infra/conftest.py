@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import shutil
 import sys
 import time
@@ -22,8 +21,8 @@ import pytest
 from facecraft_pipeline.home import Home
 from facecraft_pipeline.resources import PhotoSourceResource
 from facecraft_pipeline.sources.onedrive import OneDriveSource
-from facecraft_pipeline_tests.test_pipeline_e2e import SHORT_TRAINING as E2E_SHORT_TRAINING
 from facecraft_pipeline_tests.infra.servers import PG_PASSWORD, Webhook, mlflow_server, pg_missing_reason, postgres_server
+from facecraft_pipeline_tests.test_pipeline_e2e import SHORT_TRAINING as E2E_SHORT_TRAINING
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -20,11 +20,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+
 def _pg_bin() -> Path:
     """$FACECRAFT_PG_BIN, else Debian's newest /usr/lib/postgresql/<major>/bin (15 on this project's machines)."""
     if os.environ.get("FACECRAFT_PG_BIN"):
         return Path(os.environ["FACECRAFT_PG_BIN"])
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    major = lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0  # noqa: E731
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=major)
     return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
 
 
@@ -92,7 +94,8 @@ def postgres_server():
     )
     pwfile.unlink()
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]), check=True, capture_output=True)
+    start = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]
+    subprocess.run(_as_postgres(start), check=True, capture_output=True)
     try:
         yield Postgres("127.0.0.1", port, PG_USER, PG_PASSWORD, root)
     finally:

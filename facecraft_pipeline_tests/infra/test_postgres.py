@@ -76,7 +76,7 @@ def test_model_versions_live_in_the_servers_artifact_root_not_on_this_machines_p
     from pathlib import Path
 
     assert (Path(local) / "pytorch_lora_weights.safetensors").read_bytes() == stored[0].read_bytes()
-    from facecraft_pipeline.sources.base import sha256_file
+    from facecraft_pipeline.digest import sha256_file
 
     gan = mlflow.artifacts.download_artifacts(artifact_uri="models:/facecraft-gan-checkpoint/1", tracking_uri=deployed.tracking_uri)
     checkpoint = deployed.first.output_for_node("gan_checkpoint").artifact("checkpoint")

@@ -71,7 +71,7 @@ def test_the_failure_was_reported_with_the_asset_and_the_reason(deployed):
     assert body["run_id"] == deployed.failed.run_id
     assert body["failed"][0]["asset"] == "photos"
     assert "rejected the OneDrive login" in body["failed"][0]["reason"]
-    assert f"failed: asset photos: LoginRequiredError" in deployed.logs
+    assert "failed: asset photos: LoginRequiredError" in deployed.logs
 
 
 def test_the_data_root_is_private(deployed):
