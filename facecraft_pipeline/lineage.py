@@ -148,7 +148,7 @@ class AssetRun:
         version = self.client.create_model_version(name, source=uri, run_id=self.run_id, tags=tags)
         for alias in aliases:
             self.client.set_registered_model_alias(name, alias, version.version)
-        return version.version
+        return str(version.version)  # a string from every store (SQLite answers an int)
 
     def _model_files(self, folder: Path) -> list[Path]:
         """What a tracking server gets for a model: the folder's top-level files (facts, weights) and,
@@ -176,7 +176,7 @@ class AssetRun:
             return None
         query = f"name = '{name}' and tags.`{TAG_ARTIFACT_SHA}` = '{self.artifact_sha256}'"
         found = self.client.search_model_versions(query, order_by=["version_number ASC"], max_results=1)
-        return found[0].version if found else None
+        return str(found[0].version) if found else None
 
 
 def latest_model_version(client: MlflowClient, name: str) -> str | None:
