@@ -177,7 +177,11 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:
-    """Mask URL passwords, bearer tokens and the values of secret-looking environment variables."""
+    """Mask URL passwords, bearer tokens, header values and URL queries (log_safety), and the values of
+    secret-looking environment variables."""
+    from facecraft_pipeline.log_safety import redact as redact_http
+
+    text = redact_http(text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
     text = _BEARER.sub(r"\1***", text)
     for value in secret_values(env):

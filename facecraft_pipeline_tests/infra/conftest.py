@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 
 from facecraft_pipeline.home import Home
-from facecraft_pipeline.resources import PhotoSourceResource
+from facecraft_pipeline.resources import OneDriveResource
 from facecraft_pipeline.sources.onedrive import OneDriveSource
 from facecraft_pipeline_tests.infra.servers import PG_PASSWORD, Webhook, mlflow_server, pg_missing_reason, postgres_server
 from facecraft_pipeline_tests.test_pipeline_e2e import SHORT_TRAINING as E2E_SHORT_TRAINING
@@ -68,7 +68,7 @@ def postgres_instance(postgres, db: str, dagster_home: Path, monkeypatch) -> dg.
     return dg.DagsterInstance.from_config(str(dagster_home))
 
 
-class SignedInOneDrive(PhotoSourceResource):
+class SignedInOneDrive(OneDriveResource):
     """The OneDrive source on the fake Graph, signed in with a fixed bearer token; the demo's owner references."""
 
     token: str = ""
@@ -185,7 +185,7 @@ def deployed(postgres, mlflow_tracking, tmp_path_factory):
             res = resources(HomeResource(root=str(home)))
             res["mlflow"] = MlflowResource(tracking_uri=url, experiment=result.experiment)
             res["photo_source"] = SignedInOneDrive(
-                kind="onedrive", folder="/Pictures", onedrive_client_id="test-client", onedrive_graph_url=graph.base_url, token=token
+                settings={"folder": "/Pictures", "client_id": "test-client", "graph_base_url": graph.base_url}, token=token
             )
             return dg.materialize([*ASSETS, *CHECKS], resources=res, instance=instance, run_config=config, selection=selection,
                                   raise_on_error=False)
