@@ -32,12 +32,21 @@ log = logging.getLogger("facecraft.operations")
 WEBHOOK_ENV = "FACECRAFT_FAILURE_WEBHOOK_URL"
 TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
-RETRY_POLICY = dg.RetryPolicy(
-    max_retries=int(os.environ.get("FACECRAFT_RETRIES", "3")),
-    delay=float(os.environ.get("FACECRAFT_RETRY_DELAY_S", "10")),
-    backoff=dg.Backoff.EXPONENTIAL,
-    jitter=dg.Jitter.PLUS_MINUS,
-)
+RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=10.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def retry_policy_from_env() -> dg.RetryPolicy:
+    """RETRY_POLICY with FACECRAFT_RETRIES and FACECRAFT_RETRY_DELAY_S (seconds before the first retry; doubles)."""
+    from facecraft_pipeline.env import env_int, env_str
+
+    retries = env_int("FACECRAFT_RETRIES", RETRY_POLICY.max_retries)
+    try:
+        delay = float(env_str("FACECRAFT_RETRY_DELAY_S", str(RETRY_POLICY.delay)))
+    except ValueError:
+        raise ValueError("FACECRAFT_RETRY_DELAY_S is not a number of seconds") from None
+    if retries < 0 or delay < 0:
+        raise ValueError("FACECRAFT_RETRIES and FACECRAFT_RETRY_DELAY_S must not be negative")
+    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=RETRY_POLICY.backoff, jitter=RETRY_POLICY.jitter)
 
 
 def _status_code(error: BaseException) -> int | None:
@@ -138,9 +147,11 @@ def with_op_settings(assets_def: dg.AssetsDefinition, tags: Mapping[str, Any], r
 
 
 def deployable(
-    assets: Iterable[dg.AssetsDefinition], retry_policy: dg.RetryPolicy | None = RETRY_POLICY, k8s: K8sSettings | None = None
+    assets: Iterable[dg.AssetsDefinition], retry_policy: dg.RetryPolicy | None = None, k8s: K8sSettings | None = None
 ) -> list[dg.AssetsDefinition]:
-    """Every asset with the retry policy and its Kubernetes step tags (GPU for the accelerator pool)."""
+    """Every asset with the retry policy (default: from the environment) and its Kubernetes step tags
+    (GPU for the accelerator pool)."""
+    retry_policy = retry_policy or retry_policy_from_env()
     k8s = k8s or K8sSettings.from_env()
     out = []
     for a in assets:

@@ -94,6 +94,18 @@ def test_every_project_asset_carries_the_retry_policy():
     assert all(a.op.retry_policy == RETRY_POLICY for a in ASSETS)
 
 
+def test_the_retry_policy_reads_the_environment(monkeypatch):
+    from facecraft_pipeline.operations import retry_policy_from_env
+
+    monkeypatch.setenv("FACECRAFT_RETRIES", "5")
+    monkeypatch.setenv("FACECRAFT_RETRY_DELAY_S", "0.5")
+    policy = retry_policy_from_env()
+    assert (policy.max_retries, policy.delay, policy.backoff) == (5, 0.5, dg.Backoff.EXPONENTIAL)
+    monkeypatch.setenv("FACECRAFT_RETRY_DELAY_S", "soon")
+    with pytest.raises(ValueError, match="FACECRAFT_RETRY_DELAY_S"):
+        retry_policy_from_env()
+
+
 def _failed_run(instance, message: str):
     @dg.asset
     def curated_dataset() -> None:
