@@ -164,8 +164,8 @@ def test_a_local_folder_with_a_corrupt_file_and_a_faceless_photo_still_ingests(t
 def test_definitions_load_with_every_asset_check_sensor_and_job():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == {a.key.to_user_string() for a in ASSETS}
-    assert {s.name for s in repo.sensor_defs} == {"new_photos_sensor", "retrain_when_dataset_changes"}
-    assert {"everything", "ingest_new_photos"} <= {j.name for j in repo.get_all_jobs()}
+    assert {s.name for s in repo.sensor_defs} == {"new_photos_sensor", "retrain_when_dataset_changes", "failed_run_report"}
+    assert {"everything", "ingest_new_photos", "everything_k8s"} <= {j.name for j in repo.get_all_jobs()}
 
 
 def test_dagster_validates_the_workspace():
