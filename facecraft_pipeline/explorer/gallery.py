@@ -1,0 +1,79 @@
+"""The gallery tab: the newest evaluation gallery and the LoRA samples, read defensively.
+
+The evaluation's output format is being reworked, so nothing here assumes more than "a folder
+under <data root>/galleries/ with PNGs, maybe a gallery.json and a gallery.md". Whatever cannot
+be read becomes a warning, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def newest_gallery(home_root: Path) -> Path | None:
+    root = Path(home_root) / "galleries"
+    folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    return max(folders, key=lambda p: p.stat().st_mtime) if folders else None
+
+
+def _lora_prompt(home_root: Path) -> str | None:
+    facts = sorted(Path(home_root).glob("models/lora_weights/*/lora_training.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(facts):
+        try:
+            settings = json.loads(path.read_text()).get("settings", {})
+            if settings.get("instance_prompt"):
+                return str(settings["instance_prompt"])
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def read_gallery(home_root: Path) -> dict[str, Any]:
+    """{folder, champion, reason, models (score rows), markdown, images, lora {prompt, images}, warnings}.
+
+    Image paths are relative to the gallery folder (served under /gallery/ or copied into the site).
+    """
+    folder = newest_gallery(home_root)
+    out: dict[str, Any] = {"folder": None, "champion": None, "reason": None, "models": [], "markdown": None,
+                           "images": [], "lora": {"prompt": None, "images": []}, "warnings": []}
+    if folder is None:
+        out["warnings"].append(f"no gallery yet under {Path(home_root) / 'galleries'}: materialize sample_galleries")
+        return out
+    out["folder"] = str(folder)
+    data: dict[str, Any] = {}
+    try:
+        loaded = json.loads((folder / "gallery.json").read_text())
+        data = loaded if isinstance(loaded, dict) else {}
+    except FileNotFoundError:
+        out["warnings"].append("gallery.json missing (gallery incomplete or in a new format)")
+    except (OSError, ValueError) as error:
+        out["warnings"].append(f"gallery.json unreadable: {error}")
+    out["champion"], out["reason"] = data.get("champion"), data.get("reason")
+    models = data.get("models")
+    if isinstance(models, list):
+        out["models"] = [_row(m) for m in models if isinstance(m, dict)]
+    elif isinstance(models, dict):
+        out["models"] = [_row({"name": k, **v}) for k, v in models.items() if isinstance(v, dict)]
+    try:
+        out["markdown"] = (folder / "gallery.md").read_text()[:20000]
+    except (OSError, UnicodeDecodeError):
+        pass
+    images = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    out["images"] = images[:400]
+    lora = [p for p in images if "lora" in Path(p).parts[0].lower() and len(Path(p).parts) > 1]
+    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    prompts = {m.get("name"): m.get("prompt") for m in out["models"] if m.get("prompt")}
+    prompt = prompts.get("lora") or settings.get("prompt") or _lora_prompt(home_root)
+    out["lora"] = {"prompt": prompt, "images": lora[:64]}
+    if not lora:
+        out["warnings"].append("no LoRA samples in the gallery")
+    return out
+
+
+def _row(model: dict[str, Any]) -> dict[str, Any]:
+    """One score-table row: plain values only (numbers, strings), whatever the evaluation wrote."""
+    return {k: v for k, v in model.items() if isinstance(v, str | int | float | bool) or v is None}
