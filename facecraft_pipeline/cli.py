@@ -3,6 +3,8 @@
     facecraft materialize [--select 'photos*'] [--set gan_checkpoint.run.steps=50]
     facecraft login [--browser]
     facecraft trace data/models/lora/<key>/pytorch_lora_weights.safetensors
+    facecraft explore [--model models:/facecraft-gan-checkpoint@champion] [--port 8765]
+    facecraft export-site DIR | facecraft render CHARACTER.json --scale 4
 """
 
 from __future__ import annotations
@@ -129,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     log_in.add_argument("--browser", action="store_true", help="interactive browser login instead of a device code")
     walk = sub.add_parser("trace", help="walk back from a model file to the photos it was trained on")
     walk.add_argument("path", type=Path)
+    from facecraft_pipeline.explorer.cli import add_commands, run as run_explorer
+
+    add_commands(sub)  # explore, export-site, render
     args = parser.parse_args(argv)
     from facecraft_pipeline.log_safety import install as install_log_safety
 
     install_log_safety()
+    if hasattr(args, "explorer_command"):
+        return run_explorer(args)
     if args.command == "materialize":
         return materialize(args.select, args.set)
     if args.command == "login":
