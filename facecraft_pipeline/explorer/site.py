@@ -28,7 +28,7 @@ from facecraft_pipeline.explorer.server import ASSETS, page
 from facecraft_pipeline.explorer.state import Explorer
 
 ORT_VERSION = "1.30.0"
-ORT_FILES = ("dist/ort.wasm.min.js", "dist/ort-wasm-simd-threaded.wasm", "dist/ort-wasm-simd-threaded.mjs", "LICENSE")
+ORT_FILES = ("dist/ort.wasm.min.js", "dist/ort-wasm-simd-threaded.wasm", "dist/ort-wasm-simd-threaded.mjs", "package.json")
 
 
 class _WithControls(nn.Module):
@@ -97,7 +97,7 @@ def build_site(explorer: Explorer, out_dir: Path, cache: Path) -> dict[str, Any]
     for name in ("app.js", "style.css"):
         shutil.copyfile(ASSETS / name, out_dir / "assets" / name)
     (out_dir / "assets" / "ort.wasm.min.js").write_bytes(ort["ort.wasm.min.js"])
-    (out_dir / "assets" / "ONNXRUNTIME-LICENSE.txt").write_bytes(ort["LICENSE"])
+    (out_dir / "assets" / "onnxruntime-web-package.json").write_bytes(ort["package.json"])
     (out_dir / "assets" / "ort-wasm.js").write_text(
         _js("FACECRAFT_ORT", {"version": ORT_VERSION, "wasm": base64.b64encode(ort["ort-wasm-simd-threaded.wasm"]).decode(),
                                "mjs": ort["ort-wasm-simd-threaded.mjs"].decode()}))
