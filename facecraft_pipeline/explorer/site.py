@@ -46,7 +46,7 @@ def export_onnx(model: LoadedModel) -> bytes:
     z = torch.zeros(1, model.latent_dim)
     names, args, module = ["z"], (z,), generator
     if model.control_names:
-        names, args, module = ["z", "controls"], (z, torch.zeros(1, len(model.control_names))), _WithControls(generator)
+        names, args, module = ["z", "controls"], (z, torch.zeros(1, len(model.control_names))), _WithControls(generator).eval()
     axes = {name: {0: "n"} for name in [*names, "image"]}
     buffer = io.BytesIO()
     import warnings
@@ -55,6 +55,7 @@ def export_onnx(model: LoadedModel) -> bytes:
         warnings.simplefilter("ignore")  # the legacy-exporter deprecation notice
         torch.onnx.export(module, args, buffer, dynamo=False, input_names=names, output_names=["image"],
                           dynamic_axes=axes, opset_version=17)
+    generator.eval()  # the exporter restores the top module's mode onto every child: keep the explorer's G in eval
     return buffer.getvalue()
 
 
