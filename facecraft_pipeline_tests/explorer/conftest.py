@@ -13,13 +13,13 @@ from facecraft_pipeline.gan import GanSettings, train_gan
 from facecraft_pipeline_tests.gan.conftest import draw_face
 
 CHROMIUM = "/usr/bin/chromium"
-SETTINGS = GanSettings(resolution=32, steps=40, batch_size=8, latent_dim=32, base_channels=8, checkpoint_every=40,
-                       sample_every=40, log_every=20, sample_count=4)
+SETTINGS = GanSettings(resolution=32, steps=150, batch_size=8, latent_dim=32, base_channels=8, checkpoint_every=150,
+                       sample_every=150, log_every=20, sample_count=4)
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """checkpoint.pt of a 32 px DCGAN trained 40 steps on drawn faces (a few seconds on one core)."""
+    """checkpoint.pt of a 32 px DCGAN trained 150 steps on drawn faces (~7 s on one core)."""
     folder = tmp_path_factory.mktemp("explorer_faces")
     rng = np.random.default_rng(0)
     paths = []

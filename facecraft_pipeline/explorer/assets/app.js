@@ -183,8 +183,9 @@
         const image = await backend.render(job.latent, job.controls, STATE.payload.model.resolution);
         $("#face").getContext("2d").putImageData(image, 0, 0);
         DIAG.renders++;
-        showError(null);
+        if (STATE.renderFailed) { STATE.renderFailed = false; showError(null); }
       } catch (error) {
+        STATE.renderFailed = true;
         showError("Could not draw the face: " + error.message);
       }
       firePainted(job.seq, job.eventTime);
@@ -237,7 +238,7 @@
   }
 
   function syncSliders() {
-    document.querySelectorAll("#directions input").forEach((input, k) => { input.value = STATE.pcs[k]; input.dispatchEvent(new Event("change")); });
+    document.querySelectorAll("#directions input").forEach((input, k) => { input.value = STATE.pcs[k]; });
     document.querySelectorAll("#controls input").forEach((input, i) => { input.value = STATE.controls[i]; });
     document.querySelectorAll(".slider").forEach((row) => { const input = row.querySelector("input"); row.querySelector("span").textContent = Number(input.value).toFixed(2); });
   }
@@ -370,8 +371,8 @@
     }));
     $("#load-model").addEventListener("click", guard(async () => {
       $("#status").textContent = "loading model…";
-      STATE.payload = await backend.load($("#model-uri").value);
-      start(false);
+      try { STATE.payload = await backend.load($("#model-uri").value); } finally { $("#status").textContent = ""; }
+      await start(false);
     }));
     document.querySelectorAll("nav .tab").forEach((tab) => tab.addEventListener("click", () => {
       document.querySelectorAll("nav .tab").forEach((t) => t.classList.toggle("active", t === tab));
@@ -433,7 +434,7 @@
   ready.catch(() => {});
   window.explorer = {
     mode: MODE, ready, diag: DIAG, mulberry32, mixGenes,
-    state: () => ({ latent: currentLatent(), base: STATE.base.slice(), pcs: STATE.pcs.slice(), controls: STATE.controls.slice(), seq: STATE.seq, painted: STATE.painted }),
+    state: () => ({ latent: currentLatent(), base: STATE.base.slice(), pcs: STATE.pcs.slice(), controls: STATE.controls.slice(), seq: STATE.seq, painted: STATE.painted, walking: STATE.walking }),
     setFace(latent, controls) { setFace(latent, controls); return waitForPaint(requestRender() - 1); },
     waitForPaint,
     pixels() { const c = $("#face"); return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data); },
