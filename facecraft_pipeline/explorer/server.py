@@ -34,6 +34,8 @@ def page(mode: str = "served", head: str = "") -> str:
 class Handler(BaseHTTPRequestHandler):
     explorer: Explorer  # set on the subclass made by `make_server`
     server_version = "FaceCraftExplorer"
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection for a slider drag, not one per frame
+    disable_nagle_algorithm = True  # headers and body leave at once (Nagle + delayed ACK cost ~30 ms a frame)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: one line per request is noise
         pass
