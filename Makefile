@@ -50,6 +50,7 @@ validate: env
 benchmarks: env
 	$(BIN)/python benchmarks/face_extract.py
 	$(BIN)/python benchmarks/onedrive_sync.py
+	$(BIN)/python benchmarks/explorer_latency.py
 
 clean-data:
 	rm -rf $(FACECRAFT_HOME)
