@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
+from facecraft_pipeline.training.settings import RunSettings  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-_ONE_STEP = {"steps": 1, "batch_size": 2, "sample_count": 1, "ema_decay": 0.0}
+_ONE_STEP = {"batch_size": 2, "sample_count": 1, "ema_decay": 0.0, "run": RunSettings(steps=1)}
 SETTINGS = {  # the demo's shape (latent 64, base 32) at 64 and 128 px, and the full profile's generator (profiles.FULL_GAN)
     "64": GanSettings(resolution=64, latent_dim=64, base_channels=32, **_ONE_STEP),
     "128": GanSettings(resolution=128, latent_dim=64, base_channels=32, **_ONE_STEP),
@@ -70,7 +71,7 @@ def make_checkpoint(name: str, folder: Path) -> Path:
         path = folder / f"img_{i}.png"
         Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(path)
         images.append(path)
-    return train_gan(images, folder / "gan", SETTINGS[name]).checkpoint
+    return train_gan(images, folder / "gan", SETTINGS[name]).artifact("checkpoint")
 
 
 def wait_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

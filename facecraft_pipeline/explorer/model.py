@@ -8,6 +8,7 @@ Depends only on `facecraft_pipeline.gan.load_generator` and the generator contra
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -110,14 +111,25 @@ _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[
 
 
 def _checkpoint_in(path: Path) -> Path:
-    if path.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (path / name).is_file():
-                return path / name
-        raise ExplorerError(f"{path} holds no generator checkpoint ({' / '.join(CHECKPOINT_NAMES)})")
-    if not path.is_file():
+    """The generator checkpoint a path names: a file, or a training run folder (its run.json's final
+    checkpoint, else the newest checkpoints/checkpoint-<step>.pt), or a folder with a checkpoint.pt."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
         raise ExplorerError(f"no such checkpoint: {path}")
-    return path
+    try:
+        final = json.loads((path / "run.json").read_text()).get("artifacts", {}).get("checkpoint")
+        if final and (path / final).is_file():
+            return path / final
+    except (OSError, ValueError, AttributeError):
+        pass
+    kept = sorted((path / "checkpoints").glob("checkpoint-*.pt")) or sorted(path.glob("checkpoint-*.pt"))
+    if kept:
+        return kept[-1]
+    for name in CHECKPOINT_NAMES:
+        if (path / name).is_file():
+            return path / name
+    raise ExplorerError(f"{path} holds no generator checkpoint (run.json, checkpoints/checkpoint-*.pt or {' / '.join(CHECKPOINT_NAMES)})")
 
 
 def _version_info(client, version) -> dict[str, Any]:
@@ -168,10 +180,10 @@ def _path_info(checkpoint: Path, home_root: Path) -> dict[str, Any]:
     info: dict[str, Any] = {"model_version": None}
     try:
         client = _client(home_root)
-        folder = checkpoint.parent.resolve().as_uri()
+        folders = {checkpoint.parent.resolve().as_uri(), checkpoint.parent.parent.resolve().as_uri()}  # run folder or its checkpoints/
         for name in REGISTERED_GANS:
             for version in client.search_model_versions(f"name = '{name}'"):
-                if version.source.rstrip("/") == folder:
+                if version.source.rstrip("/") in folders:
                     return _version_info(client, version)
     except Exception:  # noqa: BLE001 - lineage is a nicety for a plain path
         pass

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from facecraft_pipeline.gan import GanSettings, train_gan
+from facecraft_pipeline.training.settings import RunSettings
 from facecraft_pipeline_tests.gan.conftest import draw_face
 
 CHROMIUM = "/usr/bin/chromium"
-SETTINGS = GanSettings(resolution=32, steps=150, batch_size=8, latent_dim=32, base_channels=8, checkpoint_every=150,
-                       sample_every=150, log_every=20, sample_count=4)
+SETTINGS = GanSettings(resolution=32, batch_size=8, latent_dim=32, base_channels=8, sample_count=4,
+                       run=RunSettings(steps=150, checkpoint_every=150, sample_every=150, log_every=50))
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = folder / f"face_{i:02d}.png"
         draw_face(rng, (32, 32)).save(path)
         paths.append(path)
-    return train_gan(paths, tmp_path_factory.mktemp("explorer_gan"), SETTINGS).checkpoint
+    return train_gan(paths, tmp_path_factory.mktemp("explorer_gan"), SETTINGS).artifact("checkpoint")
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ def register(home: Path, checkpoint: Path) -> dict[str, str]:
     tags = {"dagster.run_id": "dagster-run-123", TAG_DATA_VERSION: "ckpt-digest", TAG_INPUT_PREFIX + "curated_dataset": "dataset-v42"}
     run = client.create_run(experiment, tags=tags, run_name="gan_checkpoint")
     client.create_registered_model("facecraft-gan-checkpoint")
-    version = client.create_model_version("facecraft-gan-checkpoint", source=checkpoint.parent.resolve().as_uri(), run_id=run.info.run_id)
+    run_folder = checkpoint.parent.parent  # <root>/<n>-dcgan-32px-<key>/checkpoints/checkpoint-<step>.pt
+    assert (run_folder / "run.json").is_file()
+    version = client.create_model_version("facecraft-gan-checkpoint", source=run_folder.resolve().as_uri(), run_id=run.info.run_id)
     client.set_registered_model_alias("facecraft-gan-checkpoint", "champion", version.version)
     return {"run_id": run.info.run_id, "version": str(version.version)}
 
@@ -40,8 +42,10 @@ def test_models_uri_resolves_with_lineage(checkpoint, home):
     assert info["dagster_run_id"] == "dagster-run-123" and info["dataset_version"] == "dataset-v42"
     assert "champion" in info["model_aliases"]
     assert model.load(f"models:/facecraft-gan-checkpoint/{ids['version']}", home).checkpoint == loaded.checkpoint
-    # a plain path finds its registered version too
-    assert model.load(str(checkpoint.parent), home).info["model_version"] == ids["version"]
+    # a plain path (the file, its checkpoints/ folder or the run folder) finds its registered version too
+    for path in (checkpoint, checkpoint.parent, checkpoint.parent.parent):
+        found = model.load(str(path), home)
+        assert found.checkpoint == checkpoint.resolve() and found.info["model_version"] == ids["version"]
     assert [v["uri"] for v in model.registered_versions(home)] == [f"models:/facecraft-gan-checkpoint/{ids['version']}"]
     with pytest.raises(ExplorerError, match="no such model version"):
         model.load("models:/facecraft-gan-checkpoint@nosuchalias", home)
