@@ -177,3 +177,57 @@ def test_static_export_renders_what_the_server_renders(browser, served, tmp_path
     served_page.close()
     static_page.close()
     shutil.rmtree(site)
+
+
+def test_attribute_controls_served_and_static(browser, home, tmp_path):
+    """A generator with `control_names` and forward(z, controls): attribute sliders in both pages, the same
+    pixels, and a character's controls survive download -> import into the static page."""
+    import threading
+
+    from facecraft_pipeline.explorer.directions import find_directions
+    from facecraft_pipeline.explorer.model import LoadedModel
+    from facecraft_pipeline.explorer.server import make_server
+    from facecraft_pipeline.explorer.state import Explorer
+    from facecraft_pipeline.gan import GanSettings
+    from facecraft_pipeline_tests.explorer.controlled import ControlledGenerator
+
+    generator = ControlledGenerator(GanSettings(resolution=32, latent_dim=32, base_channels=8)).eval()
+    explorer = Explorer(home)
+    explorer.model = LoadedModel("controlled-test-generator", tmp_path / "none.pt", generator, {"checkpoint_sha256": "test"})
+    explorer.directions = find_directions(generator, 4, 256)
+    build_site(explorer, tmp_path / "site", NPM_CACHE)
+    server = make_server(explorer, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        served = open_page(browser, f"http://127.0.0.1:{server.server_address[1]}/")
+        static = open_page(browser, (tmp_path / "site" / "index.html").resolve().as_uri())
+        latent = np.random.default_rng(1).standard_normal(32).tolist()
+        for page in (served, static):
+            assert [page.get_attribute(f"#control-{i}", "aria-label") for i in range(3)] == ["yaw", "mouth_open", "brightness"]
+            page.evaluate("z => window.explorer.setFace(z, [0.3, -0.5, 0.2])", latent)
+        a, b = pixels(served), pixels(static)
+        assert np.abs(a - b).max() <= 2
+        brighter = act(static, lambda: static.fill("#control-2", "0.9"))
+        rgb = lambda x: x.reshape(-1, 4)[:, :3]  # noqa: E731
+        assert (rgb(brighter) - rgb(b)).mean() > 5  # the "brightness" control brightens
+
+        served.fill("#char-name", "lit")
+        with served.expect_download() as download:
+            served.click("#download-json")
+        saved = tmp_path / "lit.json"
+        download.value.save_as(saved)
+        character = json.loads(saved.read_text())
+        assert character["controls"] == {"yaw": 0.3, "mouth_open": -0.5, "brightness": 0.2}
+        static.set_input_files("#import-json", str(saved))
+        static.wait_for_function("() => [...document.querySelectorAll('#parent-a option')].some(o => o.value === 'lit')")
+        static.evaluate(AFTER, static.evaluate("window.explorer.state().seq") - 1)
+        assert static.evaluate("window.explorer.state().controls") == pytest.approx([0.3, -0.5, 0.2])
+        assert np.abs(pixels(static) - a).max() <= 2
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**character, "latent": [0.0] * 5}))
+        static.set_input_files("#import-json", str(bad))
+        static.wait_for_function("() => document.querySelector('#error').textContent.includes('this model takes 32')")
+        assert served.outside == [] and static.outside == [] and static.problems == []
+    finally:
+        server.shutdown()
+        server.server_close()
