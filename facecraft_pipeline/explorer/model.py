@@ -145,6 +145,13 @@ def _version_info(client, version) -> dict[str, Any]:
     return info
 
 
+def _has_alias(client, name: str, alias: str) -> bool:
+    try:
+        return alias in (client.get_registered_model(name).aliases or {})
+    except Exception:  # noqa: BLE001 - an unknown model: let the lookup below say so
+        return True
+
+
 def resolve(uri: str, home_root: Path) -> tuple[Path, dict[str, Any]]:
     """(checkpoint file, lineage info) for `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a path."""
     match = _URI.match(uri)
@@ -155,8 +162,12 @@ def resolve(uri: str, home_root: Path) -> tuple[Path, dict[str, Any]]:
 
         client = _client(home_root)
         name, alias, number = match["name"], match["alias"], match["version"]
+        note = None
         try:
-            if alias:
+            if alias == "champion" and not _has_alias(client, name, alias):
+                # No champion yet (e.g. the demo GAN draws no face the gallery can score): the newest version.
+                number, note = "latest", f"{name} has no champion yet (the gallery names one when a model draws faces); showing its newest version"
+            if alias and number is None:
                 version = client.get_model_version_by_alias(name, alias)
             elif number == "latest":
                 found = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"], max_results=1)
@@ -170,7 +181,10 @@ def resolve(uri: str, home_root: Path) -> tuple[Path, dict[str, Any]]:
         source = urlparse(version.source)
         if source.scheme not in ("file", ""):
             raise ExplorerError(f"{uri} points at {version.source}; only local files can be explored")
-        return _checkpoint_in(Path(unquote(source.path))), _version_info(client, version)
+        info = _version_info(client, version)
+        if note:
+            info["note"] = note
+        return _checkpoint_in(Path(unquote(source.path))), info
     checkpoint = _checkpoint_in(Path(uri).expanduser().resolve())
     return checkpoint, _path_info(checkpoint, home_root)
 

@@ -14,7 +14,7 @@ from facecraft_pipeline.explorer.model import ExplorerError
 from facecraft_pipeline.explorer.state import Explorer
 
 
-def register(home: Path, checkpoint: Path) -> dict[str, str]:
+def register(home: Path, checkpoint: Path, champion: bool = True) -> dict[str, str]:
     """Register the checkpoint's folder the way the training asset does, with the tags lineage writes."""
     from mlflow import MlflowClient
 
@@ -29,7 +29,8 @@ def register(home: Path, checkpoint: Path) -> dict[str, str]:
     run_folder = checkpoint.parent.parent  # <root>/<n>-dcgan-32px-<key>/checkpoints/checkpoint-<step>.pt
     assert (run_folder / "run.json").is_file()
     version = client.create_model_version("facecraft-gan-checkpoint", source=run_folder.resolve().as_uri(), run_id=run.info.run_id)
-    client.set_registered_model_alias("facecraft-gan-checkpoint", "champion", version.version)
+    if champion:
+        client.set_registered_model_alias("facecraft-gan-checkpoint", "champion", version.version)
     return {"run_id": run.info.run_id, "version": str(version.version)}
 
 
@@ -49,6 +50,16 @@ def test_models_uri_resolves_with_lineage(checkpoint, home):
     assert [v["uri"] for v in model.registered_versions(home)] == [f"models:/facecraft-gan-checkpoint/{ids['version']}"]
     with pytest.raises(ExplorerError, match="no such model version"):
         model.load("models:/facecraft-gan-checkpoint@nosuchalias", home)
+
+
+def test_no_champion_yet_shows_the_newest_version(checkpoint, home):
+    ids = register(home, checkpoint, champion=False)
+    loaded = model.load("models:/facecraft-gan-checkpoint@champion", home)
+    assert loaded.info["model_version"] == ids["version"] and "no champion yet" in loaded.info["note"]
+    with pytest.raises(ExplorerError, match="no such model version"):
+        model.load("models:/facecraft-gan-checkpoint@other", home)
+    with pytest.raises(ExplorerError, match="no such model version"):
+        model.load("models:/facecraft-nothing@champion", home)
 
 
 @pytest.mark.parametrize("uri, message", [

@@ -251,6 +251,7 @@
       ["MLflow run", m.mlflow_run_id], ["Dagster run", m.dagster_run_id], ["dataset version", m.dataset_version],
       ["resolution", `${m.resolution} px, latent ${m.latent_dim}`], ["checkpoint", (m.checkpoint_sha256 || "").slice(0, 16)],
     ];
+    if (m.note) rows.push(["note", m.note]);
     for (const [key, value] of rows) {
       const dt = document.createElement("dt"), dd = document.createElement("dd");
       dt.textContent = key;
