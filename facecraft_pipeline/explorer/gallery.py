@@ -21,7 +21,9 @@ def newest_gallery(home_root: Path) -> Path | None:
 
 
 def _lora_prompt(home_root: Path) -> str | None:
-    facts = sorted(Path(home_root).glob("models/lora_weights/*/lora_training.json"), key=lambda p: p.stat().st_mtime)
+    """The instance prompt of the newest LoRA run (run.json of a training run folder; older lora_training.json)."""
+    facts = sorted([*Path(home_root).glob("models/lora_weights/*/run.json"), *Path(home_root).glob("models/lora_weights/*/lora_training.json")],
+                   key=lambda p: p.stat().st_mtime)
     for path in reversed(facts):
         try:
             settings = json.loads(path.read_text()).get("settings", {})

@@ -74,6 +74,11 @@ def test_gallery_is_read_defensively(home):
     assert info["models"][0] == {"name": "gan", "faces": 2, "mean": 0.5}
     assert info["lora"] == {"prompt": "a photo of sks person", "images": ["lora/000.png"]}
     assert set(info["images"]) == {"gan.png", "lora/000.png"}
+    (new / "gallery.json").write_text(json.dumps({"models": [{"name": "lora"}], "settings": {"prompt": None}}))
+    run = home / "models" / "lora_weights" / "00000-lora-r4-64px-abc"  # no prompt in the gallery: the LoRA run's own
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"settings": {"instance_prompt": "a photo of zwx person"}}))
+    assert read_gallery(home)["lora"]["prompt"] == "a photo of zwx person"
     (new / "gallery.json").write_text("[1, 2")  # a half-written or reworked file
     assert any("unreadable" in w for w in read_gallery(home)["warnings"])
 
