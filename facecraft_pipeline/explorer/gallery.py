@@ -8,6 +8,7 @@ be read becomes a warning, never an exception.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def read_gallery(home_root: Path) -> dict[str, Any]:
     """
     folder = newest_gallery(home_root)
     out: dict[str, Any] = {"folder": None, "champion": None, "reason": None, "models": [], "markdown": None,
-                           "images": [], "lora": {"prompt": None, "images": []}, "warnings": []}
+                           "images": [], "grids": [], "lora": {"prompt": None, "images": [], "captions": []}, "warnings": []}
     if folder is None:
         out["warnings"].append(f"no gallery yet under {Path(home_root) / 'galleries'}: materialize sample_galleries")
         return out
@@ -67,10 +68,21 @@ def read_gallery(home_root: Path) -> dict[str, Any]:
     images = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     out["images"] = images[:400]
     lora = [p for p in images if "lora" in Path(p).parts[0].lower() and len(Path(p).parts) > 1]
+    steps = sorted({Path(p).parts[1] for p in lora if len(Path(p).parts) > 2})  # lora/step-0000100/p0-000.png
+    if steps:
+        lora = [p for p in lora if len(Path(p).parts) > 2 and Path(p).parts[1] == steps[-1]]  # the newest checkpoint's
     settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    prompts = {m.get("name"): m.get("prompt") for m in out["models"] if m.get("prompt")}
-    prompt = prompts.get("lora") or settings.get("prompt") or _lora_prompt(home_root)
-    out["lora"] = {"prompt": prompt, "images": lora[:64]}
+    listed = data.get("prompts", {}).get("lora") if isinstance(data.get("prompts"), dict) else None
+    listed = [str(p) for p in listed] if isinstance(listed, list) else []
+    prompts = {m.get("name"): m.get("prompt") for m in out["models"] if isinstance(m.get("prompt"), str)}
+    prompt = (listed[0] if listed else None) or prompts.get("lora") or settings.get("prompt") or _lora_prompt(home_root)
+    captions = []
+    for rel in lora[:64]:
+        match = re.match(r"^p(\d+)-", Path(rel).name)
+        captions.append(listed[int(match[1])] if match and int(match[1]) < len(listed) else prompt)
+    out["lora"] = {"prompt": prompt, "images": lora[:64], "captions": captions}
+    grids = [m["grid"] for m in out["models"] if isinstance(m.get("grid"), str) and m["grid"] in images]
+    out["grids"] = grids or [p for p in images if "/" not in p]
     if not lora:
         out["warnings"].append("no LoRA samples in the gallery")
     return out

@@ -119,8 +119,12 @@ def _checkpoint_in(path: Path) -> Path:
         raise ExplorerError(f"no such checkpoint: {path}")
     try:
         final = json.loads((path / "run.json").read_text()).get("artifacts", {}).get("checkpoint")
-        if final and (path / final).is_file():
-            return path / final
+        if final:
+            final = Path(final)
+            if final.is_absolute() and path.resolve() not in final.resolve().parents:  # a moved or copied run folder
+                final = Path("checkpoints") / final.name
+            if (path / final).is_file():
+                return path / final
     except (OSError, ValueError, AttributeError):
         pass
     kept = sorted((path / "checkpoints").glob("checkpoint-*.pt")) or sorted(path.glob("checkpoint-*.pt"))
@@ -184,7 +188,16 @@ def resolve(uri: str, home_root: Path) -> tuple[Path, dict[str, Any]]:
         info = _version_info(client, version)
         if note:
             info["note"] = note
-        return _checkpoint_in(Path(unquote(source.path))), info
+        folder = Path(unquote(source.path))
+        step = (version.tags or {}).get("facecraft.champion_step")
+        if alias == "champion" and step and step.isdigit():
+            # the evaluation tags the champion version with the kept checkpoint that won, not always the final one
+            kept = sorted((folder / "checkpoints").glob("checkpoint-*.pt"))
+            winner = [p for p in kept if p.stem.split("-")[-1].isdigit() and int(p.stem.split("-")[-1]) == int(step)]
+            if winner:
+                info["step"] = int(step)
+                return winner[0], info
+        return _checkpoint_in(folder), info
     checkpoint = _checkpoint_in(Path(uri).expanduser().resolve())
     return checkpoint, _path_info(checkpoint, home_root)
 

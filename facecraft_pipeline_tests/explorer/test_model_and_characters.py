@@ -52,6 +52,22 @@ def test_models_uri_resolves_with_lineage(checkpoint, home):
         model.load("models:/facecraft-gan-checkpoint@nosuchalias", home)
 
 
+def test_the_champion_is_the_step_the_evaluation_chose(checkpoint, home, tmp_path):
+    run_folder = tmp_path / "00000-dcgan-32px-abc"
+    shutil.copytree(checkpoint.parent.parent, run_folder)
+    shutil.copyfile(checkpoint, run_folder / "checkpoints" / "checkpoint-0000075.pt")  # an earlier kept checkpoint
+    final = run_folder / "checkpoints" / checkpoint.name
+    ids = register(home, final)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    assert model.load("models:/facecraft-gan-checkpoint@champion", home).checkpoint == final.resolve()  # untagged: the final one
+    client.set_model_version_tag("facecraft-gan-checkpoint", ids["version"], "facecraft.champion_step", "75")
+    loaded = model.load("models:/facecraft-gan-checkpoint@champion", home)
+    assert loaded.checkpoint.name == "checkpoint-0000075.pt" and loaded.info["step"] == 75
+    assert model.load(f"models:/facecraft-gan-checkpoint/{ids['version']}", home).checkpoint == final.resolve()
+
+
 def test_no_champion_yet_shows_the_newest_version(checkpoint, home):
     ids = register(home, checkpoint, champion=False)
     loaded = model.load("models:/facecraft-gan-checkpoint@champion", home)

@@ -72,14 +72,29 @@ def test_gallery_is_read_defensively(home):
     info = read_gallery(home)
     assert info["folder"].endswith("bbb") and info["champion"] == "gan"
     assert info["models"][0] == {"name": "gan", "faces": 2, "mean": 0.5}
-    assert info["lora"] == {"prompt": "a photo of sks person", "images": ["lora/000.png"]}
+    assert info["lora"] == {"prompt": "a photo of sks person", "images": ["lora/000.png"], "captions": ["a photo of sks person"]}
+    assert info["grids"] == ["gan.png"]
     assert set(info["images"]) == {"gan.png", "lora/000.png"}
     (new / "gallery.json").write_text(json.dumps({"models": [{"name": "lora"}], "settings": {"prompt": None}}))
     run = home / "models" / "lora_weights" / "00000-lora-r4-64px-abc"  # no prompt in the gallery: the LoRA run's own
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"settings": {"instance_prompt": "a photo of zwx person"}}))
     assert read_gallery(home)["lora"]["prompt"] == "a photo of zwx person"
+    # the evaluation sweep's layout: <model>/step-<n>/p<prompt>-<i>.png, grids <model>/step-<n>.png, prompts listed
+    sweep = home / "galleries" / "ccc"
+    for step in ("step-0000050", "step-0000100"):
+        (sweep / "lora" / step).mkdir(parents=True)
+        for name in ("p0-000.png", "p1-000.png"):
+            Image.new("RGB", (8, 8)).save(sweep / "lora" / step / name)
+        Image.new("RGB", (8, 8)).save(sweep / "lora" / f"{step}.png")
+    (sweep / "gallery.json").write_text(json.dumps({"version": 2, "champion": None, "prompts": {"lora": ["a photo of sks person", "sks person smiling"]},
+                                                    "models": [{"name": "lora", "grid": "lora/step-0000100.png", "identity_mean": None}]}))
+    info = read_gallery(home)
+    assert info["folder"].endswith("ccc") and info["grids"] == ["lora/step-0000100.png"]
+    assert info["lora"]["images"] == ["lora/step-0000100/p0-000.png", "lora/step-0000100/p1-000.png"]
+    assert info["lora"]["captions"] == ["a photo of sks person", "sks person smiling"]
     (new / "gallery.json").write_text("[1, 2")  # a half-written or reworked file
+    os.utime(new, None)
     assert any("unreadable" in w for w in read_gallery(home)["warnings"])
 
 

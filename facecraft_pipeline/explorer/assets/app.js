@@ -400,18 +400,18 @@
     }
     const images = $("#gallery-images");
     images.textContent = "";
-    for (const rel of (g.images || []).filter((r) => !r.includes("/"))) {
+    for (const rel of (g.grids || (g.images || []).filter((r) => !r.includes("/")))) {
       const img = document.createElement("img"); img.src = backend.galleryUrl(rel); img.alt = img.title = rel; images.append(img);
     }
     $("#gallery-md").textContent = g.markdown || "";
     slides = (g.lora && g.lora.images) || [];
-    const prompt = (g.lora && g.lora.prompt) || "";
+    const prompt = (g.lora && g.lora.prompt) || "", captions = (g.lora && g.lora.captions) || [];
     const showSlide = () => {
       if (!slides.length) { $("#slide").hidden = true; $("#slide-caption").textContent = "no LoRA samples"; return; }
       slideAt = (slideAt + slides.length) % slides.length;
       $("#slide").hidden = false;
       $("#slide").src = backend.galleryUrl(slides[slideAt]);
-      $("#slide-caption").textContent = `${slideAt + 1}/${slides.length}  prompt: “${prompt || "?"}”`;
+      $("#slide-caption").textContent = `${slideAt + 1}/${slides.length}  prompt: “${captions[slideAt] || prompt || "?"}”  (${slides[slideAt]})`;
     };
     $("#slide-prev").onclick = () => { slideAt--; showSlide(); };
     $("#slide-next").onclick = () => { slideAt++; showSlide(); };
