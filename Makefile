@@ -2,6 +2,7 @@
 #   make demo   create the environment, then materialize the whole asset graph offline (demo profile)
 #   make test   create the environment if needed, then run the test suite
 #   make dev    the Dagster UI on the same definitions (http://127.0.0.1:3000)
+#   make explore  the face explorer on http://127.0.0.1:8765 (MODEL=models:/... or a checkpoint, PORT=...)
 
 PYTHON ?= python3
 # The UI listens on loopback only; `make dev DAGSTER_HOST=0.0.0.0` to expose it (put auth in front).
@@ -17,7 +18,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: demo dev test validate benchmarks clean-data env instance
+.PHONY: demo dev test validate benchmarks clean-data env instance explore
 
 env: $(VENV)/.installed
 
@@ -27,7 +28,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,explorer]"
 	$(BIN)/pip install --quiet --no-deps retinaface-pytorch==0.0.7
 	touch $@
 
@@ -41,6 +42,9 @@ demo: env instance
 dev: env instance
 	$(BIN)/dagster dev -h $(DAGSTER_HOST) -w workspace.yaml
 
+explore: env instance
+	$(BIN)/facecraft explore $(if $(MODEL),--model $(MODEL)) $(if $(PORT),--port $(PORT))
+
 test: env
 	$(BIN)/python -m pytest
 
@@ -50,6 +54,7 @@ validate: env
 benchmarks: env
 	$(BIN)/python benchmarks/face_extract.py
 	$(BIN)/python benchmarks/onedrive_sync.py
+	$(BIN)/python benchmarks/explorer_latency.py
 
 clean-data:
 	rm -rf $(FACECRAFT_HOME)

@@ -2,9 +2,11 @@
 
     facecraft materialize [--select 'photos*'] [--set gan_checkpoint.run.steps=50]
     facecraft login [--browser]
-    facecraft lineage data/models/lora_weights/<key>/pytorch_lora_weights.safetensors
+    facecraft lineage data/models/lora_weights/<run>/pytorch_lora_weights.safetensors
     facecraft lineage models:/facecraft-lora@champion      (or models:/NAME/VERSION)
     facecraft trace PATH                                   (the old name of `lineage`)
+    facecraft explore [--model models:/facecraft-gan-checkpoint@champion] [--port 8765]
+    facecraft export-site DIR | facecraft render CHARACTER.json --scale 4
 """
 
 from __future__ import annotations
@@ -155,10 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("lineage", "walk back from a model file or models:/NAME@ALIAS to the photos"), ("trace", "alias of lineage")):
         walk = sub.add_parser(name, help=text)
         walk.add_argument("target", metavar="PATH|models:/NAME@ALIAS")
+    from facecraft_pipeline.explorer.cli import add_commands
+    from facecraft_pipeline.explorer.cli import run as run_explorer
+
+    add_commands(sub)  # explore, export-site, render
     args = parser.parse_args(argv)
     from facecraft_pipeline.log_safety import install as install_log_safety
 
     install_log_safety()
+    if hasattr(args, "explorer_command"):
+        return run_explorer(args)
     if args.command == "materialize":
         return materialize(args.select, args.set)
     if args.command == "login":

@@ -13,6 +13,7 @@ from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, 
                                            lora_candidates, owner_photos, run_sweep)
 from facecraft_pipeline.evaluation.html import table_rows
 from facecraft_pipeline.evaluation.registry import ScoredModel, move_champion_alias
+from facecraft_pipeline.explorer import explorer_url
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.detect import make_detector
 from facecraft_pipeline.faces.embed import make_embedder
@@ -126,6 +127,7 @@ def sample_galleries(
                 "gallery_html": dg.MetadataValue.path(str(gallery.html)),
                 "report": dg.MetadataValue.path(str(gallery.report)),
                 "location": dg.MetadataValue.path(str(gallery.folder)),
+                "explorer": dg.MetadataValue.url(explorer_url(f"models:/{REGISTERED[champion.model]}@champion" if champion and champion.model in ("gan", "wgan_gp") else "models:/facecraft-gan-checkpoint/latest")),
             }
         )
         return output(gallery, run, gallery.digest, meta)
