@@ -23,7 +23,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "curated_dataset": {"dedup": "none"},
     },
     "full": {
-        "face_crops": {"detector": "retinaface", "crop_size": 512},
+        "face_crops": {"crop_size": 512, "detector": {"kind": "retinaface"}},
         "curated_dataset": {"resolution": 128, "dedup": "phash"},
         "gan_checkpoint": FULL_GAN,
         "wgan_gp_checkpoint": FULL_GAN,

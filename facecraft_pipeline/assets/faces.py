@@ -17,6 +17,7 @@ from facecraft_pipeline.faces.embed import EmbeddingCache, make_embedder
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
 from facecraft_pipeline.faces.identity import OwnerIdentity, identify_owner, reference_vectors
 from facecraft_pipeline.grids import make_grid
+from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
@@ -47,7 +48,7 @@ def face_crops(
     settings = to_settings(FaceCropSettings, config)
     root = home.home().dir("faces")
     inputs = [PhotoInput(r.source_id, r.path, r.sha256) for r in photos.usable]  # type: ignore[arg-type]
-    with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=settings.__dict__) as run:
+    with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=_flat(to_dict(settings))) as run:
         manifest = extract_faces(inputs, root, settings, compute.torch_device())
         manifest_path = root / "manifest.json"
         manifest.write_json(manifest_path)
@@ -135,7 +136,7 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
     if not paths and not config.owner_reference_photo_ids:
         paths = source.reference_photos(home)
     if paths:
-        settings = FaceCropSettings(**face_crops.settings) if face_crops.settings else FaceCropSettings()
+        settings = FaceCropSettings.from_stored(face_crops.settings) if face_crops.settings else FaceCropSettings()
         inputs = [PhotoInput(p.name, p, sha256_file(p)) for p in paths]
         found = reference_vectors(extract_faces(inputs, home.dir("faces-references"), settings, device), embedder, cache)
         vectors.append(found)
@@ -151,6 +152,17 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
     if not vectors:
         return None, "no reference photos: the owner is the largest cluster"
     return np.concatenate(vectors), "; ".join(notes)
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    """Nested settings as dotted MLflow params (detector.kind, quality.min_face_px, ...)."""
+    out: dict = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _rounded(value: float | None) -> float | None:

@@ -22,6 +22,7 @@ from facecraft_pipeline.dataset.dedup import greedy_duplicates, hamming_matrix, 
 from facecraft_pipeline.dataset.manifest import manifest_digest, publish, read_manifest, staging_dir
 from facecraft_pipeline.dataset.split import connected_groups, links_by_key, split_groups
 from facecraft_pipeline.faces.embed import embedding_distances
+from facecraft_pipeline.settings import setting, validate
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 
 DEDUP_MODES = ("phash", "embedding", "none")
@@ -44,14 +45,19 @@ class CurateSettings:
     square) mixed in so that they make up `external_ratio` of the dataset.
     """
 
-    resolution: int = 64
-    val_fraction: float = 0.15
-    dedup: str = "phash"
-    dedup_threshold: float | None = None
-    split_group_bits: int = 10
-    external_dir: str | None = None
-    external_ratio: float = 0.4
-    seed: int = 0
+    resolution: int = setting(64, "training size in px; smaller crops are excluded, never upsampled", minimum=8)
+    val_fraction: float = setting(0.15, "share of the crops held out for validation", minimum=0, maximum=0.9)
+    dedup: str = setting("phash", "near-duplicate removal: phash, embedding (identity vectors) or none (byte-identical crops are always dropped)", choices=DEDUP_MODES)
+    dedup_threshold: float | None = setting(None, "at most this far apart is a near duplicate; empty: 6 bits (phash), 0.2 (embedding)", minimum=0)
+    split_group_bits: int = setting(10, "crops whose hashes differ by at most this many bits stay on one side of the split", minimum=0, maximum=64)
+    external_dir: str | None = setting(None, "folder of other people's face images mixed into the dataset; empty: none")
+    external_ratio: float = setting(0.4, "share of the dataset the external images make up, in [0, 1)", minimum=0)
+    seed: int = setting(0, "seed of the train/val split and the external sample")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.external_ratio < 1.0:
+            raise ValueError(f"CurateSettings.external_ratio must be in [0, 1), got {self.external_ratio!r}")
 
 
 @dataclass(frozen=True)

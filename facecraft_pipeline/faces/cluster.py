@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from facecraft_pipeline.faces.embed import embedding_distances
+from facecraft_pipeline.settings import setting, validate
 
 METHODS = ("agglomerative", "dbscan", "hdbscan")
 METRICS = ("euclidean", "cosine")
@@ -39,13 +40,16 @@ class ClusterSettings:
     `contamination_distance`: owner crops farther than this from the owner centre are reported.
     """
 
-    method: str = "agglomerative"
-    metric: str = "euclidean"
-    threshold: float = 0.5
-    min_cluster_size: int = 2
-    owner_reference_max_distance: float = 0.6
-    min_owner_crops: int = 3
-    contamination_distance: float = 0.6
+    method: str = setting("agglomerative", "clustering: agglomerative (average linkage), dbscan or hdbscan", choices=METHODS)
+    metric: str = setting("euclidean", "embedding distance: euclidean (dlib) or cosine (ArcFace ONNX)", choices=METRICS)
+    threshold: float = setting(0.5, "distance scale of one person (agglomerative cut, dbscan eps, hdbscan epsilon)", minimum=0, exclusive=True)
+    min_cluster_size: int = setting(2, "smaller groups are noise (label -1)", minimum=1)
+    owner_reference_max_distance: float = setting(0.6, "with reference photos, the owner cluster's centre must lie this close to them", minimum=0)
+    min_owner_crops: int = setting(3, "only clusters at least this big may be the owner", minimum=1)
+    contamination_distance: float = setting(0.6, "owner crops farther than this from the owner centre are reported", minimum=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import dlib
 import numpy as np
 
-from facecraft_pipeline.faces.detect import DetectorSettings, clip_box, downscale
+from facecraft_pipeline.faces.detector_settings import DetectorSettings
+from facecraft_pipeline.faces.geometry import clip_box, downscale
 from facecraft_pipeline.faces.models import SHAPE_68, cnn_face_detector, shape_predictor
 from facecraft_pipeline.faces.types import Face
 

@@ -10,15 +10,14 @@ everything is cached. A photo that cannot be read is recorded, never fatal.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -26,18 +25,18 @@ import numpy as np
 from facecraft_pipeline.atomic import write_bytes_atomic, write_json_atomic
 from facecraft_pipeline.faces.align import align_face
 from facecraft_pipeline.faces.crops_manifest import CropsManifest, FaceRecord, PhotoOutcome
-from facecraft_pipeline.faces.detect import DetectorSettings, FaceDetector, make_detector
+from facecraft_pipeline.faces.detect import FaceDetector, make_detector
+from facecraft_pipeline.faces.detector_settings import DetectorSettings
 from facecraft_pipeline.faces.quality import QualitySettings, judge, measure
 from facecraft_pipeline.faces.types import Face
 from facecraft_pipeline.imaging import ImageDecodeError, load_rgb
+from facecraft_pipeline.settings import from_dict, nested, result_fields, setting, to_dict, validate
 
 if TYPE_CHECKING:
     import torch
 
 # Bump when a code change alters crops or decisions: it is part of the cache key and the digest.
 EXTRACT_VERSION = "1"
-# Fields that change speed or reachability but not results: left out of the cache key.
-_NOT_IN_KEY = frozenset({"batch_size", "workers", "retinaface_download"})
 _SKIPPED_DECODE_REASONS = frozenset({"too-small"})
 # Outcomes that may change without the photo's bytes changing (a file not there yet, a full disk):
 # never cached, so the next run tries again.
@@ -48,78 +47,58 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class FaceCropSettings:
-    """Everything the face_crops stage can be told, flat (one Dagster config field each)."""
+    """Everything the face_crops stage can be told: the crop, the detector and the quality rules.
 
-    crop_size: int = 128
-    detector: str = "dlib"  # "dlib" | "retinaface"
-    dlib_model: str = "hog"
-    upsample: int = 1
-    detector_min_score: float | None = None
-    retinaface_weights: str | None = None
-    retinaface_max_size: int = 1024
-    retinaface_download: bool = True
-    batch_size: int = 8
-    max_side: int = 1600
-    workers: int = 0
-    min_face_px: int = 40
-    min_score: float | None = None
-    min_sharpness: float = 40.0
-    max_yaw_ratio: float = 3.0
-    eyes_in_box: bool = True
-    max_pixels: int = 80_000_000
-    min_side: int = 64
+    The detector's and the quality rules' fields are declared once, in `DetectorSettings` and
+    `QualitySettings`, and nested here (launchpad sections `detector` and `quality`;
+    `--set face_crops.detector.kind=retinaface`).
+    """
 
-    FIELD_DOCS: ClassVar[dict[str, str]] = {
-        "crop_size": "side of the aligned square crops in pixels (ArcFace template scaled by size/112)",
-        "detector": "dlib (HOG/CNN, offline) or retinaface (ResNet-50, needs its weights file)",
-        "dlib_model": "hog (fast) or cnn (mmod: slower, better on pose)",
-        "upsample": "dlib: times to double the image before detecting (finds smaller faces, slower)",
-        "detector_min_score": "detector score floor; empty: hog 0.4 / cnn 0.5 / retinaface 0.7",
-        "retinaface_weights": "local file or URL; empty: $TORCH_HOME/hub/checkpoints, then the release URL",
-        "retinaface_max_size": "RetinaFace input: longest side resized to this",
-        "retinaface_download": "allow downloading RetinaFace weights when not cached",
-        "batch_size": "photos decoded and detected together",
-        "max_side": "dlib: photos are downscaled to this longest side for detection",
-        "workers": "threads for decoding/detection/alignment; 0 = one per CPU core",
-        "min_face_px": "reject faces whose crop covers fewer photo pixels than this",
-        "min_score": "reject (and record) faces scoring below this; empty: keep all detections",
-        "min_sharpness": "reject faces whose crop's variance of Laplacian (at 112 px) is below this",
-        "max_yaw_ratio": "reject strongly turned faces (eye-to-nose asymmetry ratio above this)",
-        "eyes_in_box": "reject faces whose eyes fall outside the detection box",
-        "max_pixels": "refuse photos with more pixels than this (decompression bombs)",
-        "min_side": "skip photos with a side shorter than this",
-    }
+    crop_size: int = setting(128, "side of the aligned square crops in pixels (ArcFace template scaled by size/112)", minimum=16)
+    detector: DetectorSettings = nested(DetectorSettings, "which face detector runs and how hard it looks")
+    quality: QualitySettings = nested(QualitySettings, "which detected faces are good enough to keep, and why not")
+    max_pixels: int = setting(80_000_000, "refuse photos with more pixels than this (decompression bombs)", minimum=1)
+    min_side: int = setting(64, "skip photos with a side shorter than this", minimum=1)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.detector, str):  # `replace(FaceCropSettings(), detector="dlib")`: a detector kind alone
+            object.__setattr__(self, "detector", DetectorSettings(kind=self.detector))
+        validate(self)
+
+    @classmethod
+    def from_stored(cls, values: Mapping[str, Any]) -> FaceCropSettings:
+        """Settings from a manifest's stored dict: today's nested form, or the flat one before it."""
+        if "dlib_model" not in values:
+            return from_dict(cls, values)
+        flat = dict(values)
+        detector = {name: flat.pop(name) for name in _LEGACY_DETECTOR if name in flat}
+        detector["kind"] = flat.pop("detector", "dlib")
+        if "detector_min_score" in flat:
+            detector["min_score"] = flat.pop("detector_min_score")
+        quality = {name: flat.pop(name) for name in _LEGACY_QUALITY if name in flat}
+        return from_dict(cls, {**flat, "detector": detector, "quality": quality})
 
     def detector_settings(self) -> DetectorSettings:
-        return DetectorSettings(
-            kind=self.detector,
-            dlib_model=self.dlib_model,
-            upsample=self.upsample,
-            min_score=self.detector_min_score,
-            retinaface_weights=self.retinaface_weights,
-            retinaface_max_size=self.retinaface_max_size,
-            retinaface_download=self.retinaface_download,
-            batch_size=self.batch_size,
-            max_side=self.max_side,
-            workers=self.workers,
-        )
+        return self.detector
 
     def quality_settings(self) -> QualitySettings:
-        return QualitySettings(
-            min_face_px=self.min_face_px,
-            min_score=self.min_score,
-            min_sharpness=self.min_sharpness,
-            max_yaw_ratio=self.max_yaw_ratio,
-            eyes_in_box=self.eyes_in_box,
-        )
+        return self.quality
 
     @property
     def cache_key(self) -> str:
-        """16 hex chars naming everything that affects crops and decisions (and the code version)."""
-        relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_KEY}
+        """16 hex chars naming everything that affects crops and decisions (and the code version).
+
+        Speed-only fields (`run_key=False`: batch size, workers, downloading) are left out; the
+        detector's score floor enters as the effective value, so a new default invalidates.
+        """
+        relevant = result_fields(self)
+        relevant["detector"]["min_score"] = self.detector.score_floor
         relevant["_version"] = EXTRACT_VERSION
-        relevant["detector_min_score"] = self.detector_settings().score_floor  # the effective floor: a new default invalidates
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_LEGACY_DETECTOR = ("dlib_model", "upsample", "retinaface_weights", "retinaface_max_size", "retinaface_download", "batch_size", "max_side", "workers")
+_LEGACY_QUALITY = ("min_face_px", "min_score", "min_sharpness", "max_yaw_ratio", "eyes_in_box")
 
 
 ExtractSettings = FaceCropSettings
@@ -160,11 +139,11 @@ def extract_faces(
     if on_progress:
         on_progress(done, total)
     if pending:
-        detector = make_detector(settings.detector_settings(), device)
-        workers = settings.workers or os.cpu_count() or 1
+        detector = make_detector(settings.detector, device)
+        workers = settings.detector.workers or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
-            for start in range(0, len(pending), settings.batch_size):
-                chunk = pending[start : start + settings.batch_size]
+            for start in range(0, len(pending), settings.detector.batch_size):
+                chunk = pending[start : start + settings.detector.batch_size]
                 for photo, result in zip(chunk, _process_chunk(chunk, detector, settings, crop_dir, out_dir, pool)):
                     results[photo.sha256] = result | {"from_cache": False}
                     if result["reason"] not in _NOT_CACHED_REASONS:
@@ -194,7 +173,7 @@ def _process_chunk(
             results[index] = _failure("error", faces)
         else:
             jobs.append((index, image, faces))
-    quality = settings.quality_settings()
+    quality = settings.quality
     outputs = pool.map(lambda job: _crops_or_failure(chunk[job[0]], job[1], job[2], settings.crop_size, quality, crop_dir, out_dir), jobs)
     for (index, _, _), output in zip(jobs, outputs):
         results[index] = output
@@ -305,7 +284,7 @@ def _write_cache(path: Path, result: dict[str, Any]) -> None:
 
 
 def _detector_name(settings: FaceCropSettings) -> str:
-    return f"dlib-{settings.dlib_model}" if settings.detector == "dlib" else "retinaface-resnet50"
+    return settings.detector.name
 
 
 def _manifest(
@@ -354,5 +333,5 @@ def _manifest(
         detector=detector_name,
         photos=tuple(outcomes),
         faces=tuple(faces),
-        settings=dataclasses.asdict(settings),
+        settings=to_dict(settings),
     )

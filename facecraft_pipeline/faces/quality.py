@@ -22,6 +22,7 @@ import numpy as np
 
 from facecraft_pipeline.faces.align import similarity_transform, transform_scale, warp_points
 from facecraft_pipeline.faces.types import Face
+from facecraft_pipeline.settings import setting, validate
 
 REASONS = ("low-score", "too-small", "eyes-outside-box", "extreme-pose", "blurry")
 _SHARPNESS_SIZE = 112
@@ -31,11 +32,14 @@ _SHARPNESS_SIZE = 112
 class QualitySettings:
     """Thresholds for keeping a face; defaults are the demo's (tuned on dlib HOG + 68-point landmarks)."""
 
-    min_face_px: int = 40  # minimum face_px (see module doc): below this the face is noise
-    min_score: float | None = None  # detector score floor on top of the detector's own; None: none
-    min_sharpness: float = 40.0  # variance of Laplacian at 112 px
-    max_yaw_ratio: float = 3.0  # longer / shorter eye-to-nose distance; frontal ~1
-    eyes_in_box: bool = True  # both eyes must lie inside the detection box (else landmarks are guesses)
+    min_face_px: int = setting(40, "reject faces whose aligned crop covers fewer photo pixels than this (see face_px)", minimum=1)
+    min_score: float | None = setting(None, "reject (and record) faces scoring below this, on top of the detector's own floor; empty: none")
+    min_sharpness: float = setting(40.0, "reject faces whose crop's variance of Laplacian (at 112 px) is below this", minimum=0)
+    max_yaw_ratio: float = setting(3.0, "reject strongly turned faces: longer / shorter eye-to-nose distance above this (frontal ~1)", minimum=0)
+    eyes_in_box: bool = setting(True, "reject faces whose eyes fall outside the detection box (their landmarks are guesses)")
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True)

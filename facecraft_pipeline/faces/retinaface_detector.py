@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 import torch
 
-from facecraft_pipeline.faces.detect import DetectorSettings, clip_box
+from facecraft_pipeline.faces.detector_settings import DetectorSettings
+from facecraft_pipeline.faces.geometry import clip_box
 from facecraft_pipeline.faces.types import Face
 
 RELEASE_URL = "https://github.com/ternaus/retinaface/releases/download/0.01/retinaface_resnet50_2020-07-20-f168fae3c.zip"

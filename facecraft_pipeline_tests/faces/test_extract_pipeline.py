@@ -16,6 +16,7 @@ from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.detect import DetectorSettings
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
 from facecraft_pipeline.faces.quality import QualitySettings
+from facecraft_pipeline.settings import help_text, to_dict
 from facecraft_pipeline.sources.base import sha256_file
 from facecraft_pipeline_tests.faces.face_samples import (
     astronaut,
@@ -27,7 +28,7 @@ from facecraft_pipeline_tests.faces.face_samples import (
     stored_for_orientation,
 )
 
-SETTINGS = FaceCropSettings(workers=2, batch_size=4)
+SETTINGS = FaceCropSettings(detector=DetectorSettings(workers=2, batch_size=4))
 
 # photo id -> (status, reason, faces found, faces kept)
 EXPECTED = {
@@ -124,7 +125,7 @@ def test_every_photo_is_recorded_with_its_outcome(run) -> None:  # noqa: ANN001
 def test_rejected_faces_keep_their_measures_and_reason_but_no_crop(run) -> None:  # noqa: ANN001
     face = _face(run[2], "blurred.jpg")
     assert not face.kept and face.reason == "blurry" and face.crop_path is None
-    assert face.sharpness < SETTINGS.min_sharpness and face.face_px > 100
+    assert face.sharpness < SETTINGS.quality.min_sharpness and face.face_px > 100
 
 
 def test_kept_crops_are_content_named_pngs_of_the_crop_size(run) -> None:  # noqa: ANN001
@@ -209,7 +210,7 @@ def test_second_run_computes_nothing_and_one_new_photo_computes_one(tmp_path: Pa
     assert (third.counts["computed"], third.counts["from_cache"], third.counts["kept"]) == (1, 3, 3)
     assert third.digest != second.digest
 
-    speed_only = dataclasses.replace(SETTINGS, batch_size=1, workers=1, retinaface_download=False)
+    speed_only = dataclasses.replace(SETTINGS, detector=DetectorSettings(batch_size=1, workers=1, retinaface_download=False))
     assert extract_faces(photos, tmp_path / "out", speed_only).counts["computed"] == 0
     bigger = extract_faces(photos, tmp_path / "out", dataclasses.replace(SETTINGS, crop_size=160))
     assert bigger.counts["computed"] == 3 and bigger.settings_key != first.settings_key
@@ -219,19 +220,39 @@ def test_second_run_computes_nothing_and_one_new_photo_computes_one(tmp_path: Pa
     assert redone.counts["computed"] == 1 and redone.digest == first.digest
 
 
-def test_settings_stay_flat_and_feed_the_detector_and_quality_settings() -> None:
-    """Asset config is generated from the fields: only int/float/str/bool or `X | None` are allowed."""
+def test_settings_nest_the_detector_and_quality_settings_each_field_declared_once() -> None:
+    """Asset config is generated from the fields: leaves are int/float/str/bool or `X | None`, each with help."""
     allowed = {int, float, str, bool, int | None, float | None, str | None, bool | None}
     hints = typing.get_type_hints(FaceCropSettings)
-    assert all(hints[f.name] in allowed for f in dataclasses.fields(FaceCropSettings))
-    custom = FaceCropSettings(detector="retinaface", dlib_model="cnn", upsample=0, detector_min_score=0.9, retinaface_weights="/w.pth",
-                              retinaface_max_size=640, retinaface_download=False, batch_size=3, max_side=999, workers=1,
-                              min_face_px=77, min_score=0.95, min_sharpness=12.5, max_yaw_ratio=2.5, eyes_in_box=False)  # fmt: skip
-    assert custom.detector_settings() == DetectorSettings(
-        kind="retinaface", dlib_model="cnn", upsample=0, min_score=0.9, retinaface_weights="/w.pth", retinaface_max_size=640,
-        retinaface_download=False, batch_size=3, max_side=999, workers=1,
+    assert hints["detector"] is DetectorSettings and hints["quality"] is QualitySettings
+    for cls in (FaceCropSettings, DetectorSettings, QualitySettings):
+        for f in dataclasses.fields(cls):
+            assert help_text(cls, f.name), f"{cls.__name__}.{f.name} has no help"
+            assert dataclasses.is_dataclass(typing.get_type_hints(cls)[f.name]) or typing.get_type_hints(cls)[f.name] in allowed
+    names = [f.name for cls in (FaceCropSettings, DetectorSettings, QualitySettings) for f in dataclasses.fields(cls)]
+    assert sorted({n for n in names if names.count(n) > 1}) == ["min_score"]  # the detector's floor and the quality rule: two settings
+    stored = to_dict(FaceCropSettings(crop_size=96, detector=DetectorSettings(kind="retinaface", upsample=0), quality=QualitySettings(min_face_px=77)))
+    assert FaceCropSettings.from_stored(stored) == FaceCropSettings(crop_size=96, detector=DetectorSettings(kind="retinaface", upsample=0),
+                                                                    quality=QualitySettings(min_face_px=77))  # fmt: skip
+    legacy = {"crop_size": 96, "detector": "retinaface", "dlib_model": "cnn", "detector_min_score": 0.9, "workers": 1, "min_face_px": 77, "eyes_in_box": False}
+    assert FaceCropSettings.from_stored(legacy) == FaceCropSettings(
+        crop_size=96, detector=DetectorSettings(kind="retinaface", dlib_model="cnn", min_score=0.9, workers=1),
+        quality=QualitySettings(min_face_px=77, eyes_in_box=False),
     )  # fmt: skip
-    assert custom.quality_settings() == QualitySettings(min_face_px=77, min_score=0.95, min_sharpness=12.5, max_yaw_ratio=2.5, eyes_in_box=False)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: DetectorSettings(kind="mtcnn"), "DetectorSettings.kind"),
+        (lambda: QualitySettings(min_sharpness=-1), "QualitySettings.min_sharpness"),
+        (lambda: FaceCropSettings(crop_size=8), "FaceCropSettings.crop_size"),
+        (lambda: FaceCropSettings(detector=DetectorSettings(batch_size=0)), "DetectorSettings.batch_size"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_field(build, field) -> None:
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        build()
 
 
 def test_a_photo_missing_on_disk_is_retried_on_the_next_run(tmp_path: Path) -> None:
@@ -248,5 +269,5 @@ def test_a_photo_missing_on_disk_is_retried_on_the_next_run(tmp_path: Path) -> N
 
 def test_cache_key_follows_the_effective_detector_floor() -> None:
     """An explicit floor equal to the default shares the cache; any other floor (or a new default) does not."""
-    assert FaceCropSettings(detector_min_score=DetectorSettings().score_floor).cache_key == FaceCropSettings().cache_key
-    assert FaceCropSettings(detector_min_score=DetectorSettings().score_floor + 0.1).cache_key != FaceCropSettings().cache_key
+    assert FaceCropSettings(detector=DetectorSettings(min_score=DetectorSettings().score_floor)).cache_key == FaceCropSettings().cache_key
+    assert FaceCropSettings(detector=DetectorSettings(min_score=DetectorSettings().score_floor + 0.1)).cache_key != FaceCropSettings().cache_key
