@@ -10,6 +10,7 @@ everything is cached. A photo that cannot be read is recorded, never fatal.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from facecraft_pipeline.faces.detect import FaceDetector, make_detector
 from facecraft_pipeline.faces.detector_settings import DetectorSettings
 from facecraft_pipeline.faces.quality import QualitySettings, judge, measure
 from facecraft_pipeline.faces.types import Face
+from facecraft_pipeline.faces.workers import BrokenProcessPool, discard_pool, get_pool, worker_count
 from facecraft_pipeline.imaging import ImageDecodeError, load_rgb
 from facecraft_pipeline.settings import from_dict, nested, result_fields, setting, to_dict, validate
 
@@ -138,20 +140,79 @@ def extract_faces(
     done, total = len(results), len(unique)
     if on_progress:
         on_progress(done, total)
-    if pending:
+    def record(photo: PhotoInput, result: dict[str, Any]) -> None:
+        results[photo.sha256] = result | {"from_cache": False}
+        if result["reason"] not in _NOT_CACHED_REASONS:
+            _write_cache(cache_dir / f"{photo.sha256}.json", result)
+
+    batch = settings.detector.batch_size
+    if pending and uses_worker_processes(settings, len(pending)):
+        # dlib: each photo's whole job (decode, detect, landmarks, align, judge, PNG) in a worker process.
+        outcomes = _in_worker_processes(pending, settings, crop_dir, out_dir)
+        for position, (photo, result) in enumerate(zip(pending, outcomes), start=1):
+            record(photo, result)
+            if on_progress and (position % batch == 0 or position == len(pending)):
+                on_progress(done + position, total)
+    elif pending:
         detector = make_detector(settings.detector, device)
         workers = settings.detector.workers or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
-            for start in range(0, len(pending), settings.detector.batch_size):
-                chunk = pending[start : start + settings.detector.batch_size]
+            for start in range(0, len(pending), batch):
+                chunk = pending[start : start + batch]
                 for photo, result in zip(chunk, _process_chunk(chunk, detector, settings, crop_dir, out_dir, pool)):
-                    results[photo.sha256] = result | {"from_cache": False}
-                    if result["reason"] not in _NOT_CACHED_REASONS:
-                        _write_cache(cache_dir / f"{photo.sha256}.json", result)
+                    record(photo, result)
                 done += len(chunk)
                 if on_progress:
                     on_progress(done, total)
     return _manifest(photos, results, settings, out_dir, detector_name=_detector_name(settings))
+
+
+def uses_worker_processes(settings: FaceCropSettings, pending: int) -> bool:
+    """dlib work goes to worker processes unless one worker is asked for or there is one photo to do."""
+    return settings.detector.kind == "dlib" and worker_count(settings.detector.workers) > 1 and pending > 1
+
+
+def _in_worker_processes(
+    pending: Sequence[PhotoInput], settings: FaceCropSettings, crop_dir: Path, out_dir: Path
+) -> list[dict[str, Any]]:
+    """Outcomes in input order. A crashed worker (dlib aborting on a photo) fails only the photos it had."""
+    workers = worker_count(settings.detector.workers)
+    pool = get_pool(workers)
+    jobs = [(photo, settings, crop_dir, out_dir) for photo in pending]
+    futures = [pool.submit(photo_in_worker, job) for job in jobs]
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.result())
+        except BrokenProcessPool as error:
+            outcomes.append(_failure("error", RuntimeError(f"a face worker process died ({error})")))
+    if any(o["reason"] == "error" and "worker process died" in o["detail"] for o in outcomes):
+        discard_pool()  # the next run starts a fresh pool
+    return outcomes
+
+
+_WORKER_DETECTORS: dict[DetectorSettings, FaceDetector] = {}
+
+
+def worker_detector(settings: DetectorSettings) -> FaceDetector:
+    """This process's detector for `settings`, single-threaded (the pool is the parallelism)."""
+    key = dataclasses.replace(settings, workers=1, batch_size=1, retinaface_download=False)
+    if key not in _WORKER_DETECTORS:
+        _WORKER_DETECTORS[key] = make_detector(key)
+    return _WORKER_DETECTORS[key]
+
+
+def photo_in_worker(job: tuple[PhotoInput, FaceCropSettings, Path, Path]) -> dict[str, Any]:
+    """One photo's whole job, in a worker process: exactly what `_process_chunk` does for it in-process."""
+    photo, settings, crop_dir, out_dir = job
+    decoded = _decode(photo, settings)
+    if not isinstance(decoded, np.ndarray):
+        return decoded
+    try:
+        faces = worker_detector(settings.detector).detect([decoded])[0]
+    except Exception as error:  # noqa: BLE001 - one failed photo, not a failed run
+        return _failure("error", error)
+    return _crops_or_failure(photo, decoded, faces, settings.crop_size, settings.quality, crop_dir, out_dir)
 
 
 def _process_chunk(
