@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +67,16 @@ def materialize(select: str, sets: list[str]) -> int:
 
     from facecraft_pipeline.definitions import defs
 
-    job = defs.resolve_job_def("everything")
+    home = default_home()
+    run_id = str(uuid.uuid4())
+    log_path = home / "logs" / f"materialize-{run_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    job = defs.resolve_job_def("everything").with_logger_defs(_loggers(log_path))
     instance = dg.DagsterInstance.get()
     selection = None if select == "*" else dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
-    run_config = _parse_sets(sets) | {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    run_config = _parse_sets(sets) | {"loggers": {"console": {"config": {"log_level": "INFO"}}, "file": {"config": {"log_level": "DEBUG"}}}}
     result = job.execute_in_process(
-        run_config=run_config, instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False
+        run_config=run_config, instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False, run_id=run_id
     )
     print()
     for event in result.get_asset_materialization_events():
@@ -81,11 +89,95 @@ def materialize(select: str, sets: list[str]) -> int:
         if where is not None:
             line += f"\n  {'':<20} -> {where.value}"
         print(line)
-    home = default_home()
+    failures = failed_steps(result.all_events)
+    for failure in failures:
+        print(f"  {failure.step:<20} FAILED: {failure.reason}")
+        if failure.hint:
+            print(f"  {'':<20} hint: {failure.hint}")
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} | {f.step for f in failures}
+    wanted = selection if selection is not None else defs.resolve_asset_graph().get_all_asset_keys()
+    skipped = sorted(key.to_user_string() for key in wanted if key.to_user_string() not in done)
+    if failures and skipped:
+        print(f"  {'not run':<20} {', '.join(skipped)} (upstream failed)")
     print(f"\n  data root: {home}\n  MLflow store: sqlite:///{home / 'mlflow' / 'mlflow.db'}"
           f"  (mlflow ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'})")
     print(f"  Dagster run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    if failures or not result.success:
+        print(f"  full log with tracebacks: {log_path}")
     return 0 if result.success else 1
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    step: str
+    reason: str
+    hint: str
+
+
+def failed_steps(events: Sequence[Any]) -> list[StepFailure]:
+    """Each failed step with a one-line reason and, where the error gives one, a hint (from `dg.Failure` metadata)."""
+    out = []
+    for event in events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        user = data.user_failure_data
+        hint = ""
+        if user is not None and user.description:
+            reason = user.description
+            value = user.metadata.get("hint")
+            hint = str(getattr(value, "value", value) or "")
+        else:
+            error = data.error
+            while error is not None and error.cause is not None and error.cls_name in _WRAPPERS:
+                error = error.cause  # the user's exception, not Dagster's wrapper around it
+            reason = f"{error.cls_name}: {error.message.strip()}" if error is not None else "unknown error"
+        reason = " ".join(reason.split())  # one line
+        out.append(StepFailure(event.step_key or "?", reason if len(reason) <= 400 else reason[:397] + "...", hint))
+    return out
+
+
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterExecutionInterruptedError"}
+
+
+class _OneLineErrors(logging.Filter):
+    """On the console an error record shows its first line and where the full text went."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__()
+        self.note = f"  [traceback in {log_path}]"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR and "\n" in message:
+            record.msg, record.args = message.split("\n", 1)[0] + self.note, ()
+        return True
+
+
+def _loggers(log_path: Path) -> dict[str, Any]:
+    """`console`: one line per event, errors shortened; `file`: everything, tracebacks included."""
+    import dagster as dg
+
+    fmt = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
+
+    @dg.logger(config_schema={"log_level": dg.Field(str, default_value="INFO")}, description="console, errors on one line")
+    def console(init_context: Any) -> logging.Logger:
+        logger = logging.Logger("facecraft", level=init_context.logger_config["log_level"])
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(fmt)
+        handler.addFilter(_OneLineErrors(log_path))
+        logger.addHandler(handler)
+        return logger
+
+    @dg.logger(config_schema={"log_level": dg.Field(str, default_value="DEBUG")}, description="the run's full log file")
+    def file(init_context: Any) -> logging.Logger:
+        logger = logging.Logger("facecraft-file", level=init_context.logger_config["log_level"])
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+        return logger
+
+    return {"console": console, "file": file}
 
 
 def login(browser: bool) -> int:

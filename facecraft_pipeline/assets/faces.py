@@ -15,6 +15,7 @@ from facecraft_pipeline.faces.contact_sheet import contact_sheets
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.embed import EmbeddingCache, make_embedder
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
+from facecraft_pipeline.faces.retinaface_errors import WeightsNotFoundError
 from facecraft_pipeline.faces.identity import OwnerIdentity, identify_owner, reference_vectors
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.settings import to_dict
@@ -49,7 +50,10 @@ def face_crops(
     root = home.home().dir("faces")
     inputs = [PhotoInput(r.source_id, r.path, r.sha256) for r in photos.usable]  # type: ignore[arg-type]
     with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=_flat(to_dict(settings))) as run:
-        manifest = extract_faces(inputs, root, settings, compute.torch_device())
+        try:
+            manifest = extract_faces(inputs, root, settings, compute.torch_device())
+        except WeightsNotFoundError as error:  # the one failure a user fixes by hand: say how, in one line
+            raise dg.Failure(description=error.reason, metadata={"hint": error.hint}) from error
         manifest_path = root / "manifest.json"
         manifest.write_json(manifest_path)
         counts = manifest.counts

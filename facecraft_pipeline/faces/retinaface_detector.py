@@ -25,6 +25,7 @@ import torch
 
 from facecraft_pipeline.faces.detector_settings import DetectorSettings
 from facecraft_pipeline.faces.geometry import clip_box
+from facecraft_pipeline.faces.retinaface_errors import WeightsNotFoundError
 from facecraft_pipeline.faces.types import Face
 
 RELEASE_URL = "https://github.com/ternaus/retinaface/releases/download/0.01/retinaface_resnet50_2020-07-20-f168fae3c.zip"
@@ -33,10 +34,6 @@ _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0  # albumentati
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 _VARIANCE = (0.1, 0.2)
 _NMS_IOU = 0.4
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """No RetinaFace weights could be read or fetched; the message says where to put them."""
 
 
 def build_network() -> torch.nn.Module:
@@ -67,20 +64,23 @@ def resolve_weights(settings: DetectorSettings) -> Path:
     if source and urlparse(source).scheme not in ("http", "https"):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise WeightsNotFoundError(f"RetinaFace weights file {path} (retinaface_weights) does not exist")
+            raise WeightsNotFoundError(
+                f"RetinaFace weights file {path} (retinaface_weights) does not exist",
+                "set face_crops.detector.retinaface_weights to an existing file, or leave it empty for the torch hub cache",
+            )
         return path
     url = source or RELEASE_URL
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
     if target.is_file():
         return target
-    advice = f"put the weights file at {target} (from {url}) or set retinaface_weights to a local file"
+    advice = f"put the weights file at {target} (from {url}) or set face_crops.detector.retinaface_weights to a local file"
     if not settings.retinaface_download:
-        raise WeightsNotFoundError(f"RetinaFace weights are not cached and downloading is off: {advice}")
+        raise WeightsNotFoundError("RetinaFace weights are not cached and downloading is off", advice)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(url, str(target), hash_prefix=RELEASE_HASH_PREFIX if url == RELEASE_URL else None, progress=False)
     except Exception as error:  # no network, HTTP error, hash mismatch: all mean "not available"
-        raise WeightsNotFoundError(f"RetinaFace weights could not be downloaded ({type(error).__name__}: {error}): {advice}") from error
+        raise WeightsNotFoundError(f"RetinaFace weights could not be downloaded ({type(error).__name__}: {error})", advice) from error
     return target
 
 
