@@ -8,6 +8,7 @@ gave no hash to check their bytes by (OneDrive re-checks them on the next sync).
 import dagster as dg
 
 from facecraft_pipeline.assets.tracking import asset_run, output
+from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.sources.manifest import PhotoManifest, manifest_from_report
 
@@ -19,6 +20,8 @@ def photos(
     """Every photo of the source mirrored locally and hashed; skipped and failed items keep their reason."""
     source = photo_source.build(home.home())
     with asset_run(context, home, mlflow, params={"source": source.description, "source_kind": photo_source.kind}) as run:
+        source_cursor = _poll_cursor(source, context)  # before the sync: a change during it shows at the next poll
+        cursor_digest = record_source_cursor(home.home(), source_cursor) if source_cursor else None
         report = source.sync()
         manifest = manifest_from_report(report)
         manifest_path = manifest.write_json(home.home().dir("photos") / "manifest.json")
@@ -37,6 +40,7 @@ def photos(
                 f"{len(report.removed)} removed, {counts['skipped']} skipped, {counts['failed']} failed"
                 + (f", {counts['unverified']} unverified)" if counts["unverified"] else ")"),
                 "source": source.description,
+                **({SOURCE_CURSOR: cursor_digest} if cursor_digest else {}),
                 **counts,
                 "added": len(report.added),
                 "changed": len(report.changed),
@@ -48,3 +52,12 @@ def photos(
                 "manifest": dg.MetadataValue.path(str(manifest_path)),
             },
         )
+
+
+def _poll_cursor(source, context: dg.AssetExecutionContext) -> str | None:  # noqa: ANN001
+    """The source's cheap poll cursor now, so `new_photos_sensor` can start from what this run ingests."""
+    try:
+        return source.check_for_changes(None).cursor
+    except Exception as error:  # noqa: BLE001 - without it the sensor's first tick just runs one ingest
+        context.log.warning(f"could not record the source's poll cursor ({type(error).__name__}: {error})")
+        return None
