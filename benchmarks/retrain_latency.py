@@ -40,7 +40,7 @@ def main() -> None:
     from facecraft_pipeline.assets.checks import CHECKS
     from facecraft_pipeline.automation import INGEST, SETTINGS, new_photos_sensor
     from facecraft_pipeline.definitions import ASSETS, defs, resources
-    from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
+    from facecraft_pipeline.resources import DemoAlbumResource, HomeResource, MlflowResource
     from facecraft_pipeline.sources.demo_album import build_demo_album
 
     load_before = "/".join(f"{v:.1f}" for v in os.getloadavg())
@@ -48,7 +48,7 @@ def main() -> None:
         home = Path(folder) / "home"
         res = resources(HomeResource(root=str(home)))
         res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="latency")
-        res["photo_source"] = PhotoSourceResource(kind="demo")
+        res["photo_source"] = DemoAlbumResource()
 
         def ingest() -> float:
             start = time.perf_counter()
