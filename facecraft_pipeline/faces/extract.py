@@ -96,10 +96,15 @@ class FaceCropSettings:
         """16 hex chars naming everything that affects crops and decisions (and the code version).
 
         Speed-only fields (`run_key=False`: batch size, workers, downloading) are left out; the
-        detector's score floor enters as the effective value, so a new default invalidates.
+        detector's score floor enters as the effective value, so a new default invalidates. The
+        fields are keyed by their flat names of before the nesting (`detector` = the kind,
+        `detector_min_score`), so crops cached before it are still found.
         """
-        relevant = result_fields(self)
-        relevant["detector"]["min_score"] = self.detector.score_floor
+        fields = result_fields(self)
+        detector, quality = fields.pop("detector"), fields.pop("quality")
+        relevant = {**fields, **quality, **{name: value for name, value in detector.items() if name not in ("kind", "min_score")}}
+        relevant["detector"] = self.detector.kind
+        relevant["detector_min_score"] = self.detector.score_floor
         relevant["_version"] = EXTRACT_VERSION
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -267,6 +267,14 @@ def test_a_photo_missing_on_disk_is_retried_on_the_next_run(tmp_path: Path) -> N
     assert (second.photos[0].status, second.photos[0].reason, second.counts["computed"]) == ("skipped", "no-face", 1)
 
 
+def test_cache_keys_are_those_of_before_the_settings_were_nested() -> None:
+    """Crops cached under the flat settings are still found (keys computed with the flat FaceCropSettings)."""
+    assert FaceCropSettings().cache_key == "f87bc08b75ae79c3"
+    assert FaceCropSettings(crop_size=512, detector=DetectorSettings(kind="retinaface")).cache_key == "6984e433b0e6e3bc"
+    nested = FaceCropSettings(detector=DetectorSettings(upsample=0, min_score=0.6), quality=QualitySettings(min_score=0.5))
+    assert nested.cache_key == "489ea9c912d946c5"
+
+
 def test_cache_key_follows_the_effective_detector_floor() -> None:
     """An explicit floor equal to the default shares the cache; any other floor (or a new default) does not."""
     assert FaceCropSettings(detector=DetectorSettings(min_score=DetectorSettings().score_floor)).cache_key == FaceCropSettings().cache_key
