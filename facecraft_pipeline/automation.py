@@ -8,7 +8,8 @@
    the data root, its sha256 in the metadata), not from nothing: an unchanged library requests no run.
 2. The training assets carry `RETRAIN_WHEN_DATASET_CHANGES`: they are requested only when the
    curated dataset's *data version* changed (same photos -> same digest -> no re-training).
-   `sample_galleries` gets `GALLERIES_WHEN_INPUTS_CHANGE` (see `with_automation`): it re-runs only
+   `sample_galleries` has `GALLERIES_WHEN_INPUTS_CHANGE` (not `eager()`, which would re-run it after
+   every ingest, since the ingest re-materializes `identity_clusters` even when its data version stays): it re-runs only
    when a model's or the owner identity's data version changed, not whenever they were re-materialized.
    `retrain_sensor` evaluates those conditions every 60 s.
 Both sensors are visible and switchable in the Dagster UI (Automation tab); they start stopped
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,20 +71,6 @@ GALLERIES_WHEN_INPUTS_CHANGE = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("a model's or the owner identity's data version changed")
-
-
-def with_automation(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """The assets with this module's conditions: `sample_galleries` follows data versions, not every update.
-
-    (`AutomationCondition.eager()` would re-run the galleries after every ingest, because the ingest
-    re-materializes `identity_clusters` even when its data version stays the same.)
-    """
-    out = []
-    for asset in assets:
-        if dg.AssetKey("sample_galleries") in asset.keys:
-            asset = asset.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=GALLERIES_WHEN_INPUTS_CHANGE))
-        out.append(asset)
-    return out
 
 
 def _default_status() -> dg.DefaultSensorStatus:

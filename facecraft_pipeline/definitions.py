@@ -18,7 +18,7 @@ from facecraft_pipeline.assets.faces import face_crops, identity_clusters
 from facecraft_pipeline.assets.galleries import sample_galleries
 from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
-from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor, with_automation
+from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
 from facecraft_pipeline.log_safety import install as install_log_safety
 from facecraft_pipeline.operations import deployable, everything_on_kubernetes, failed_run_report
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, photo_source_from_env
@@ -29,7 +29,7 @@ install_log_safety()  # no token or pre-authenticated URL in any log, whatever t
 
 # deployable: retry policy for transient faults, and Kubernetes step tags (a GPU for training steps).
 ASSETS = deployable(
-    with_automation([photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries])
+    [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
 )
 
 everything_job = dg.define_asset_job(

@@ -7,6 +7,7 @@ import dagster as dg
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
+from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
 from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
@@ -40,7 +41,7 @@ DETECTOR_NOT_IN_KEY = ("batch_size", "workers", "retinaface_download")
     code_version="sample_galleries-2",
     group_name="evaluation",
     kinds={"pytorch"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=GALLERIES_WHEN_INPUTS_CHANGE,
     pool="accelerator",
 )
 def sample_galleries(
@@ -146,7 +147,7 @@ def _embedder(identity: OwnerIdentity, onnx_model: str | None):
 
 def _detector(face_crops: CropsManifest, settings: GallerySettings):
     """face_crops' recorded detector settings, with the gallery's explicit overrides (both recorded)."""
-    recorded = FaceCropSettings(**face_crops.settings) if face_crops.settings else FaceCropSettings(detector=face_crops.detector)
+    recorded = FaceCropSettings.from_stored(face_crops.settings) if face_crops.settings else FaceCropSettings()
     detector = recorded.detector_settings()
     source = f"face_crops manifest ({detector.kind})"
     overrides = {k: v for k, v in {"kind": settings.detector, "min_score": settings.detector_min_score}.items() if v is not None}

@@ -38,7 +38,7 @@ def find_version(client, model: ScoredModel) -> str | None:
     for test in tests:
         matches = [v for v in versions if test(v)]
         if matches:
-            return max(matches, key=lambda v: int(v.version)).version
+            return str(max(matches, key=lambda v: int(v.version)).version)
     return None
 
 

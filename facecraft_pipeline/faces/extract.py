@@ -68,16 +68,6 @@ class FaceCropSettings:
     min_side: int = setting(64, "skip photos with a side shorter than this", minimum=1)
 
     def __post_init__(self) -> None:
-        # Callers that hold plain values: `FaceCropSettings(**manifest.settings)` (nested dicts), or a
-        # detector named by kind ("dlib") or by a manifest's detector name ("dlib-hog", "retinaface-resnet50").
-        if isinstance(self.detector, Mapping):
-            object.__setattr__(self, "detector", from_dict(DetectorSettings, self.detector))
-        elif isinstance(self.detector, str):
-            kind, _, model = self.detector.partition("-")
-            named = {"kind": kind} | ({"dlib_model": model} if kind == "dlib" and model else {})
-            object.__setattr__(self, "detector", DetectorSettings(**named))
-        if isinstance(self.quality, Mapping):
-            object.__setattr__(self, "quality", from_dict(QualitySettings, self.quality))
         validate(self)
 
     @classmethod

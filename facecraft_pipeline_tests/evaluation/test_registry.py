@@ -32,7 +32,7 @@ def test_the_alias_lands_on_the_scored_version_and_leaves_the_previous_holder(re
     assert versions["newest"] != versions["scored"]
     winner = ScoredModel("facecraft-lora", folders["lora-run-a"])
     said = move_champion_alias(client, NAMES, winner, step=50, reason="lora@50: highest identity")
-    assert client.get_model_version_by_alias("facecraft-lora", "champion").version == versions["scored"]
+    assert str(client.get_model_version_by_alias("facecraft-lora", "champion").version) == versions["scored"]
     with pytest.raises(Exception):
         client.get_model_version_by_alias("facecraft-gan-checkpoint", "champion")
     tags = client.get_model_version("facecraft-lora", versions["scored"]).tags

@@ -234,9 +234,6 @@ def test_settings_nest_the_detector_and_quality_settings_each_field_declared_onc
     stored = to_dict(FaceCropSettings(crop_size=96, detector=DetectorSettings(kind="retinaface", upsample=0), quality=QualitySettings(min_face_px=77)))
     assert FaceCropSettings.from_stored(stored) == FaceCropSettings(crop_size=96, detector=DetectorSettings(kind="retinaface", upsample=0),
                                                                     quality=QualitySettings(min_face_px=77))  # fmt: skip
-    assert FaceCropSettings(**stored) == FaceCropSettings.from_stored(stored)  # plain nested dicts are rebuilt too
-    assert FaceCropSettings(detector="dlib-cnn").detector == DetectorSettings(dlib_model="cnn")  # a manifest's detector name
-    assert FaceCropSettings(detector="retinaface-resnet50").detector == DetectorSettings(kind="retinaface")
     legacy = {"crop_size": 96, "detector": "retinaface", "dlib_model": "cnn", "detector_min_score": 0.9, "workers": 1, "min_face_px": 77, "eyes_in_box": False}
     assert FaceCropSettings.from_stored(legacy) == FaceCropSettings(
         crop_size=96, detector=DetectorSettings(kind="retinaface", dlib_model="cnn", min_score=0.9, workers=1),
