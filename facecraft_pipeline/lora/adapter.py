@@ -12,6 +12,7 @@ ComfyUI, A1111 and diffusers map themselves; the SGM names (input_blocks_...) ar
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -68,7 +69,8 @@ def save_lora(folder: Path, layers: Mapping[str, Mapping[str, torch.Tensor]], co
     kwargs: dict[str, Any] = {}
     for component, tensors in layers.items():
         kwargs[f"{component}_lora_layers"] = convert_state_dict_to_diffusers(dict(tensors))
-        kwargs[f"{component}_lora_adapter_metadata"] = dict(configs[component])
+        # dropout is training-only: a loader that found it would inject Dropout modules left in train mode
+        kwargs[f"{component}_lora_adapter_metadata"] = {**configs[component], "lora_dropout": 0.0}
     staging = Path(tempfile.mkdtemp(prefix=".lora-", dir=folder))
     try:
         cls.save_lora_weights(staging, safe_serialization=True, **kwargs)
@@ -96,6 +98,7 @@ def to_kohya(layers: Mapping[str, Mapping[str, torch.Tensor]], configs: Mapping[
         for key, value in converted.items():
             if not sdxl:
                 key = key.replace("lora_te1_", "lora_te_")
+            key = re.sub(r"^(lora_te[12]?_)(?!text_model_)", r"\1text_model_", key)  # kohya's CLIP names keep text_model
             out[key] = alpha.clone() if key.endswith(".alpha") else value.contiguous()  # diffusers' helper writes alpha = rank
     return out
 

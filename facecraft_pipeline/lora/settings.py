@@ -67,9 +67,9 @@ class LoraSettings:
     random_flip: bool = setting(False, "mirror training images at random (captions swap left/right)")
     prior: PriorSettings = nested(PriorSettings, "DreamBooth prior preservation with cached class images")
     validation_prompts: tuple[str, ...] = setting(("photo of {trigger} {class_word}",),
-                                                  "prompts of the validation images drawn at each sample step and at the end")
-    validation_seeds: tuple[int, ...] = setting((0, 1), "seeds of the validation images (one image per prompt and seed)")
-    validation_steps: int = setting(10, "sampling steps of the validation images", minimum=1, run_key=False)
+                                                  "prompts of the validation images drawn at each sample step and at the end (empty: none)")
+    validation_seeds: tuple[int, ...] = setting((0,), "seeds of the validation images (one image per prompt and seed)")
+    validation_steps: int = setting(8, "sampling steps of the validation images", minimum=1, run_key=False)
     gradient_checkpointing: bool = setting(False, "recompute UNet activations in backward: less memory, slower", run_key=False)
     cache_latents: bool = setting(True, "encode images (and their mirrors) once, and the captions once when the text "
                                         "encoders are frozen", run_key=False)

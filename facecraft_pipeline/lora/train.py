@@ -120,6 +120,7 @@ class LoraTrainer:
         if getattr(pipe.unet, "peft_config", None):
             raise ValueError("the pipeline's UNet already has a LoRA adapter; train on a fresh base pipeline")
         self.pipe, self.settings, self.device = pipe, settings, torch.device(device)
+        torch.manual_seed(settings.run.seed)  # LoRA dropout draws from the global generator: same start, same masks
         self.sdxl = getattr(pipe, "text_encoder_2", None) is not None
         self.dtype = dtype(settings.run.mixed_precision)
         self.provenance = dict(provenance or {})
@@ -245,7 +246,8 @@ class LoraTrainer:
 
     def sample(self, folder: RunFolder, step: int) -> None:
         """Validation images (fixed prompts and seeds) as samples/step_<n>.png."""
-        self.validation(folder.samples / f"step_{step:07d}.png")
+        if self.settings.validation_prompts and self.settings.validation_seeds:
+            self.validation(folder.samples / f"step_{step:07d}.png")
 
     def validation(self, path: Path) -> Path:
         from facecraft_pipeline.grids import make_grid
@@ -286,7 +288,10 @@ class LoraTrainer:
             out = folder.checkpoints / f"step-{checkpoint.step}"
             if not (out / "pytorch_lora_weights.safetensors").is_file():
                 checkpoint_weights(checkpoint.path, out)
-        artifacts["validation"] = self.validation(folder.path / "validation.png")
+        if self.settings.validation_prompts and self.settings.validation_seeds:
+            artifacts["validation"] = self.validation(folder.path / "validation.png")
+        for model in self.models.values():
+            model.eval()  # the trained pipeline generates as the saved file does (no LoRA dropout)
         return artifacts
 
 
