@@ -3,7 +3,9 @@
 With `cache_latents` each image (and its mirror, with flips on) is VAE-encoded once and the latent
 distribution kept, so every step still draws a fresh latent sample as the uncached loop does; the
 captions (and mirrored captions) are encoded once too unless a text encoder is trained. The batch
-of a step depends only on (seed, step); its random draws come from `generator`.
+of a step depends only on (seed, step); its random draws (flips, latent samples) come from
+`generator`, which lives on the training device: with cached inputs a step copies nothing between
+host and device and never waits for the GPU (the uncached path picks captions on the host).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class TrainingBatches:
         self.weights = None
         if settings.face_loss_strength > 0:
             boxes = [e.face_box for e in self.examples]
-            weights = face_weights(boxes, side, latent_side, settings.face_loss_strength, settings.face_mask_grow)
+            weights = face_weights(boxes, side, latent_side, settings.face_loss_strength, settings.face_mask_grow).to(self.device)
             self.weights = [weights, weights.flip(-1)]
         self.class_pixels = to_float(load_images(list(class_images), side)) if class_images else None
         self.class_captions = [settings.class_prompt] * (len(class_images))
@@ -79,6 +81,7 @@ class TrainingBatches:
         self._class_latents: list[torch.Tensor] | None = None
         self._cond: list[Conditioning] | None = None
         self._class_cond: Conditioning | None = None
+        self._perms: dict[tuple[int, int], torch.Tensor] = {}
         if settings.cache_latents:
             orientations = [self.pixels, self.pixels.flip(-1)] if settings.random_flip else [self.pixels]
             self._latents = [self._encode_parameters(p) for p in orientations]
@@ -96,18 +99,18 @@ class TrainingBatches:
     def __call__(self, step: int) -> Batch:
         """The batch of 0-based micro-step `step`."""
         index = self._indices(step, len(self.examples), 0)
-        flip = (torch.rand(len(index), generator=self.generator) < 0.5 if self.settings.random_flip
-                else torch.zeros(len(index), dtype=torch.bool))
+        flip = (torch.rand(len(index), generator=self.generator, device=self.device) < 0.5 if self.settings.random_flip
+                else torch.zeros(len(index), dtype=torch.bool, device=self.device))
         params = self._params(self.pixels, self._latents, index, flip)
         cond = self._conditioning(index, flip)
         weights = None
         if self.weights is not None:
-            weights = torch.where(flip[:, None, None, None], self.weights[1][index], self.weights[0][index]).to(self.device)
+            weights = torch.where(flip[:, None, None, None], self.weights[1][index], self.weights[0][index])
         latents = self._sample(params)
         if self.class_pixels is None:
             return Batch(latents, cond, weights, len(index))
         class_index = self._indices(step, len(self.class_pixels), 1)
-        no_flip = torch.zeros(len(class_index), dtype=torch.bool)
+        no_flip = torch.zeros(len(class_index), dtype=torch.bool, device=self.device)
         class_latents = self._sample(self._params(self.class_pixels, self._class_latents, class_index, no_flip))
         class_cond = (self._class_cond.index(class_index) if self._class_cond is not None
                       else self._encode_text([self.class_captions[i] for i in class_index.tolist()],
@@ -118,37 +121,44 @@ class TrainingBatches:
         if cached is not None:
             if len(cached) == 1:
                 return cached[0][index]
-            return torch.where(flip[:, None, None, None].to(cached[0].device), cached[1][index], cached[0][index])
-        chosen = pixels[index]
-        return self._encode_parameters(torch.where(flip[:, None, None, None], chosen.flip(-1), chosen))
+            return torch.where(flip[:, None, None, None], cached[1][index], cached[0][index])
+        chosen, mirror = pixels[index.cpu()], flip.cpu()  # the uncached (slow) path reads pixels on the host
+        return self._encode_parameters(torch.where(mirror[:, None, None, None], chosen.flip(-1), chosen))
 
     def _sample(self, params: torch.Tensor) -> torch.Tensor:
         mean, logvar = params.float().chunk(2, dim=1)
         std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))
-        sample = mean + std * torch.randn(mean.shape, generator=self.generator).to(self.device)
+        sample = mean + std * torch.randn(mean.shape, generator=self.generator, device=self.device)
         return (sample * self.scaling).to(self.dtype)
 
     def _conditioning(self, index: torch.Tensor, flip: torch.Tensor) -> Conditioning:
         if self._cond is not None:
             if len(self._cond) == 1:
                 return self._cond[0].index(index)
-            rows = [self._cond[int(f)].index(torch.tensor([i])) for i, f in zip(index.tolist(), flip.tolist(), strict=True)]
-            return Conditioning.cat(rows)
-        captions = [self.captions[int(f)][i] for i, f in zip(index.tolist(), flip.tolist(), strict=True)]
-        return self._encode_text(captions, [self.sizes[i] for i in index.tolist()])
+            return Conditioning.where(flip, self._cond[1].index(index), self._cond[0].index(index))
+        rows, mirrored = index.tolist(), flip.tolist()  # captions are picked on the host: this path syncs
+        captions = [self.captions[int(f)][i] for i, f in zip(rows, mirrored, strict=True)]
+        return self._encode_text(captions, [self.sizes[i] for i in rows])
 
     def _indices(self, step: int, count: int, stream: int) -> torch.Tensor:
-        """Epoch-wise shuffles of the dataset, concatenated; the batch of a step needs no carried state."""
+        """Epoch-wise shuffles of the dataset, concatenated, on the device; a step's batch needs no carried state."""
         size = self.settings.batch_size
-        perms: dict[int, torch.Tensor] = {}
-        out = []
-        for position in range(step * size, (step + 1) * size):
+        position, end, parts = step * size, (step + 1) * size, []
+        while position < end:
             epoch, offset = divmod(position, count)
-            if epoch not in perms:
-                seed = self.settings.run.seed * 1_000_003 + epoch + stream * 7_919_113
-                perms[epoch] = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-            out.append(int(perms[epoch][offset]))
-        return torch.tensor(out)
+            take = min(count - offset, end - position)
+            parts.append(self._permutation(epoch, count, stream)[offset:offset + take])
+            position += take
+        return torch.cat(parts)
+
+    def _permutation(self, epoch: int, count: int, stream: int) -> torch.Tensor:
+        key = (stream, epoch)
+        if key not in self._perms:
+            if len(self._perms) > 8:
+                self._perms.clear()
+            seed = self.settings.run.seed * 1_000_003 + epoch + stream * 7_919_113
+            self._perms[key] = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).to(self.device)
+        return self._perms[key]
 
     def _encode_chunks(self, captions: Sequence[str], sizes, chunk: int = 16) -> Conditioning:
         return Conditioning.cat([self._encode_text(captions[i:i + chunk], sizes[i:i + chunk]) for i in range(0, len(captions), chunk)])

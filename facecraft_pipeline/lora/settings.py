@@ -74,7 +74,7 @@ class LoraSettings:
     cache_latents: bool = setting(True, "encode images (and their mirrors) once, and the captions once when the text "
                                         "encoders are frozen", run_key=False)
     low_memory: bool = setting(False, "SD-1.5 at 512 px in 6 GiB: gradient checkpointing, frozen encoders off the GPU "
-                                      "after caching, 8-bit AdamW when bitsandbytes is installed; use batch_size 1", run_key=False)
+                                      "after caching, 8-bit AdamW when bitsandbytes is installed; use batch_size 1")
     compile: bool = setting(False, "torch.compile the UNet (minutes to compile; pays off on long GPU runs)", run_key=False)
     allow_tf32: bool = setting(True, "TF32 matmuls on Ampere+ GPUs", run_key=False)
     run: RunSettings = nested(RunSettings, "length, cadence, retention, seed and precision of the run",

@@ -34,6 +34,14 @@ class Conditioning:
         return Conditioning(*(None if t is None else t.to(device, dtype) for t in (self.hidden, self.pooled, self.time_ids)))
 
     @staticmethod
+    def where(mask: torch.Tensor, yes: Conditioning, no: Conditioning) -> Conditioning:
+        """Row-wise choice (on the device): `yes` where mask, else `no`."""
+        def pick(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+            return None if a is None else torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
+
+        return Conditioning(pick(yes.hidden, no.hidden), pick(yes.pooled, no.pooled), pick(yes.time_ids, no.time_ids))  # type: ignore[arg-type]
+
+    @staticmethod
     def cat(parts: Sequence[Conditioning]) -> Conditioning:
         def join(name: str) -> torch.Tensor | None:
             values = [getattr(p, name) for p in parts]

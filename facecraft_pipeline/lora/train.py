@@ -147,7 +147,7 @@ class LoraTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(settings.lr_scheduler, settings.lr_warmup_steps, settings.run.steps))
         self.scaler = grad_scaler(self.device, settings.run.mixed_precision)
-        self.generator = torch.Generator().manual_seed(settings.run.seed)
+        self.generator = torch.Generator(self.device).manual_seed(settings.run.seed)  # on the device: no host copies per step
         self.batches = TrainingBatches(pipe, examples, settings, self.dtype, self.generator, settings.train_text_encoder,
                                        class_paths)
         self.prior = bool(class_paths)
@@ -183,11 +183,12 @@ class LoraTrainer:
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         settings, scheduler, latents = self.settings, self.noise_scheduler, batch.latents
         count = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=self.generator)
+        g, device = self.generator, self.device
+        noise = torch.randn(latents.shape, generator=g, device=device)
         if settings.noise_offset:
-            noise += settings.noise_offset * torch.randn((count, latents.shape[1], 1, 1), generator=self.generator)
-        noise = noise.to(self.device, latents.dtype)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=self.generator).to(self.device)
+            noise += settings.noise_offset * torch.randn((count, latents.shape[1], 1, 1), generator=g, device=device)
+        noise = noise.to(latents.dtype)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=g, device=device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = scheduler.get_velocity(latents, noise, timesteps) if scheduler.config.prediction_type == "v_prediction" else noise
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
