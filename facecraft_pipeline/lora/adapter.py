@@ -129,3 +129,10 @@ def _header(path: Path) -> dict[str, str]:
 
     with safe_open(str(path), "pt") as handle:
         return dict(handle.metadata() or {})
+
+
+def add_unet_lora(unet: torch.nn.Module, rank: int, alpha: float, seed: int) -> dict[str, Any]:
+    """The UNet attention LoRA the trainer adds by default (rank, alpha, no dropout); returns its config."""
+    config = adapter_config(rank, alpha, 0.0, TARGET_MODULES)
+    add_lora(unet, config, seed)
+    return config
