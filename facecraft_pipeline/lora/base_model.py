@@ -98,8 +98,11 @@ def detect_family(base: BaseModel) -> str:
     if base.is_single_file and location.lower().endswith(".safetensors") and Path(location).is_file():
         from safetensors import safe_open
 
-        with safe_open(location, "pt") as handle:  # reads the header only
-            return "sdxl" if any(k.startswith("conditioner.embedders.1.") for k in handle.keys()) else "sd"
+        try:
+            with safe_open(location, "pt") as handle:  # reads the header only
+                return "sdxl" if any(k.startswith("conditioner.embedders.1.") for k in handle.keys()) else "sd"
+        except Exception:  # noqa: BLE001 - not a readable safetensors file: loading will say so; guess by name
+            pass
     return "sdxl" if "xl" in location.lower() else "sd"
 
 
