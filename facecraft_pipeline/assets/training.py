@@ -128,21 +128,14 @@ def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -
 
 
 def _register_once(run, name: str, source, digest: str, description: str, tags: dict) -> str:
-    """One model version per distinct weights file: a re-used run finds its version by the file's digest."""
-    from mlflow.exceptions import MlflowException
-
-    client = run.client
-    try:
-        client.create_registered_model(name)
-    except MlflowException as error:
-        if error.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    for version in client.search_model_versions(f"name = '{name}'"):
-        if version.tags.get(TAG_ARTIFACT_SHA) == digest:
-            return version.version
-    version = client.create_model_version(name, source=source.resolve().as_uri(), run_id=run.run_id,
-                                          tags={TAG_ARTIFACT_SHA: digest, **tags}, description=description)
-    return version.version
+    """One model version per distinct weights file (lineage's register_model keys on the run's artifact digest),
+    described with the trigger word and base model."""
+    run.set_tags({TAG_ARTIFACT_SHA: digest})
+    version = run.register_model(name, source)
+    run.client.update_model_version(name, version, description=description)
+    for key, value in tags.items():
+        run.client.set_model_version_tag(name, version, key, str(value))
+    return version
 
 
 @dg.asset(code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)

@@ -22,7 +22,7 @@ def test_the_same_file_digest_finds_its_version_and_a_new_one_gets_a_new_version
     again = _register_once(run, "facecraft-lora", folder, "a" * 64, "LoRA of sks on tiny", tags)
     other = _register_once(run, "facecraft-lora", folder, "b" * 64, "LoRA of sks on tiny", tags)
 
-    assert (str(first), str(again), str(other)) == ("1", "1", "2")
+    assert (first, again, other) == ("1", "1", "2")
     version = client.get_model_version("facecraft-lora", "1")
     assert version.tags[TAG_ARTIFACT_SHA] == "a" * 64 and version.tags["trigger"] == "sks"
     assert "sks" in version.description and "tiny" in version.description
