@@ -62,7 +62,10 @@ def _model(settings_cls: type, name: str, profile: dict[str, Any], fixed: tuple[
                 raise ValueError(f"profile sets unknown fields in {name}.{field.name}: {sorted(sub_profile)}")
             fields[field.name] = (sub, pydantic.Field(default_factory=sub, description=help))
             continue
-        fields[field.name] = (kind, pydantic.Field(default=profile.pop(field.name, default), description=help))
+        value = profile.pop(field.name, default)
+        if typing.get_origin(kind) is tuple:  # Dagster config has lists, not tuples (`from_dict` turns them back)
+            kind, value = list[typing.get_args(kind)[0]], list(value)  # type: ignore[index]
+        fields[field.name] = (kind, pydantic.Field(default=value, description=help))
     return pydantic.create_model(name, __base__=base, **fields)  # type: ignore[call-overload]
 
 

@@ -61,11 +61,26 @@ def _finite_check(asset):
     return check
 
 
-@dg.asset_check(asset=lora_weights, description="The saved LoRA file loads, holds LoRA tensors, all finite.")
+LORA_HEADER_KEYS = ("lora_adapter_metadata", "facecraft.base_model", "facecraft.trigger", "facecraft.dataset_digest",
+                    "ss_network_dim", "ss_network_alpha")
+
+
+@dg.asset_check(asset=lora_weights, description="Both LoRA files (diffusers and kohya) load, hold LoRA tensors, all finite, "
+                                                "and carry the adapter config and provenance in their headers.")
 def lora_weights_load(lora_weights: TrainResult) -> dg.AssetCheckResult:
-    tensors = load_file(str(lora_weights.artifact("weights")))
-    finite = all(bool(t.float().isfinite().all()) for t in tensors.values())
-    return dg.AssetCheckResult(passed=bool(tensors) and finite, metadata={"tensors": len(tensors)})
+    from safetensors import safe_open
+
+    files = {name: lora_weights.artifacts[name] for name in ("weights", "kohya_weights") if name in lora_weights.artifacts}
+    tensors = {name: load_file(str(path)) for name, path in files.items()}
+    finite = all(bool(t.float().isfinite().all()) for group in tensors.values() for t in group.values())
+    with safe_open(str(files["weights"]), "pt") as handle:
+        header = handle.metadata() or {}
+    missing = [k for k in LORA_HEADER_KEYS if k not in header]
+    return dg.AssetCheckResult(
+        passed=len(files) == 2 and all(tensors.values()) and finite and not missing,
+        metadata={"tensors": len(tensors.get("weights", {})), "kohya_tensors": len(tensors.get("kohya_weights", {})),
+                  "missing_header_keys": ", ".join(missing) or "none"},
+    )
 
 
 @dg.asset_check(

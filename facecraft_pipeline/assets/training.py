@@ -15,10 +15,13 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
+from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view, photo_sources
+from facecraft_pipeline.dataset.manifest import read_manifest
+from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.gan import GanSettings, train_gan
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
-from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import ProgressLine, TrainResult
@@ -109,7 +112,33 @@ def wgan_gp_checkpoint(
     return _train_gan(context, to_settings(GanSettings, config, kind="wgan_gp"), curated_dataset, home, mlflow, compute)
 
 
-@dg.asset(code_version="lora_weights-2", kinds={"pytorch", "diffusers"}, **TRAINING)
+def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
+    """The LoRA view of the curated dataset: crops from the original photos (found through the face-crops manifest)."""
+    crops = home.dir("faces") / "manifest.json"
+    if not crops.is_file():
+        raise dg.Failure(f"no face-crops manifest at {crops}: materialize face_crops first")
+    view = build_diffusion_view(read_manifest(dataset.folder), photo_sources(CropsManifest.read_json(crops)), home.dir("lora_views"),
+                                settings.data, resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+    if not view.examples:
+        raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
+                         + "; ".join(sorted({reason for _, reason in view.excluded})))
+    for photo_id, reason in view.excluded:
+        context.log.info(f"lora_weights: left out {photo_id}: {reason}")
+    return view
+
+
+def _register_once(run, name: str, source, digest: str, description: str, tags: dict) -> str:
+    """One model version per distinct weights file (lineage's register_model keys on the run's artifact digest),
+    described with the trigger word and base model."""
+    run.set_tags({TAG_ARTIFACT_SHA: digest})
+    version = run.register_model(name, source)
+    run.client.update_model_version(name, version, description=description)
+    for key, value in tags.items():
+        run.client.set_model_version_tag(name, version, key, str(value))
+    return version
+
+
+@dg.asset(code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)
 def lora_weights(
     context: dg.AssetExecutionContext,
     config: LoraWeightsConfig,
@@ -118,26 +147,51 @@ def lora_weights(
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[TrainResult]:
-    """DreamBooth-style LoRA on the Stable Diffusion UNet, saved with diffusers' save_lora_weights."""
+    """DreamBooth-style LoRA (SD 1.x/2.x or SDXL) on head-and-shoulders crops of the owner's original photos.
+
+    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI),
+    both with provenance in the header, and a loadable LoRA beside each kept checkpoint for the sweep.
+    """
     settings = to_settings(LoraSettings, config)
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
-        result = train_lora(curated_dataset.train_paths, h.dir("models", "lora_weights"), settings, compute.torch_device(),
-                            cache_dir=h.models_cache, progress=_progress(context, run))
+        view = _lora_view(context, curated_dataset, settings, h)
+        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size) for e in view.examples]
+        result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
+                            cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
         weights = result.artifact("weights")
         digest = sha256_file(weights)
         base = base_model_of(result)
-        run.set_tags({TAG_ARTIFACT_SHA: digest, "base_model": base.description, "device": result.device, "dtype": result.dtype})
+        run.set_tags({TAG_ARTIFACT_SHA: digest, "base_model": base.description, "device": result.device, "dtype": result.dtype,
+                      "lora_view": view.digest, "trigger": settings.trigger})
         run.log_artifact(weights, "lora")
+        run.log_artifact(result.artifact("kohya_weights"), "lora")
         run.log_artifact(result.folder / "run.json", "lora")
-        version = run.register_model("facecraft-lora", result.folder)
+        run.log_artifact(view.manifest_path, "lora_view")
+        for picture in [result.artifacts.get("validation"), *sorted((result.folder / "samples").glob("step_*.png"))]:
+            if picture is not None and picture.is_file():
+                run.log_picture(picture, "validation")
+        description = (f"LoRA of '{settings.instance_prompt}' (trigger word: {settings.trigger}) on base model {base.spec} "
+                       f"({base.family}; {base.description}); rank {settings.rank}, alpha {settings.alpha}, {result.steps} steps")
+        version = _register_once(run, "facecraft-lora", result.folder, digest, description,
+                                 {"trigger": settings.trigger, "base_model": base.spec, "steps": str(result.steps)})
         if base.is_tiny_random:
             context.log.warning(f"base model: {base.description}")
-        return output(result, run, digest, {
+        metadata = {
             "summary": f"LoRA r{settings.rank} on {base.description}: {_summary(result)}",
             **_common_metadata(result),
             "base_model": base.description,
+            "base_model_family": base.family,
             "base_model_is_tiny_random": base.is_tiny_random,
+            "trigger": settings.trigger,
             "model_version": version,
+            "lora_images": len(view.examples),
+            "lora_left_out": dg.MetadataValue.md(
+                "\n".join(f"- {photo}: {reason}" for photo, reason in view.excluded) or "none"),
+            "captions": dg.MetadataValue.md("\n".join(f"- {e.caption}" for e in view.examples[:20])),
             "location": dg.MetadataValue.path(str(weights)),
-        })
+            "kohya_weights": dg.MetadataValue.path(str(result.artifact("kohya_weights"))),
+        }
+        if "validation" in result.artifacts:
+            metadata["validation"] = preview(result.artifact("validation"))
+        return output(result, run, digest, metadata)

@@ -41,6 +41,8 @@ class CurateSettings:
     0.1-0.25 apart, different photos of one person usually farther).
     `split_group_bits`: kept crops whose hashes differ by at most this many bits (and crops of one
     source photo) stay on one side of the split.
+    `drop`: photos or crops the owner leaves out, by photo id or (a >= 8-char prefix of) the
+    photo's or crop's sha256; recorded in the manifest, so dropping changes the digest.
     `external_dir`: a folder of other people's face images (CelebA/FFHQ-style; centre-cropped
     square) mixed in so that they make up `external_ratio` of the dataset.
     """
@@ -53,6 +55,8 @@ class CurateSettings:
     external_dir: str | None = setting(None, "folder of other people's face images mixed into the dataset; empty: none")
     external_ratio: float = setting(0.4, "share of the dataset the external images make up, in [0, 1)", minimum=0)
     seed: int = setting(0, "seed of the train/val split and the external sample")
+    drop: tuple[str, ...] = setting((), "photos or crops the owner leaves out: photo ids, or >= 8 leading hex chars of a "
+                                        "photo's or crop's sha256 (recorded in the manifest: the digest changes)")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -116,6 +120,16 @@ def _check(settings: CurateSettings, items: Sequence[CurationItem], embeddings: 
         raise ValueError(f"{len(items)} items but {len(embeddings)} embeddings")
     if settings.dedup == "embedding" and embeddings is None:
         raise ValueError('dedup "embedding" needs the crops\' embeddings')
+
+
+def _dropped(item: CurationItem, drop: Sequence[str], exclusions: list[_Exclusion]) -> bool:
+    """Is `item` named in the owner's drop list (recorded as excluded "dropped")?"""
+    for name in drop:
+        name = name.strip()
+        if name == item.photo_id or (len(name) >= 8 and (item.photo_sha256.startswith(name) or item.crop_sha256.startswith(name))):
+            exclusions.append(_Exclusion(item, "dropped", f"dropped by the owner ({name})"))
+            return True
+    return False
 
 
 def _inspect(item: CurationItem, resolution: int) -> tuple[tuple[int, int], int] | _Exclusion:
@@ -334,6 +348,7 @@ def curate_dataset(
     order = sorted(range(len(items)), key=lambda i: (items[i].crop_sha256, items[i].photo_id, str(items[i].crop_path)))
     exclusions: list[_Exclusion] = []
     notes: list[str] = []
+    order = [i for i in order if not _dropped(items[i], settings.drop, exclusions)]
     rows = [None if embeddings is None else np.asarray(embeddings[i]) for i in order]
     owner = _usable([items[i] for i in order], rows, settings.resolution, exclusions)
     owner = _drop_near_duplicates(owner, settings, exclusions)

@@ -1,8 +1,9 @@
-"""A tiny random Stable Diffusion pipeline, built locally, so the LoRA stage runs offline on a CPU.
+"""Tiny random Stable Diffusion pipelines (SD-1.5-shaped and SDXL-shaped), built locally and offline.
 
-It has the real SD-1.5 component types and folder layout, so it goes through exactly the
-`from_pretrained(folder)` path a downloaded model takes; its weights are random, so its
-images are noise. Built once per folder, deterministic per seed.
+They have the real component types and folder layout (SDXL: two text encoders, size/crop
+conditioning), so they go through exactly the `from_pretrained(folder)` path a downloaded model
+takes; their weights are random, so their images are noise. Built once per folder, deterministic
+per seed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ if TYPE_CHECKING:  # diffusers/transformers load lazily: importing this package 
     from transformers import CLIPTokenizer
 
 TINY = "tiny"
+TINY_XL = "tiny-sdxl"
 TINY_DESCRIPTION = "tiny random base model: images are noise"
+TINY_XL_DESCRIPTION = "tiny random SDXL base model: images are noise"
 MARKER_FILE = "facecraft_tiny_sd.json"
 
 
@@ -32,34 +35,79 @@ def is_tiny_sd_folder(folder: Path) -> bool:
 
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """Save a tiny random StableDiffusionPipeline to `folder` (reused when already built with `seed`)."""
+    return _build(folder, seed, "sd")
+
+
+def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random StableDiffusionXLPipeline to `folder` (reused when already built with `seed`)."""
+    return _build(folder, seed, "sdxl")
+
+
+def _build(folder: Path, seed: int, family: str) -> Path:
     folder = Path(folder)
-    if _built_with(folder, seed):
+    if _built_with(folder, seed, family):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    note = TINY_XL_DESCRIPTION if family == "sdxl" else TINY_DESCRIPTION
+    shape = "Stable Diffusion XL" if family == "sdxl" else "Stable Diffusion 1.5"
     try:
-        _tiny_pipeline(staging, seed).save_pretrained(staging, safe_serialization=True)
-        (staging / MARKER_FILE).write_text(json.dumps({"seed": seed, "note": TINY_DESCRIPTION}) + "\n")
+        make = _tiny_xl_pipeline if family == "sdxl" else _tiny_pipeline
+        make(staging, seed).save_pretrained(staging, safe_serialization=True)
+        (staging / MARKER_FILE).write_text(json.dumps({"seed": seed, "family": family, "note": note}) + "\n")
         (staging / "README.md").write_text(
-            f"# {TINY_DESCRIPTION}\n\nBuilt by facecraft_pipeline.lora.build_tiny_sd(seed={seed}) for offline demos "
-            "and tests. Same component types and layout as Stable Diffusion 1.5, random weights: "
+            f"# {note}\n\nBuilt by facecraft_pipeline.lora.build_tiny_{family}(seed={seed}) for offline demos "
+            f"and tests. Same component types and layout as {shape}, random weights: "
             "anything generated with it (with or without LoRA) is noise.\n"
         )
         if folder.exists():  # a stale build (other seed) or a half-written folder
             shutil.rmtree(folder)
         os.rename(staging, folder)
     except OSError:
-        if not _built_with(folder, seed):  # not just a concurrent builder that finished first
+        if not _built_with(folder, seed, family):  # not just a concurrent builder that finished first
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
-def _built_with(folder: Path, seed: int) -> bool:
+def _built_with(folder: Path, seed: int, family: str) -> bool:
     if not is_tiny_sd_folder(folder):
         return False
-    return json.loads((folder / MARKER_FILE).read_text()).get("seed") == seed
+    marker = json.loads((folder / MARKER_FILE).read_text())
+    return marker.get("seed") == seed and marker.get("family", "sd") == family
+
+
+def _tiny_xl_pipeline(tokenizer_dir: Path, seed: int):
+    """diffusers' own tiny SDXL test shapes: two CLIP encoders (hidden 32, projection 32), text_time conditioning."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+            projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+        )
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, block_out_channels=(32, 64),
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=64,
+        )
+        config = CLIPTextConfig(vocab_size=514, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
+                                bos_token_id=512, eos_token_id=513, pad_token_id=513)
+        text_encoder, text_encoder_2 = CLIPTextModel(config), CLIPTextModelWithProjection(config)
+    scheduler = EulerDiscreteScheduler(  # SDXL base's own scheduler config
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        steps_offset=1, timestep_spacing="leading", interpolation_type="linear",
+    )
+    tokenizer = _byte_tokenizer(tokenizer_dir)
+    return StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+                                     tokenizer_2=tokenizer, unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True)
 
 
 def _tiny_pipeline(tokenizer_dir: Path, seed: int) -> StableDiffusionPipeline:

@@ -1,67 +1,87 @@
-"""The LoRA trainer (the diffusers DreamBooth-LoRA recipe): model, loss and step; the run protocol is `training.train`.
+"""The LoRA trainer (DreamBooth-LoRA as kohya / ai-toolkit do it): model, loss and step; the run protocol is `training.train`.
 
-Frozen UNet/VAE/text encoder (in the mixed-precision dtype), fp32 LoRA params on
-to_q/to_k/to_v/to_out.0, DDPM noise, MSE on the scheduler's prediction target (Min-SNR optional).
+Frozen UNet/VAE/text encoders in the mixed-precision dtype, fp32 LoRA params (UNet attention, and
+optionally the text encoders), DDPM noise (+ offset noise), MSE on the scheduler's target weighted
+towards the face and by Min-SNR, prior preservation on cached class images, gradient accumulation,
+clipping, a warmup + constant/cosine/linear schedule, optional EMA. SD 1.x/2.x and SDXL.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
-from facecraft_pipeline.digest import files_digest
-from facecraft_pipeline.lora.adapter import add_unet_lora, save_unet_lora, trainable_parameters
+from facecraft_pipeline.digest import sha256_file
+from facecraft_pipeline.lora.adapter import (
+    TEXT_TARGET_MODULES,
+    adapter_config,
+    add_lora,
+    checkpoint_weights,
+    peft_layers,
+    save_lora,
+    trainable_parameters,
+)
 from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline, resolve_base_model
-from facecraft_pipeline.lora.batches import TrainingBatches
+from facecraft_pipeline.lora.batches import Batch, Example, TrainingBatches
+from facecraft_pipeline.lora.optim import Ema, bitsandbytes_available, lr_lambda, make_optimizer
+from facecraft_pipeline.lora.prior import class_images
+from facecraft_pipeline.lora.sample import generate
 from facecraft_pipeline.lora.settings import LoraSettings
+from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_key, train
-from facecraft_pipeline.training.images import load_images, to_float
+from facecraft_pipeline.training.checkpoints import Checkpoints
 from facecraft_pipeline.training.loop import RunSpec
 from facecraft_pipeline.training.precision import dtype, dtype_name, grad_scaler
-from facecraft_pipeline.settings import to_dict
 
 if TYPE_CHECKING:  # diffusers loads lazily: importing this package stays cheap for Dagster
     from diffusers import StableDiffusionPipeline
 
-RECIPE_VERSION = 2  # bump when the training maths changes: old runs then get a new key
+RECIPE_VERSION = 3  # bump when the training maths changes: old runs then get a new key
 
 
-def train_lora(image_paths: Sequence[Path], root: Path, settings: LoraSettings, device: torch.device | str = "cpu",
+def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSettings, device: torch.device | str = "cpu",
                cache_dir: Path | None = None, progress: Sequence[Progress] = (), *,
-               pipe: StableDiffusionPipeline | None = None) -> TrainResult:
-    """Train (or reuse, resume, extend) into `root/<n>-lora-...-<key>/`; artifact `weights`.
+               pipe: StableDiffusionPipeline | None = None, dataset_digest: str | None = None) -> TrainResult:
+    """Train (or reuse, resume, extend) into `root/<n>-lora-...-<key>/`; artifacts `weights`, `kohya_weights`, `validation`.
 
-    `cache_dir` holds built/downloaded base models (default root/base_model_cache). `pipe`, if
-    given, is a pipeline of this base model to train in place (it ends with the LoRA active),
-    which spares the caller a reload. The result's `info["base_model"]` describes the base model.
+    `examples` are plain image paths (captioned with `settings.instance_prompt`) or `Example`s
+    (caption, mirrored caption, face box, original size: `dataset.diffusion_crops` makes them).
+    `cache_dir` holds built/downloaded base models and class images (default root/base_model_cache).
+    `pipe`, if given, is a pipeline of this base model to train in place (it ends with the LoRA
+    active). `dataset_digest` (e.g. the curated dataset's) goes into the weights' provenance.
     """
     device = torch.device(device)
     root = Path(root)
-    base = resolve_base_model(settings.base_model, Path(cache_dir) if cache_dir else root / "base_model_cache")
-    paths = [Path(p) for p in image_paths]
-    if not paths:
+    cache = Path(cache_dir) if cache_dir else root / "base_model_cache"
+    base = resolve_base_model(settings.base_model, cache, settings.model_family)
+    items = [e if isinstance(e, Example) else Example(Path(e), settings.instance_prompt) for e in examples]
+    if not items:
         raise ValueError("LoRA training needs at least one image")
-    digest = files_digest(paths)
-    frozen = dtype(settings.run.mixed_precision)
-    spec = RunSpec(
-        root=root,
-        key=run_key(digest, settings, RECIPE_VERSION, extra=[base.spec, base.location]),
-        description=f"lora-r{settings.rank}-{settings.resolution}px",
-        run=settings.run,
-        info={"settings": to_dict(settings), "inputs": {"images": len(paths), "digest": digest},
-              "base_model": dataclasses.asdict(base), "device": str(device), "dtype": dtype_name(settings.run.mixed_precision),
-              "lora_params_dtype": "float32", "recipe": RECIPE_VERSION, "versions": _versions()},
-    )
+    digest = examples_digest(items)
+    key = run_key(digest, settings, RECIPE_VERSION, extra=[base.spec, base.location, base.family])
+    info = {"settings": {**to_dict(settings), "instance_prompt": settings.instance_prompt},
+            "inputs": {"images": len(items), "digest": digest, "dataset_digest": dataset_digest},
+            "base_model": dataclasses.asdict(base), "device": str(device), "dtype": dtype_name(settings.run.mixed_precision),
+            "lora_params_dtype": "float32", "recipe": RECIPE_VERSION, "versions": _versions()}
+    spec = RunSpec(root=root, key=key, description=f"lora-{base.family}-r{settings.rank}-{settings.resolution}px",
+                   run=settings.run, info=info)
+    provenance = _provenance(settings, base, dataset_digest or digest, key, len(items))
 
     def make_trainer() -> LoraTrainer:
+        frozen = dtype(settings.run.mixed_precision)
+        if device.type == "cuda" and settings.allow_tf32:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         pipeline = pipe if pipe is not None else load_pipeline(base, device, frozen)
         pipeline.to(device=device, dtype=frozen)
-        return LoraTrainer(pipeline, to_float(load_images(paths, settings.resolution)), settings, device)
+        classes = class_images(pipeline, base, settings, cache) if settings.prior.num_images else []
+        provenance["ss_num_reg_images"] = str(len(classes))
+        return LoraTrainer(pipeline, items, settings, device, classes, provenance)
 
     result = train(spec, make_trainer, progress, device)
     if result.reused and pipe is not None:
@@ -74,93 +94,241 @@ def base_model_of(result: TrainResult) -> BaseModel:
     return BaseModel(**result.info["base_model"])
 
 
+def examples_digest(items: Sequence[Example]) -> str:
+    """What the images and their captions, face boxes and sizes are; order does not matter."""
+    rows = sorted(json.dumps([sha256_file(e.image), e.caption, e.flipped_caption, e.face_box, e.original_size]) for e in items)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Per-item mean squared error; `weights` (B, 1, h, w) weights each latent pixel (kohya's masked loss)."""
+    error = (prediction.float() - target.float()) ** 2
+    if weights is None:
+        return error.mean(dim=(1, 2, 3))
+    weights = weights.float().expand_as(error)
+    return (error * weights).sum(dim=(1, 2, 3)) / weights.sum(dim=(1, 2, 3)).clamp_min(1e-8)
+
+
 class LoraTrainer:
-    """LoRA parameters on a frozen pipeline, AdamW, and one denoising step."""
+    """LoRA parameters on a frozen pipeline, AdamW, and one (accumulated) denoising step."""
 
-    metric_names = ("loss",)
-
-    def __init__(self, pipe: StableDiffusionPipeline, pixels: torch.Tensor, settings: LoraSettings, device: torch.device):
+    def __init__(self, pipe, examples: Sequence[Example], settings: LoraSettings, device: torch.device,
+                 class_paths: Sequence[Path] = (), provenance: Mapping[str, str] | None = None):
         from diffusers import DDPMScheduler
         from diffusers.training_utils import cast_training_params
 
         if getattr(pipe.unet, "peft_config", None):
             raise ValueError("the pipeline's UNet already has a LoRA adapter; train on a fresh base pipeline")
-        self.pipe, self.settings, self.device = pipe, settings, device
+        self.pipe, self.settings, self.device = pipe, settings, torch.device(device)
+        torch.manual_seed(settings.run.seed)  # LoRA dropout draws from the global generator: same start, same masks
+        self.sdxl = getattr(pipe, "text_encoder_2", None) is not None
         self.dtype = dtype(settings.run.mixed_precision)
-        self.images_per_step = settings.batch_size
-        for model in (pipe.unet, pipe.vae, pipe.text_encoder):
+        self.provenance = dict(provenance or {})
+        text_models = {"text_encoder": pipe.text_encoder} | ({"text_encoder_2": pipe.text_encoder_2} if self.sdxl else {})
+        for model in (pipe.unet, pipe.vae, *text_models.values()):
             model.requires_grad_(False)
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.lora_config = add_unet_lora(pipe.unet, settings.rank, settings.alpha, settings.run.seed)
-        cast_training_params(pipe.unet, dtype=torch.float32)  # LoRA params fp32 even with bf16/fp16 weights
-        if settings.gradient_checkpointing:
-            pipe.unet.enable_gradient_checkpointing()
-        self.params = trainable_parameters(pipe.unet)
-        self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=settings.learning_rate,
-                                           weight_decay=settings.adam_weight_decay)
-        self.scaler = grad_scaler(device, settings.run.mixed_precision)
-        self.generator = torch.Generator().manual_seed(settings.run.seed)
-        self.batches = TrainingBatches(pipe, pixels, settings, self.dtype, self.generator)
+        self.models = {"unet": pipe.unet} | (text_models if settings.train_text_encoder else {})
+        self.configs = {name: adapter_config(settings.rank, settings.alpha, settings.dropout,
+                                             settings.target_modules if name == "unet" else TEXT_TARGET_MODULES)
+                        for name in self.models}
+        checkpointing = settings.gradient_checkpointing or settings.low_memory
+        for offset, (name, model) in enumerate(self.models.items()):
+            add_lora(model, self.configs[name], settings.run.seed + offset)
+            cast_training_params(model, dtype=torch.float32)  # LoRA params fp32 even with bf16/fp16 weights
+            if checkpointing:
+                model.enable_gradient_checkpointing() if name == "unet" else model.gradient_checkpointing_enable()
+        self.params = {name: trainable_parameters(model) for name, model in self.models.items()}
+        te_lr = settings.text_encoder_lr or settings.learning_rate
+        groups = [{"params": list(p.values()), "lr": settings.learning_rate if name == "unet" else te_lr}
+                  for name, p in self.params.items()]
+        kind = "adamw8bit" if settings.low_memory and bitsandbytes_available() else settings.optimizer
+        self.optimizer = make_optimizer(groups, kind, settings.adam_weight_decay, self.device)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(settings.lr_scheduler, settings.lr_warmup_steps, settings.run.steps))
+        self.scaler = grad_scaler(self.device, settings.run.mixed_precision)
+        self.generator = torch.Generator(self.device).manual_seed(settings.run.seed)  # on the device: no host copies per step
+        self.batches = TrainingBatches(pipe, examples, settings, self.dtype, self.generator, settings.train_text_encoder,
+                                       class_paths)
+        self.prior = bool(class_paths)
+        self.metric_names = ("loss", "instance_loss", "prior_loss") if self.prior else ("loss",)
+        self.images_per_step = settings.batch_size * settings.gradient_accumulation
+        self.ema = {name: Ema(p, settings.ema_decay) for name, p in self.params.items()} if settings.ema_decay else {}
         self.steps_done = 0
+        if settings.low_memory and settings.cache_latents and not settings.train_text_encoder:
+            self._frozen_encoders("cpu")
+        if settings.compile:
+            pipe.unet.compile()
         pipe.unet.train()
 
     def step(self) -> torch.Tensor:
-        latents, prompt = self.batches(self.steps_done)
-        settings, scheduler = self.settings, self.noise_scheduler
+        accumulation = self.settings.gradient_accumulation
+        total = torch.zeros(len(self.metric_names), device=self.device)
+        for micro in range(accumulation):
+            loss, parts = self._loss(self.batches(self.steps_done * accumulation + micro))
+            self.scaler.scale(loss / accumulation).backward()
+            total += parts.detach() / accumulation
+        params = [p for group in self.params.values() for p in group.values()]
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(params, self.settings.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        for name, ema in self.ema.items():
+            ema.update(self.params[name])
+        self.steps_done += 1
+        return total
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        settings, scheduler, latents = self.settings, self.noise_scheduler, batch.latents
         count = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=self.generator)
+        g, device = self.generator, self.device
+        noise = torch.randn(latents.shape, generator=g, device=device)
         if settings.noise_offset:
-            noise += settings.noise_offset * torch.randn((count, latents.shape[1], 1, 1), generator=self.generator)
-        noise = noise.to(self.device, latents.dtype)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=self.generator).to(self.device)
+            noise += settings.noise_offset * torch.randn((count, latents.shape[1], 1, 1), generator=g, device=device)
+        noise = noise.to(latents.dtype)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=g, device=device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = scheduler.get_velocity(latents, noise, timesteps) if scheduler.config.prediction_type == "v_prediction" else noise
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            prediction = self.pipe.unet(noisy, timesteps, prompt, return_dict=False)[0]
-        loss = self._loss(prediction.float(), target.float(), timesteps)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(list(self.params.values()), settings.max_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.steps_done += 1
-        return loss.detach().reshape(1)
+            prediction = self.pipe.unet(noisy, timesteps, batch.cond.hidden, **batch.cond.unet_kwargs(), return_dict=False)[0]
+        per_item = torch.cat([weighted_mse(prediction[:batch.instance], target[:batch.instance], batch.weights),
+                              weighted_mse(prediction[batch.instance:], target[batch.instance:], None)])
+        if settings.snr_gamma is not None:
+            from diffusers.training_utils import compute_snr
 
-    def _loss(self, prediction: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        if self.settings.snr_gamma is None:
-            return F.mse_loss(prediction, target, reduction="mean")
-        from diffusers.training_utils import compute_snr
+            snr = compute_snr(scheduler, timesteps)
+            weights = torch.clamp(snr, max=settings.snr_gamma)
+            per_item = per_item * (weights / (snr + 1) if scheduler.config.prediction_type == "v_prediction" else weights / snr)
+        instance = per_item[:batch.instance].mean()
+        if not self.prior:
+            return instance, instance.reshape(1)
+        prior = per_item[batch.instance:].mean()
+        loss = instance + settings.prior.loss_weight * prior
+        return loss, torch.stack([loss, instance, prior])
 
-        snr = compute_snr(self.noise_scheduler, timesteps)
-        weights = torch.clamp(snr, max=self.settings.snr_gamma)
-        weights = weights / (snr + 1) if self.noise_scheduler.config.prediction_type == "v_prediction" else weights / snr
-        per_item = F.mse_loss(prediction, target, reduction="none").mean(dim=(1, 2, 3))
-        return (per_item * weights).mean()
+    def _frozen_encoders(self, where: str | torch.device) -> None:
+        """Move the VAE and frozen text encoders (low_memory: off the GPU once their outputs are cached)."""
+        self.pipe.vae.to(where)
+        for name in ("text_encoder", "text_encoder_2"):
+            model = getattr(self.pipe, name, None)
+            if model is not None and name not in self.models:
+                model.to(where)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"lora": {name: p.detach().cpu().clone() for name, p in self.params.items()},
-                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "generator": self.generator.get_state(), "steps_done": self.steps_done,
-                "lora_config": {"r": self.settings.rank, "lora_alpha": self.settings.alpha,
-                                "target_modules": sorted(self.lora_config.target_modules)}}
+        state = {"lora": {c: {n: p.detach().cpu().clone() for n, p in ps.items()} for c, ps in self.params.items()},
+                 "ema": {c: {n: t.cpu().clone() for n, t in e.shadow.items()} for c, e in self.ema.items()},
+                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "scaler": self.scaler.state_dict(), "generator": self.generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "steps_done": self.steps_done, "sdxl": self.sdxl,
+                 "adapter": {c: json.dumps(config) for c, config in self.configs.items()}, "provenance": self.provenance}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         with torch.no_grad():
-            for name, param in self.params.items():
-                param.copy_(state["lora"][name])
+            for component, params in self.params.items():
+                for name, param in params.items():
+                    param.copy_(state["lora"][component][name])
+                if component in self.ema:
+                    for name, shadow in self.ema[component].shadow.items():
+                        shadow.copy_(state["ema"][component][name])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])  # LoRA dropout draws from the global generator
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.steps_done = int(state["steps_done"])
 
     def sample(self, folder: RunFolder, step: int) -> None:
-        """No grids while training (the evaluation sweep renders the kept checkpoints)."""
+        """Validation images (fixed prompts and seeds) as samples/step_<n>.png."""
+        if self.settings.validation_prompts and self.settings.validation_seeds:
+            self.validation(folder.samples / f"step_{step:07d}.png")
+
+    def validation(self, path: Path) -> Path:
+        from facecraft_pipeline.grids import make_grid
+
+        settings = self.settings
+        models = [m for m in self.models.values()]
+        for model in models:
+            model.eval()
+        rng = torch.get_rng_state()
+        if settings.low_memory:
+            self._frozen_encoders(self.device)
+        try:
+            images = [image for prompt in settings.prompts() for seed in settings.validation_seeds
+                      for image in generate(self.pipe, prompt, n=1, seed=seed, steps=settings.validation_steps,
+                                            resolution=settings.resolution)]
+        finally:
+            torch.set_rng_state(rng)
+            if settings.low_memory and settings.cache_latents and not settings.train_text_encoder:
+                self._frozen_encoders("cpu")
+            for model in models:
+                model.train()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_grid(images, cols=max(1, len(settings.validation_seeds)), cell=min(256, settings.resolution)).save(path)
+        return path
 
     def finish(self, folder: RunFolder) -> dict[str, Path]:
+        """The weights (the EMA when kept, also loaded into the pipeline), their kohya twin, a validation grid,
+        and checkpoints/step-<n>/ LoRA files for every kept checkpoint (the evaluation sweep's)."""
+        with torch.no_grad():
+            for component, ema in self.ema.items():
+                for name, param in self.params[component].items():
+                    param.copy_(ema.shadow[name])
         self.pipe.unet.eval()
-        return {"weights": save_unet_lora(self.pipe.unet, self.lora_config, folder.path)}
+        layers = {c: peft_layers(p) for c, p in self.params.items()}
+        metadata = {**self.provenance, "ss_steps": str(self.steps_done), "facecraft.steps": str(self.steps_done)}
+        artifacts = save_lora(folder.path, layers, self.configs, self.sdxl, metadata)
+        for checkpoint in Checkpoints(folder.checkpoints, keep_last=1).all():
+            out = folder.checkpoints / f"step-{checkpoint.step}"
+            if not (out / "pytorch_lora_weights.safetensors").is_file():
+                checkpoint_weights(checkpoint.path, out)
+        if self.settings.validation_prompts and self.settings.validation_seeds:
+            artifacts["validation"] = self.validation(folder.path / "validation.png")
+        for model in self.models.values():
+            model.eval()  # the trained pipeline generates as the saved file does (no LoRA dropout)
+        return artifacts
+
+
+def _provenance(settings: LoraSettings, base: BaseModel, dataset_digest: str, key: str, images: int) -> dict[str, str]:
+    """What the safetensors header says about the weights: facecraft.* keys and kohya's ss_* where they apply."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code = version("facecraft_pipeline")
+    except PackageNotFoundError:
+        code = "unknown"
+    te = settings.train_text_encoder
+    values = {
+        "facecraft.base_model": base.spec, "facecraft.base_model_location": base.location, "facecraft.family": base.family,
+        "facecraft.trigger": settings.trigger, "facecraft.class_word": settings.class_word,
+        "facecraft.instance_prompt": settings.instance_prompt, "facecraft.rank": settings.rank, "facecraft.alpha": settings.alpha,
+        "facecraft.dataset_digest": dataset_digest, "facecraft.seed": settings.run.seed, "facecraft.run_key": key,
+        "facecraft.code_version": f"{code}+recipe{RECIPE_VERSION}", "facecraft.resolution": settings.resolution,
+        "ss_network_module": "networks.lora", "ss_network_dim": settings.rank, "ss_network_alpha": settings.alpha,
+        "ss_network_dropout": settings.dropout, "ss_network_train_unet_only": not te,
+        "ss_base_model_version": "sdxl_base_v1-0" if base.is_sdxl else "sd_v1", "ss_sd_model_name": base.spec,
+        "ss_resolution": f"({settings.resolution}, {settings.resolution})", "ss_seed": settings.run.seed,
+        "ss_max_train_steps": settings.run.steps, "ss_learning_rate": settings.learning_rate,
+        "ss_unet_lr": settings.learning_rate, "ss_text_encoder_lr": (settings.text_encoder_lr or settings.learning_rate) if te else 0,
+        "ss_lr_scheduler": settings.lr_scheduler, "ss_lr_warmup_steps": settings.lr_warmup_steps,
+        "ss_gradient_accumulation_steps": settings.gradient_accumulation, "ss_mixed_precision": settings.run.mixed_precision,
+        "ss_min_snr_gamma": settings.snr_gamma, "ss_noise_offset": settings.noise_offset,
+        "ss_prior_loss_weight": settings.prior.loss_weight, "ss_num_train_images": images,
+        "ss_optimizer": settings.optimizer, "ss_output_name": f"facecraft-{settings.trigger}",
+        "ss_training_comment": f"FaceCraft LoRA of '{settings.trigger} {settings.class_word}' on {base.spec}",
+        "ss_v2": False, "ss_sd_scripts_commit_hash": "", "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": ("stable-diffusion-xl-v1-base" if base.is_sdxl else "stable-diffusion-v1") + "/lora",
+        "modelspec.implementation": "diffusers", "modelspec.title": f"facecraft-{settings.trigger}",
+        "modelspec.trigger_phrase": settings.instance_prompt,
+    }
+    return {k: "None" if v is None else str(v) for k, v in values.items()}
 
 
 def _versions() -> dict[str, str]:
