@@ -49,12 +49,13 @@ def main() -> int:
         except ValueError:
             parsed = value
         settings = replace_path(settings, name, parsed)
+    print(f"settings: {settings}", flush=True)
     find = dlib_face_finder()
     owner = np.stack([v for v in find([__import__("PIL.Image", fromlist=["Image"]).open(p) for p in train]) if v is not None])
     centroid = owner.mean(0)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        result = train_gan(train, Path(tmp), settings)
+        result = train_gan(train, Path(tmp), settings, progress=[lambda line: print(line, flush=True)])
         seconds = time.perf_counter() - started
         generator = load_generator(result.artifact("checkpoint"))
         images = sample_images(generator, args.samples, seed=12345)

@@ -40,5 +40,5 @@ def load_generator(checkpoint: Path, device: torch.device | str = "cpu", ema: bo
     settings = GanSettings.from_dict(state["settings"])
     generator = Generator(settings)
     generator.load_state_dict(state["G_ema"] if ema and "G_ema" in state else state["G"])
-    generator.set_stage(stage_at(settings, int(state["steps_done"])).side)
+    generator.set_stage(stage_at(settings, max(int(state["steps_done"]) - 1, 0)).side)  # the stage its last step trained
     return generator.to(device).eval()
