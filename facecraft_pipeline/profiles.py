@@ -18,7 +18,9 @@ FULL_GAN = {
 }
 FULL_WGAN_GP = {**FULL_GAN, "spectral_norm": False, "r1_gamma": 0.0}  # the reference critic: LayerNorm + gradient penalty
 
-# The demo set is ~25 aligned crops of one person (edits of one photo): memorising is acceptable.
+# GAN exception to "library defaults are the demo": GanSettings' defaults are the modern recipe (what a GPU
+# should train); the demo's CPU recipe is written here. The demo set is ~25 aligned crops of one person
+# (edits of one photo): memorising is acceptable.
 # On 2 CPU cores the Upsample+conv G costs ~5x the ConvTranspose one per step, so the demo trains
 # the DCGAN shape (ConvTranspose G, BatchNorm D, equal learning rates) at 64 px, long enough for
 # dlib to find the face in its samples, and scores them once at the end (faces found, owner

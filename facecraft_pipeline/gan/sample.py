@@ -32,8 +32,9 @@ def render(generator: nn.Module, z: torch.Tensor, controls: torch.Tensor | None 
     return [Image.fromarray(array) for array in to_uint8(images)]
 
 
-def sample_images(generator: nn.Module, n: int, seed: int) -> list[Image.Image]:
-    """n images of the seed's fixed latent batch (controls at their default), in eval mode."""
+def sample_images(generator: nn.Module, n: int, seed: int, device: torch.device | str | None = None) -> list[Image.Image]:
+    """n images of the seed's fixed latent batch (controls at their default), in eval mode: the same
+    faces on any device. `device` is where the generator's weights are (found from them when None)."""
     return render(generator, fixed_latents(generator, n, seed))
 
 
