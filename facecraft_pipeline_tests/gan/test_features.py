@@ -133,13 +133,18 @@ def test_a_checkpoint_taken_while_growing_loads_at_its_stage(face_paths: list[Pa
     assert torch.equal(image[..., ::2, ::2].repeat_interleave(2, -1).repeat_interleave(2, -2), image)  # 8 px upsampled
 
 
-def test_gene_mixing_is_deterministic_for_a_seed_and_takes_each_gene_from_a_parent() -> None:
-    a, b = torch.zeros(1000), torch.ones(1000)
-    child = mix_genes(a, b, seed=7)
-    assert torch.equal(child, mix_genes(a, b, seed=7)) and not torch.equal(child, mix_genes(a, b, seed=8))
-    assert set(child.tolist()) == {0.0, 1.0} and 400 < child.sum() < 600
-    with pytest.raises(ValueError, match="same shape"):
-        mix_genes(torch.zeros(3), torch.zeros(4), seed=0)
+def test_gene_mixing_is_deterministic_for_a_seed_and_takes_each_gene_from_a_parent(face_paths: list[Path], tmp_path: Path) -> None:
+    result = train_gan(face_paths, tmp_path, tiny(steps=2, checkpoint_every=2, sample_every=0))
+    generator = load_generator(result.artifact("checkpoint"))
+    a, b = (torch.randn(generator.latent_dim, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    child = mix_genes(a.tolist(), b.tolist(), seed=7)
+    assert child == mix_genes(a.tolist(), b.tolist(), seed=7) and child.latent != mix_genes(a.tolist(), b.tolist(), seed=8).latent
+    assert all(v == (b if src else a)[i].item() for i, (v, src) in enumerate(zip(child.latent, child.latent_from, strict=True)))
+    assert 0 < sum(child.latent_from) < generator.latent_dim
+    face = generator(torch.tensor([child.latent]))  # the child is a latent this generator draws
+    assert face.shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="different sizes"):
+        mix_genes([0.0] * 3, [0.0] * 4, seed=0)
 
 
 def test_resume_is_bit_exact_with_every_trick_on(face_paths: list[Path], tmp_path: Path) -> None:
