@@ -88,7 +88,7 @@ class GanSettings:
     ada: AdaSettings = nested(AdaSettings, "adaptive augmentation driven by D's overfitting signal")
     sample_count: int = setting(16, "images in each sample grid", minimum=1, run_key=False)
     quality_every: int = setting(0, "steps between quality scores (KID on face embeddings, faces found, owner similarity); "
-                                    "a multiple of run.sample_every; 0 = off", minimum=0, run_key=False)
+                                    "scored at the sample steps that are multiples of it; 0 = off", minimum=0, run_key=False)
     quality_samples: int = setting(32, "generated images scored each time", minimum=2, run_key=False)
     channels_last: bool = setting(False, "NHWC memory format: faster convolutions on recent GPUs", run_key=False)
     compile: bool = setting(False, "torch.compile G and D (CUDA: faster after a warm-up; no gain on CPU)", run_key=False)
@@ -105,8 +105,6 @@ class GanSettings:
             raise ValueError(f"GanSettings.attention_res must be 0 or a power of two in [8, {self.resolution // 2}], got {self.attention_res}")
         if self.loss_kind == "wgan" and self.kind != "wgan_gp":
             raise ValueError("GanSettings.loss 'wgan' needs kind 'wgan_gp' (a critic with a gradient penalty)")
-        if self.quality_every and (not self.run.sample_every or self.quality_every % self.run.sample_every):
-            raise ValueError(f"GanSettings.quality_every={self.quality_every} must be a multiple of run.sample_every={self.run.sample_every}")
         sides = self.grow_sides
         if self.grow and (sides != sorted(set(sides)) or sides[-1] != self.resolution or sides[0] < 8
                           or any(s & (s - 1) for s in sides)):

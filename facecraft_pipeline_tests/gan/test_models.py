@@ -107,7 +107,7 @@ def test_generator_contract_for_the_explorer() -> None:
                                  dict(diffaugment="rotate"), dict(batch_size=0), dict(lr_g=0.0), dict(lr_d=-1.0),
                                  dict(ema_decay=1.0), dict(attention_res=12), dict(attention_res=64), dict(loss="wgan"),
                                  dict(controls="smile"), dict(grow="16:10,32:10"), dict(grow="32:10,16:0,64:0"),
-                                 dict(grow="abc"), dict(quality_every=7)])
+                                 dict(grow="abc")])
 def test_settings_reject_values_that_cannot_train(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         GanSettings(**bad)  # type: ignore[arg-type]
