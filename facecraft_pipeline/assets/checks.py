@@ -1,6 +1,7 @@
 """Asset checks: the promises each stage's output must keep, shown beside the asset in the UI."""
 
 
+import json
 import math
 
 import dagster as dg
@@ -61,6 +62,21 @@ def _finite_check(asset):
     return check
 
 
+def _faces_check(asset):
+    @dg.asset_check(asset=asset, name="samples_show_faces",
+                    description="dlib finds a face in the generated samples at the last quality score (warns; needs quality_every).")
+    def check(result: TrainResult) -> dg.AssetCheckResult:
+        log = result.folder / "quality.jsonl"
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+        last = rows[-1] if rows else {}
+        return dg.AssetCheckResult(
+            passed=bool(last.get("faces_found", 0) > 0), severity=dg.AssetCheckSeverity.WARN,
+            metadata={"scored_at_step": last.get("step", "not scored"), **{k: float(v) for k, v in last.items() if k != "step"}},
+        )
+
+    return check
+
+
 LORA_HEADER_KEYS = ("lora_adapter_metadata", "facecraft.base_model", "facecraft.trigger", "facecraft.dataset_digest",
                     "ss_network_dim", "ss_network_alpha")
 
@@ -115,6 +131,7 @@ CHECKS = [
     dataset_big_enough,
     _finite_check(gan_checkpoint),
     _finite_check(wgan_gp_checkpoint),
+    _faces_check(gan_checkpoint),
     lora_weights_load,
     identity_score_floor,
 ]

@@ -7,9 +7,15 @@ finished run and re-use it, an interrupted one resumes, and a raised `run.steps`
 
 
 
+import base64
+import json
 import os
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import torch
+from PIL import Image
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
@@ -19,7 +25,9 @@ from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diff
 from facecraft_pipeline.dataset.manifest import read_manifest
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.digest import sha256_file
-from facecraft_pipeline.gan import GanSettings, train_gan
+from facecraft_pipeline.faces.attributes import attribute_matrix
+from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
+from facecraft_pipeline.gan.quality import dlib_face_finder
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
 from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
@@ -70,23 +78,73 @@ def _common_metadata(result: TrainResult) -> dict:
     }
 
 
+def _gan_controls(settings: GanSettings, dataset: CuratedDataset) -> torch.Tensor | None:
+    """The control vector of each training image, from the attributes the curated manifest records."""
+    if not settings.control_names:
+        return None
+    records = {r["file"]: r for r in json.loads(dataset.manifest_path.read_text())["images"]}
+    rows = [records[str(p.relative_to(dataset.folder))] for p in dataset.train_paths]
+    return torch.from_numpy(attribute_matrix(rows, settings.control_names))
+
+
+def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
+    """The pipeline's own face path as the GAN's quality scorer: KID on dlib-128 embeddings against the
+    held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
+    if not settings.quality_every:
+        return None
+    find = dlib_face_finder()
+    owner = [v for v in find([Image.open(p) for p in dataset.train_paths]) if v is not None]
+    held_out = [v for v in find([Image.open(p) for p in dataset.val_paths]) if v is not None]
+    reference = np.stack(held_out if len(held_out) >= 2 else owner + held_out)
+    return face_quality_scorer(find, reference, np.stack(owner).mean(0) if owner else None)
+
+
+def _gif_preview(path: Path) -> dg.MetadataValue:
+    """The training GIF inline in the metadata panel (tracking.preview is PNG-only)."""
+    return dg.MetadataValue.md(f"![training](data:image/gif;base64,{base64.b64encode(path.read_bytes()).decode()})")
+
+
+def _on_sample(run):
+    """Each grid as an MLflow step image (when images may be logged) and the quality scores as metrics."""
+    def record(step: int, grid: Path, metrics: dict[str, float]) -> None:
+        if run.log_images:
+            with Image.open(grid) as image:
+                run.client.log_image(run.run_id, image.convert("RGB"), key="samples", step=step)
+        run.log_metrics(metrics, step)
+
+    return record
+
+
 def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, mlflow, compute) -> dg.Output[TrainResult]:
     asset = context.asset_key.to_user_string()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.digest}, params=to_dict(settings)) as run:
         result = train_gan(dataset.train_paths, home.home().dir("models", asset), settings, compute.torch_device(),
-                           _progress(context, run))
+                           _progress(context, run), controls=_gan_controls(settings, dataset),
+                           quality=_gan_quality(settings, dataset), on_sample=_on_sample(run))
         checkpoint = result.artifact("checkpoint")
         digest = sha256_file(checkpoint)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "device": result.device, "dtype": result.dtype})
-        run.log_picture(result.artifact("samples"))
+        for name in ("samples", "gif", "interpolation", "interpolation_2d"):
+            if name in result.artifacts:
+                run.log_picture(result.artifact(name))
         run.log_artifact(result.folder / "run.json")
         version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
-        return output(result, run, digest, {"summary": _summary(result), **_common_metadata(result), "model_version": version,
-                                            "samples": preview(result.artifact("samples")),
-                                            "location": dg.MetadataValue.path(str(checkpoint))})
+        best = result.info.get("best") or {}
+        metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
+                    "architecture": f"{settings.arch} {settings.resolution}px, loss {settings.loss_kind}",
+                    "controls": list(settings.control_names),
+                    "samples": preview(result.artifact("samples")),
+                    "interpolation": preview(result.artifact("interpolation")),
+                    "location": dg.MetadataValue.path(str(checkpoint))}
+        if "gif" in result.artifacts:
+            metadata["training_gif"] = _gif_preview(result.artifact("gif"))
+        if best:
+            metadata["best_step"] = best["step"]
+            metadata.update({f"best_{k}": float(v) for k, v in best.items() if k not in ("step", "by")})
+        return output(result, run, digest, metadata)
 
 
-@dg.asset(code_version="gan_checkpoint-2", kinds={"pytorch"}, **TRAINING)
+@dg.asset(code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
     config: GanCheckpointConfig,
@@ -95,11 +153,12 @@ def gan_checkpoint(
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[TrainResult]:
-    """DCGAN (BCE, BatchNorm G, label smoothing, DiffAugment, EMA) trained on the owner's faces."""
+    """Face GAN (Upsample+conv G, spectral-norm D, BCE/hinge, R1, GAN-hacks, DiffAugment/ADA, EMA, optional controls and
+    progressive growing) trained on the owner's faces; grids, training GIF, interpolation sheets, quality scores."""
     return _train_gan(context, to_settings(GanSettings, config, kind="dcgan"), curated_dataset, home, mlflow, compute)
 
 
-@dg.asset(code_version="wgan_gp_checkpoint-2", kinds={"pytorch"}, **TRAINING)
+@dg.asset(code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,
     config: WganGpCheckpointConfig,

@@ -21,6 +21,7 @@ from PIL import Image
 from facecraft_pipeline.dataset.dedup import greedy_duplicates, hamming_matrix, phash
 from facecraft_pipeline.dataset.manifest import manifest_digest, publish, read_manifest, staging_dir
 from facecraft_pipeline.dataset.split import connected_groups, links_by_key, split_groups
+from facecraft_pipeline.faces.attributes import face_attributes
 from facecraft_pipeline.faces.embed import embedding_distances
 from facecraft_pipeline.settings import setting, validate
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
@@ -316,6 +317,9 @@ def _write_images(candidates: list[_Candidate], staging: Path, resolution: int) 
         record.update(
             split=candidate.split, file=relative, pixels_sha256=_pixels_sha256(image), source_size=list(candidate.size)
         )
+        with Image.open(item.crop_path) as crop:  # the GAN's control vector, measured on the full-size aligned crop
+            record["attributes"] = face_attributes(np.asarray(crop.convert("RGB")))
+
         records.append(record)
     return sorted(records, key=lambda r: r["file"])
 

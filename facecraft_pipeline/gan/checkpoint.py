@@ -1,9 +1,10 @@
 """Reading GAN checkpoints: the generator (EMA weights if present) rebuilt from the stored settings.
 
 A checkpoint is the training state `GanTrainer.state_dict` returns plus the loop's `run` entry:
-  format, settings, data_digest, G, G_ema (absent when ema_decay == 0), D, opt_g, opt_d,
-  scaler_g, scaler_d, rng, run.
-Every kept checkpoint of a run loads the same way, which is what the evaluation sweep relies on.
+  format, settings, data_digest, steps_done, G, G_ema (absent when ema_decay == 0), D, opt_g, opt_d,
+  scaler_g, scaler_d, rng, ada, replay (when on), run.
+Every kept checkpoint of a run loads the same way, which is what the evaluation sweep relies on;
+a checkpoint taken mid-way through progressive growing loads at its stage (still R x R output).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from facecraft_pipeline.gan.grow import stage_at
 from facecraft_pipeline.gan.models import Generator
 from facecraft_pipeline.gan.settings import GanSettings
 from facecraft_pipeline.training.checkpoints import read_state, state_is_finite
 
-FORMAT = 2
+FORMAT = 3
 
 
 def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -32,9 +34,11 @@ def checkpoint_is_finite(checkpoint: Path) -> bool:
     return state_is_finite(read_checkpoint(checkpoint))
 
 
-def load_generator(checkpoint: Path, device: torch.device | str = "cpu", ema: bool = True) -> nn.Module:
+def load_generator(checkpoint: Path, device: torch.device | str = "cpu", ema: bool = True) -> Generator:
     """G rebuilt from the settings stored in the checkpoint, in eval mode (the EMA weights if present)."""
     state = read_checkpoint(checkpoint, device)
-    generator = Generator(GanSettings.from_dict(state["settings"]))
+    settings = GanSettings.from_dict(state["settings"])
+    generator = Generator(settings)
     generator.load_state_dict(state["G_ema"] if ema and "G_ema" in state else state["G"])
+    generator.set_stage(stage_at(settings, max(int(state["steps_done"]) - 1, 0)).side)  # the stage its last step trained
     return generator.to(device).eval()

@@ -1,79 +1,137 @@
-"""The GAN trainer (DCGAN or WGAN-GP): model, loss and step; the run protocol is `training.train`.
+"""The GAN trainer (DCGAN-family or WGAN-GP): model, loss and step; the run protocol is `training.train`.
 
-Every random draw of training (batches, flips, augmentation, latents, interpolation weights)
-comes from one torch.Generator on the device whose state is checkpointed, and the networks are
-initialised from the seed, so an interrupted run that resumes ends with the same weights as an
-uninterrupted one (bit for bit on CPU).
+Every random draw of training (batches, flips, augmentation, latents, label flips, replay picks,
+interpolation weights) comes from one torch.Generator on the device whose state is checkpointed,
+and the networks are initialised from the seed, so an interrupted run that resumes ends with the
+same weights as an uninterrupted one (bit for bit on CPU). Nothing in `step` reads a value back to
+the host: the ADA probability and the metrics stay on the device.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from facecraft_pipeline.digest import files_digest
-from facecraft_pipeline.gan.augment import diff_augment, random_flip
+from facecraft_pipeline.gan.augment import adaptive_augment, diff_augment
 from facecraft_pipeline.gan.checkpoint import FORMAT
-from facecraft_pipeline.gan.losses import dcgan_d_loss, dcgan_g_loss, gradient_penalty, wgan_d_loss, wgan_g_loss
-from facecraft_pipeline.gan.models import build_discriminator, build_generator
-from facecraft_pipeline.gan.sample import sample_images, write_gif, write_grid
+from facecraft_pipeline.gan.grow import stage_at
+from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, dcgan_d_loss, gradient_penalty, r1_penalty
+from facecraft_pipeline.gan.models import SeededDropout, build_discriminator, build_generator
+from facecraft_pipeline.gan.quality import Scorer, best_step
+from facecraft_pipeline.gan.sample import interpolation_sheet, sample_images, write_gif, write_grid
 from facecraft_pipeline.gan.settings import GanSettings
+from facecraft_pipeline.gan.tricks import AdaController, ReplayBuffer, instance_noise_std
 from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_key, train
 from facecraft_pipeline.training.images import load_images, to_float
 from facecraft_pipeline.training.loop import RunSpec
 from facecraft_pipeline.training.precision import autocast, dtype_name, grad_scaler
 
-RECIPE_VERSION = 2  # bump when the training maths changes: old runs then get a new key
-METRIC_NAMES = {"dcgan": ("loss_d", "loss_g", "d_real", "d_fake"), "wgan_gp": ("loss_d", "loss_g", "gp", "wasserstein")}
+FLIP_SIGNS = {"yaw": -1.0, "roll": -1.0}  # controls that change sign when a face is mirrored (see faces/attributes.py)
+RECIPE_VERSION = 3  # bump when the training maths changes: old runs then get a new key
+OnSample = Callable[[int, Path, dict[str, float]], None]  # (step, grid file, quality metrics)
+
+
+def metric_names(settings: GanSettings) -> tuple[str, ...]:
+    names = ["loss_d", "loss_g", *(("gp", "wasserstein") if settings.kind == "wgan_gp" else ("d_real", "d_fake"))]
+    names += ["r1"] if settings.r1_gamma > 0 else []
+    names += ["ada_p", "r_t"] if settings.ada.target > 0 else []
+    names += ["aux_d", "aux_g"] if settings.control_names else []
+    return tuple(names)
+
+
+def check_images(image_paths: Sequence[Path], settings: GanSettings) -> None:
+    """Clear messages for a dataset the settings cannot train on."""
+    if len(image_paths) < settings.batch_size:
+        raise ValueError(f"GAN training needs at least batch_size={settings.batch_size} images, got {len(image_paths)}: "
+                         f"add photos or lower batch_size")
+    smallest = min(min(Image.open(p).size) for p in image_paths)
+    if smallest < settings.resolution:
+        raise ValueError(f"GanSettings.resolution={settings.resolution} is above the dataset's images (smallest side {smallest} px): "
+                         f"lower resolution or curate the dataset at {settings.resolution} px or more")
 
 
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
-              progress: Sequence[Progress] = ()) -> TrainResult:
+              progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: Scorer | None = None,
+              on_sample: OnSample | None = None) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
 
-    Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid),
-    gif (the grids of the run, animated). Image order does not matter.
+    `controls` (N, len(settings.control_names)) in [-1, 1], one row per image, is what G is
+    conditioned on (AC-GAN). `quality` scores generated images at each sample step (e.g. KID on
+    face embeddings, faces found, owner similarity); `on_sample` gets each grid and those scores.
+    Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid), gif
+    (the grids of the run, animated), interpolation and interpolation_2d sheets.
     """
     device = torch.device(device)
-    paths = sorted(Path(p) for p in image_paths)
-    if len(paths) < 1:
-        raise ValueError("GAN training needs at least one image")
-    digest = files_digest(paths)
+    check_images(image_paths, settings)
+    if settings.control_names and (controls is None or tuple(controls.shape) != (len(image_paths), len(settings.control_names))):
+        raise ValueError(f"GanSettings.controls={settings.controls!r} needs a control vector per image "
+                         f"({len(image_paths)} x {len(settings.control_names)}), got {None if controls is None else tuple(controls.shape)}")
+    digest = files_digest(image_paths)
+    order = sorted(range(len(image_paths)), key=lambda i: str(image_paths[i]))  # image order must not matter
+    paths = [image_paths[i] for i in order]
+    ordered_controls = controls[order] if controls is not None else None
+    extra = None if ordered_controls is None else hashlib.sha256(str(ordered_controls.tolist()).encode()).hexdigest()
     spec = RunSpec(
         root=Path(root),
-        key=run_key(digest, settings, RECIPE_VERSION),
-        description=f"{settings.kind}-{settings.resolution}px",
+        key=run_key(digest, settings, RECIPE_VERSION, extra),
+        description=f"{settings.kind}-{settings.arch}-{settings.resolution}px",
         run=settings.run,
         info={"settings": settings.to_dict(), "inputs": {"images": len(paths), "digest": digest},
               "device": str(device), "dtype": dtype_name(settings.run.mixed_precision), "recipe": RECIPE_VERSION,
               "versions": {"torch": torch.__version__}},
     )
-    return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest), progress, device)
+    return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
+                                          quality, on_sample), progress, device)
 
 
 class GanTrainer:
-    """G, D (or critic), their optimizers, an optional EMA of G, and one step of the game."""
+    """G, D (or critic), their optimizers, an optional EMA of G, the tricks, and one step of the game."""
 
-    def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device, data_digest: str = ""):
+    def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
+                 controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None):
+        device = torch.device(device)
         self.settings, self.device, self.data_digest = settings, device, data_digest
-        run = settings.run
-        self.wgan = settings.kind == "wgan_gp"
-        self.metric_names = METRIC_NAMES[settings.kind]
-        self.n_d = settings.n_critic if self.wgan else 1
-        self.images_per_step = settings.batch_size * self.n_d
-        self.fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+        self.quality, self.on_sample = quality, on_sample
+        s, run = settings, settings.run
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        self.wgan = s.kind == "wgan_gp"
+        self.loss_kind = s.loss_kind
+        self.metric_names = metric_names(s)
+        self.n_d = s.n_critic if self.wgan else 1
+        self.images_per_step = s.batch_size * self.n_d
+        self.fmt = torch.channels_last if s.channels_last else torch.contiguous_format
         self.images = images.to(device)
-        self.G = build_generator(settings).to(device, memory_format=self.fmt)
-        self.D = build_discriminator(settings).to(device, memory_format=self.fmt)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if settings.ema_decay > 0 else None
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr, betas=settings.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=settings.betas)
+        self.controls = controls.to(device=device, dtype=torch.float32) if controls is not None else None
+        self.flip_signs = torch.tensor([FLIP_SIGNS.get(n, 1.0) for n in s.control_names], device=device)
+        self.G = build_generator(s).to(device, memory_format=self.fmt)
+        self.D = build_discriminator(s).to(device, memory_format=self.fmt)
+        if self.controls is not None:
+            self.G.control_default.copy_(self.controls.mean(0))  # what controls=None means: the dataset's mean face
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if s.ema_decay > 0 else None
+        fused = {"fused": True} if device.type == "cuda" else {}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=s.lr_g, betas=s.betas, **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=s.lr_d, betas=s.betas, **fused)
         self.scaler_g, self.scaler_d = grad_scaler(device, run.mixed_precision), grad_scaler(device, run.mixed_precision)
         self.rng = torch.Generator(device=device).manual_seed(run.seed)
+        for module in self.D.modules():
+            if isinstance(module, SeededDropout):
+                module.generator = self.rng
+        self.replay = ReplayBuffer(s.tricks.replay_size, (3, s.resolution, s.resolution), device) if s.tricks.replay_size else None
+        self.ada = AdaController(s.ada, s.batch_size, device)
+        has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in self.D.modules())
+        self.concat_d = not has_bn and (not s.minibatch_std or s.batch_size % 4 == 0)  # one D pass over real + fake
+        self.G_train = torch.compile(self.G) if s.compile else self.G
+        self.D_train = torch.compile(self.D) if s.compile else self.D
         self.steps_done = 0
         self.G.train()
         self.D.train()
@@ -82,35 +140,66 @@ class GanTrainer:
 
     def step(self) -> torch.Tensor:
         s = self.settings
-        for _ in range(self.n_d):
-            loss_d, extra = self._d_step()
+        self._set_stage()
+        for i in range(self.n_d):  # the last critic step's fakes (with their graph) also train G
+            loss_d, extra, fake, c_fake = self._d_step(keep_graph=i == self.n_d - 1)
         self.D.requires_grad_(False)  # G step: no weight gradients for D
         with self._autocast():
-            loss_g = (wgan_g_loss if self.wgan else dcgan_g_loss)(self.D(self._augment(self.G(self._latents()))))
-        self._apply(self.opt_g, self.scaler_g, loss_g)
-        self.D.requires_grad_(True)
+            out, aux = self.D_train.forward_aux(self._d_input(fake)) if self.controls is not None else (self.D_train(self._d_input(fake)), None)
+            loss_g = G_LOSSES[self.loss_kind](out)
+            aux_g = F.mse_loss(aux.float(), c_fake) if aux is not None else None
+            total_g = loss_g + s.control_weight * aux_g if aux_g is not None else loss_g
+        self._apply(self.opt_g, self.scaler_g, total_g)
+        self._set_stage()  # restores D's trainable layers
         if self.G_ema is not None:  # warm-up: early on the average would mostly remember the random init
             self._update_ema(min(s.ema_decay, (1 + self.steps_done) / (10 + self.steps_done)))
+        if self.ada.enabled:
+            self.ada.update(self.steps_done)
         self.steps_done += 1
-        return torch.stack([loss_d.detach(), loss_g.detach(), *extra])
+        values = [loss_d.detach(), loss_g.detach(), *extra]
+        if self.ada.enabled:
+            values += [self.ada.p.clone(), self.ada.r_t()]
+        if aux_g is not None:
+            values += [self._aux_d.detach(), aux_g.detach()]
+        return torch.stack([v.float() for v in values])
 
-    def _d_step(self) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def _d_step(self, keep_graph: bool) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
         s = self.settings
-        real = self._real_batch()
-        with torch.no_grad(), self._autocast():
-            fake = self.G(self._latents())
+        real, c_real = self._real_batch()
+        z, c_fake = self._latents()
+        with torch.set_grad_enabled(keep_graph), self._autocast():
+            fake = self.G_train(z, c_fake)
+        shown = fake.detach()
+        if self.replay is not None:
+            shown = self.replay.mix(shown, s.tricks.replay_share, self.rng)
         with self._autocast():
-            real_aug, fake_aug = self._augment(real), self._augment(fake)
-            real_out, fake_out = self.D(real_aug), self.D(fake_aug)
-            if self.wgan:
-                gp = gradient_penalty(self.D, real_aug, fake_aug, self.rng)
-                loss = wgan_d_loss(real_out, fake_out) + s.gp_lambda * gp
-                extra = (gp.detach(), (real_out.mean() - fake_out.mean()).detach())
+            real_in, fake_in = self._d_input(real), self._d_input(shown)
+            if self.concat_d:
+                out, aux = self.D_train.forward_aux(torch.cat([real_in, fake_in]))
+                (real_out, fake_out), real_aux = out.chunk(2), (aux[: s.batch_size] if aux is not None else None)
             else:
-                loss = dcgan_d_loss(real_out, fake_out, s.label_smoothing)
-                extra = (torch.sigmoid(real_out).mean().detach(), torch.sigmoid(fake_out).mean().detach())
+                (real_out, real_aux), (fake_out, _) = self.D_train.forward_aux(real_in), self.D_train.forward_aux(fake_in)
+            if self.loss_kind == "bce":
+                loss = dcgan_d_loss(real_out, fake_out, s.tricks.label_smoothing, s.tricks.label_flip, self.rng)
+            else:
+                loss = D_LOSSES[self.loss_kind](real_out, fake_out)
+            if self.wgan:
+                gp = gradient_penalty(self.D_train, real_in, fake_in, self.rng)
+                loss = loss + s.gp_lambda * gp
+                extra = [gp.detach(), (real_out.mean() - fake_out.mean()).detach()]
+            else:
+                extra = [torch.sigmoid(real_out.float()).mean().detach(), torch.sigmoid(fake_out.float()).mean().detach()]
+            if s.r1_gamma > 0:
+                r1 = r1_penalty(self.D_train, real_in)
+                loss = loss + s.r1_gamma / 2 * r1
+                extra.append(r1.detach())
+            if real_aux is not None:
+                self._aux_d = F.mse_loss(real_aux.float(), c_real)
+                loss = loss + s.control_weight * self._aux_d
+        if self.ada.enabled:
+            self.ada.observe(real_out)
         self._apply(self.opt_d, self.scaler_d, loss)
-        return loss, extra
+        return loss, extra, fake, c_fake
 
     def _apply(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -121,24 +210,65 @@ class GanTrainer:
     @torch.no_grad()
     def _update_ema(self, decay: float) -> None:
         assert self.G_ema is not None
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-            p_ema.lerp_(p, 1 - decay)
+        ema, live = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema, live, 1 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
             b_ema.copy_(b)
+
+    def _set_stage(self) -> None:
+        """Progressive growing: the active side, and which layers train (a function of the step only)."""
+        s = self.settings
+        if not s.grow:
+            self.D.requires_grad_(True)
+            return
+        stage = stage_at(s, self.steps_done)
+        for net in (self.G, self.D, self.G_ema):
+            if net is not None:
+                net.set_stage(stage.side)
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(True)
+        if stage.frozen:
+            self.G.stem.requires_grad_(False)
+            for side, block in self.G.blocks.items():
+                if int(side) <= stage.previous:
+                    block.requires_grad_(False)
+            for side, block in self.D.blocks.items():
+                if int(side) <= stage.previous:
+                    block.requires_grad_(False)
+            self.D.head.requires_grad_(False)
+            self.D.out.requires_grad_(False)
 
     def _autocast(self):
         return autocast(self.device, self.settings.run.mixed_precision)
 
-    def _real_batch(self) -> torch.Tensor:
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         index = torch.randint(len(self.images), (self.settings.batch_size,), device=self.device, generator=self.rng)
         x = to_float(self.images[index])
-        return (random_flip(x, self.rng) if self.settings.flip else x).contiguous(memory_format=self.fmt)
+        c = self.controls[index] if self.controls is not None else None
+        if self.settings.flip:
+            mirror = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=self.rng) < 0.5
+            x = torch.where(mirror, x.flip(3), x)
+            if c is not None:  # a mirrored face turns the other way: yaw and roll change sign
+                c = torch.where(mirror.view(-1, 1), c * self.flip_signs, c)
+        return x.contiguous(memory_format=self.fmt), c
 
-    def _latents(self) -> torch.Tensor:
-        return torch.randn(self.settings.batch_size, self.settings.latent_dim, device=self.device, generator=self.rng)
+    def _latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(self.settings.batch_size, self.settings.latent_dim, device=self.device, generator=self.rng)
+        if self.controls is None:
+            return z, None
+        index = torch.randint(len(self.controls), (self.settings.batch_size,), device=self.device, generator=self.rng)
+        return z, self.controls[index]  # controls G is asked for: drawn from the dataset's own
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.settings.augment_ops, self.rng)
+    def _d_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees: DiffAugment, then ADA's ops at probability p, then instance noise."""
+        s = self.settings
+        x = diff_augment(x, s.augment_ops, self.rng)
+        if self.ada.enabled:
+            x = adaptive_augment(x, s.ada_ops, self.ada.p, self.rng)
+        std = instance_noise_std(s.tricks, self.steps_done)
+        if std > 0:
+            x = x + std * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=self.rng)
+        return x
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -146,9 +276,12 @@ class GanTrainer:
         state = {"format": FORMAT, "settings": self.settings.to_dict(), "data_digest": self.data_digest,
                  "steps_done": self.steps_done, "G": self.G.state_dict(), "D": self.D.state_dict(),
                  "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                 "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(), "rng": self.rng.get_state()}
+                 "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(), "rng": self.rng.get_state(),
+                 "ada": self.ada.state_dict()}
         if self.G_ema is not None:
             state["G_ema"] = self.G_ema.state_dict()
+        if self.replay is not None:
+            state["replay"] = self.replay.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -161,21 +294,44 @@ class GanTrainer:
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
         self.rng.set_state(state["rng"].cpu())
+        self.ada.load_state_dict(state["ada"])
+        if self.replay is not None:
+            self.replay.load_state_dict(state["replay"])
         self.steps_done = int(state["steps_done"])
+        self._set_stage()
 
     # -- what a person looks at -------------------------------------------------------------------
 
+    @property
+    def sampler(self) -> torch.nn.Module:
+        return self.G_ema or self.G
+
     def sample(self, folder: RunFolder, step: int) -> None:
-        write_grid(sample_images(self.G_ema or self.G, self.settings.sample_count, self.settings.run.seed),
-                   folder.samples / f"step_{step:06d}.png")
+        """The fixed latent batch's grid; then, with a scorer, the quality of fresh samples."""
+        grid = write_grid(sample_images(self.sampler, self.settings.sample_count, self.settings.run.seed),
+                          folder.samples / f"step_{step:06d}.png")
+        metrics: dict[str, float] = {}
+        if self.quality is not None and self.settings.quality_every and step % self.settings.quality_every == 0:
+            metrics = dict(self.quality(sample_images(self.sampler, self.settings.quality_samples, self.settings.run.seed + 1)))
+            with open(folder.path / "quality.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.on_sample is not None:
+            self.on_sample(step, grid, metrics)
+
+    def facts(self, folder: RunFolder) -> dict[str, Any]:
+        """What run.json records beside the loop's facts: the best step by the quality scores."""
+        return {"best": best_step(folder.path / "quality.jsonl")} if self.quality is not None else {}
 
     def finish(self, folder: RunFolder) -> dict[str, Path]:
         from facecraft_pipeline.training.checkpoints import Checkpoints
 
         final = Checkpoints(folder.checkpoints, 1).all()[-1].path
-        samples = write_grid(sample_images(self.G_ema or self.G, self.settings.sample_count, self.settings.run.seed),
-                             folder.path / "samples.png")
-        artifacts = {"checkpoint": final, "samples": samples}
+        seed = self.settings.run.seed
+        samples = write_grid(sample_images(self.sampler, self.settings.sample_count, seed), folder.path / "samples.png")
+        artifacts = {"checkpoint": final, "samples": samples,
+                     "interpolation": interpolation_sheet(self.sampler, folder.path / "interpolation.png", seed, rows=4, columns=8),
+                     "interpolation_2d": interpolation_sheet(self.sampler, folder.path / "interpolation_2d.png", seed, rows=6,
+                                                             columns=6, two_d=True)}
         gif = write_gif(sorted(folder.samples.glob("step_*.png")), folder.path / "training.gif")
         if gif is not None:
             artifacts["gif"] = gif

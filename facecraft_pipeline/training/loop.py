@@ -48,6 +48,8 @@ class Trainer(Protocol):
     def finish(self, folder: RunFolder) -> dict[str, Path]:
         """Write the final artifacts (weights file, grid, GIF) into the folder; returns them by name."""
 
+    # Optional: `facts(folder) -> dict` of extra entries for run.json at the end (e.g. the best step).
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -163,8 +165,9 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
         started = time.perf_counter()
     if world.main:
         artifacts = trainer.finish(folder)
-        record = folder.finish(record, steps=step, resumed_from=resumed_from, metrics=metrics, seconds=seconds, images=images,
-                               artifacts={k: str(v) for k, v in artifacts.items()})
+        facts = trainer.facts(folder) if hasattr(trainer, "facts") else {}  # optional: e.g. the best step by a quality score
+        record = folder.finish(record, **facts, steps=step, resumed_from=resumed_from, metrics=metrics, seconds=seconds,
+                               images=images, artifacts={k: str(v) for k, v in artifacts.items()})
     world.barrier()
     if not world.main:
         record = folder.read() or {}

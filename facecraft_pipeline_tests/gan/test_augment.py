@@ -32,3 +32,22 @@ def test_translation_moves_content_without_changing_it() -> None:
     assert (shifted.flatten(1).sum(1) == 1).all()  # still exactly one bright pixel
     moved = (shifted[:, 0, 7, 7] == 0).sum()
     assert moved > 16
+
+
+def test_cutout_blanks_one_square_of_half_the_side_per_image() -> None:
+    x = torch.ones(16, 3, 16, 16)
+    out = diff_augment(x, ["cutout"], torch.Generator().manual_seed(0))
+    blank = (out[:, 0] == 0).flatten(1).sum(1)
+    assert (blank > 0).all() and (blank <= 64).all()  # an 8x8 square, clipped at the border
+    assert (out[:, 0] == out[:, 1]).all()  # the same square in every channel
+    assert len({int(b) for b in blank}) > 1 or not torch.equal(out[0], out[1])  # placed at random
+
+
+def test_adaptive_augment_applies_each_op_at_probability_p() -> None:
+    from facecraft_pipeline.gan.augment import adaptive_augment
+
+    x = torch.randn(4000, 1, 4, 4)
+    for p, low, high in ((0.0, 0, 0), (0.3, 0.25, 0.35), (1.0, 1, 1)):
+        out = adaptive_augment(x, ["flip"], torch.tensor(p), torch.Generator().manual_seed(0))
+        changed = (out != x).flatten(1).any(1).float().mean().item()
+        assert low <= changed <= high

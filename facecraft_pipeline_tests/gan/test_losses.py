@@ -57,3 +57,43 @@ def test_wasserstein_losses_are_score_differences() -> None:
     real, fake = torch.tensor([3.0, 5.0]), torch.tensor([1.0, -1.0])
     assert wgan_d_loss(real, fake).item() == pytest.approx(0.0 - 4.0)
     assert wgan_g_loss(fake).item() == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("norm", [0.5, 1.0, 3.0])
+def test_r1_of_a_linear_critic_is_its_squared_gradient_norm(norm: float) -> None:
+    from facecraft_pipeline.gan.losses import r1_penalty
+
+    _, critic = linear_critic(norm)
+    assert r1_penalty(critic, torch.randn(5, 3, 8, 8)).item() == pytest.approx(norm**2, rel=1e-5)
+
+
+def test_r1_of_a_quadratic_critic_is_the_mean_squared_norm_of_the_reals_and_trains_it() -> None:
+    from facecraft_pipeline.gan.losses import r1_penalty
+
+    a = torch.tensor(1.5, requires_grad=True)
+    real = torch.randn(4, 3, 8, 8)
+    penalty = r1_penalty(lambda x: a * (x**2).flatten(1).sum(1) / 2, real)  # grad_x = a x
+    expected = (a.detach() ** 2) * real.flatten(1).pow(2).sum(1).mean()
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
+    penalty.backward()  # d/da a^2 E||x||^2 = 2 a E||x||^2
+    assert a.grad.item() == pytest.approx(2 * 1.5 * real.flatten(1).pow(2).sum(1).mean().item(), rel=1e-5)
+
+
+def test_hinge_losses_match_hand_computed_values() -> None:
+    from facecraft_pipeline.gan.losses import hinge_d_loss, hinge_g_loss
+
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 1.0])
+    # real: max(0, 1 - r) = 0, 0.5, 2 -> mean 2.5/3; fake: max(0, 1 + f) = 0, 1, 2 -> mean 1
+    assert hinge_d_loss(real, fake).item() == pytest.approx(2.5 / 3 + 1.0)
+    assert hinge_g_loss(fake).item() == pytest.approx(1.0 / 3 * -(-2.0 + 0.0 + 1.0))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.3])
+def test_label_flips_happen_at_the_set_rate(rate: float) -> None:
+    n = 20_000
+    real, fake = torch.zeros(n, requires_grad=True), torch.zeros(n, requires_grad=True)
+    dcgan_d_loss(real, fake, label_smoothing=0.1, flip_rate=rate, generator=torch.Generator().manual_seed(0)).backward()
+    # d BCE / d logit = (sigmoid(0) - target) / n: a real labelled fake (target 0) gets a positive gradient
+    real_flipped = (real.grad > 0).float().mean().item()
+    fake_flipped = (fake.grad < 0).float().mean().item()  # a fake labelled real (target 0.9)
+    assert real_flipped == pytest.approx(rate, abs=0.01) and fake_flipped == pytest.approx(rate, abs=0.01)

@@ -54,7 +54,7 @@ def copy_root(trained: Trained, tmp_path: Path) -> Path:
 
 def test_the_run_folder_is_readable_and_names_its_kind_size_and_key(trained: Trained) -> None:
     r = trained.result
-    assert r.folder.parent == trained.root and r.folder.name == f"00000-{trained.settings.kind}-16px-{r.key}"
+    assert r.folder.parent == trained.root and r.folder.name == f"00000-{trained.settings.kind}-upsample-16px-{r.key}"
     record = json.loads((r.folder / "run.json").read_text())
     assert record["status"] == "finished" and record["steps"] == 20 and record["device"] == "cpu"
     assert record["settings"]["run"]["steps"] == 20 and record["inputs"]["images"] == 24
@@ -141,7 +141,7 @@ def test_raising_steps_continues_the_same_run_and_ends_where_a_longer_run_ends(
 def test_other_settings_or_images_train_in_a_new_numbered_folder(trained: Trained, face_paths: list[Path], tmp_path: Path) -> None:
     root = copy_root(trained, tmp_path)
     kind = trained.settings.kind
-    other_lr = train_gan(face_paths, root, tiny(kind=kind, lr=1e-3, steps=2))
+    other_lr = train_gan(face_paths, root, tiny(kind=kind, lr_g=1e-3, steps=2))
     other_images = train_gan(face_paths[:-1], root, tiny(kind=kind, steps=2))
     assert len({trained.result.key, other_lr.key, other_images.key}) == 3
     assert [p.name[:5] for p in sorted(root.iterdir())] == ["00000", "00001", "00002"]
@@ -162,14 +162,14 @@ def test_keep_every_keeps_sweep_checkpoints_beside_the_newest(face_paths: list[P
 @pytest.mark.parametrize("kind", KINDS)
 def test_diverging_training_raises_and_never_writes_a_non_finite_checkpoint(kind: str, face_paths: list[Path], tmp_path: Path) -> None:
     with pytest.raises(TrainingDivergedError, match="NaN"):
-        train_gan(face_paths, tmp_path, tiny(kind=kind, lr=1e30, checkpoint_every=1, log_every=1))
+        train_gan(face_paths, tmp_path, tiny(kind=kind, lr_g=1e30, lr_d=1e30, checkpoint_every=1, log_every=1))
     assert all(checkpoint_is_finite(p) for p in tmp_path.rglob("checkpoint-*.pt"))
 
 
 def test_checkpoint_is_finite_catches_a_nan_in_weights_or_optimizer_state(trained: Trained, tmp_path: Path) -> None:
     checkpoint = trained.result.artifact("checkpoint")
     state = torch.load(checkpoint, weights_only=True)
-    state["G"]["net.0.weight"][0, 0, 0, 0] = float("nan")
+    state["G"]["stem.0.weight"][0, 0] = float("nan")
     torch.save(state, tmp_path / "bad_weights.pt")
     state = torch.load(checkpoint, weights_only=True)
     next(iter(state["opt_d"]["state"].values()))["exp_avg"].view(-1)[0] = float("inf")

@@ -1,0 +1,101 @@
+"""Quality while training, kept free of Dagster and of the face models.
+
+The trainer calls a `Scorer` (images -> named numbers) at each sample step; the asset builds one
+from the pipeline's own face detector and embedder (`face_quality_scorer`), so this module imports
+nothing heavy. KID is computed here on whatever embedding the scorer gives: on dlib's 128-d face
+embedding it is named `kid_dlib128` (it is not FID: no Inception features).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+Scorer = Callable[[Sequence[Image.Image]], dict[str, float]]
+# name -> True when higher is better; the first one present decides the best step
+RANKING = (("kid_dlib128", False), ("owner_similarity", True), ("faces_found", True))
+
+
+def kid(x: np.ndarray, y: np.ndarray) -> float:
+    """Kernel Inception Distance's estimator (Binkowski et al. 2018) on any features: the unbiased
+    MMD^2 with the cubic polynomial kernel k(a, b) = (a.b / d + 1)^3. Needs >= 2 rows each."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"KID needs at least 2 feature rows on each side, got {len(x)} and {len(y)}")
+    d = x.shape[1]
+    kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
+    m, n = len(x), len(y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())
+
+
+def face_quality_scorer(find_faces: Callable[[Sequence[Image.Image]], list[np.ndarray | None]], reference: np.ndarray,
+                        owner_centroid: np.ndarray | None = None, same_person_distance: float = 0.6,
+                        name: str = "dlib128") -> Scorer:
+    """A scorer from a face finder: images -> one embedding per image (None where no face is found).
+
+    Metrics: faces_found (share of images with a face), kid_<name> between the found faces'
+    embeddings and `reference` (held-out real faces' embeddings), owner_distance (mean Euclidean
+    distance to the owner's centroid) and owner_similarity (share within `same_person_distance`).
+    """
+    def score(images: Sequence[Image.Image]) -> dict[str, float]:
+        found = [v for v in find_faces(images) if v is not None]
+        out = {"faces_found": len(found) / max(len(images), 1)}
+        if found:
+            vectors = np.stack(found)
+            if len(vectors) >= 2 and len(reference) >= 2:
+                out[f"kid_{name}"] = kid(vectors, reference)
+            if owner_centroid is not None:
+                distance = np.linalg.norm(vectors - owner_centroid[None], axis=1)
+                out["owner_distance"] = float(distance.mean())
+                out["owner_similarity"] = float((distance < same_person_distance).mean())
+        return out
+
+    return score
+
+
+def best_step(quality_log: Path) -> dict[str, Any] | None:
+    """The step with the best score in a quality.jsonl (the last row per step wins; resumed runs rewrite)."""
+    if not quality_log.exists():
+        return None
+    rows: dict[int, dict[str, float]] = {}
+    for line in quality_log.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[int(row["step"])] = row
+    for name, higher in RANKING:
+        scored = [(row[name], step) for step, row in rows.items() if name in row and math.isfinite(row[name])]
+        if scored:
+            value, step = max(scored) if higher else min(scored)
+            return {"step": step, "by": name, **rows[step]}
+    return None
+
+
+def dlib_face_finder(detect_side: int = 256, upsample: int = 1) -> Callable[[Sequence[Image.Image]], list[np.ndarray | None]]:
+    """The pipeline's own face path for small samples: upscale to `detect_side` (LANCZOS), dlib HOG,
+    ArcFace alignment of the best face, dlib's 128-d embedding. Imports dlib only when called."""
+    from facecraft_pipeline.faces.align import align_face
+    from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
+    from facecraft_pipeline.faces.embed import DlibEmbedder
+
+    detector = make_detector(DetectorSettings(kind="dlib", dlib_model="hog", upsample=upsample, workers=1))
+    embedder = DlibEmbedder()
+
+    def find(images: Sequence[Image.Image]) -> list[np.ndarray | None]:
+        arrays = [np.asarray(_upscaled(image, detect_side)) for image in images]
+        out: list[np.ndarray | None] = []
+        for array, faces in zip(arrays, detector.detect(arrays), strict=True):
+            out.append(embedder.embed([align_face(array, faces[0].landmarks, 112)])[0] if faces else None)
+        return out
+
+    return find
+
+
+def _upscaled(image: Image.Image, side: int) -> Image.Image:
+    image = image.convert("RGB")
+    return image if image.width >= side else image.resize((side, side * image.height // image.width), Image.Resampling.LANCZOS)
