@@ -53,12 +53,14 @@ G_LOSSES = {"bce": dcgan_g_loss, "hinge": hinge_g_loss, "wgan": wgan_g_loss}
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     """E[(||grad_x D(x)||_2 - 1)^2] at random points between real and fake (unweighted by lambda).
 
     Built with create_graph=True, so backpropagating it trains the critic (double backward).
+    `eps` (N, 1, 1, 1): the interpolation weights, when the caller drew them (data-parallel slices).
     """
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    if eps is None:
+        eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     scores = critic(mixed)
     (grad,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)

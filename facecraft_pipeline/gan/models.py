@@ -65,7 +65,11 @@ class SelfAttention(nn.Module):
 
 
 class MinibatchStd(nn.Module):
-    """Append the mean (over features) of the std over groups of the batch as one channel (Karras et al. 2018)."""
+    """Append the mean (over features) of the std over groups of the batch as one channel (Karras et al. 2018).
+
+    Groups are runs of `group` consecutive samples (StyleGAN strides them instead): a data-parallel
+    slice of the global batch then holds whole groups, so several processes compute what one does.
+    """
 
     def __init__(self, group: int = 4) -> None:
         super().__init__()
@@ -74,9 +78,9 @@ class MinibatchStd(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         g = math.gcd(self.group, n)
-        y = x.float().reshape(g, n // g, c, h, w)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
-        y = y.to(x.dtype).repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w)
+        y = x.float().reshape(n // g, g, c, h, w)
+        y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+        y = y.to(x.dtype).repeat_interleave(g).reshape(n, 1, 1, 1).expand(n, 1, h, w)
         return torch.cat([x, y], dim=1)
 
 

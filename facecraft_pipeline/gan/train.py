@@ -32,11 +32,12 @@ from facecraft_pipeline.gan.settings import GanSettings
 from facecraft_pipeline.gan.tricks import AdaController, ReplayBuffer, instance_noise_std
 from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_key, train
 from facecraft_pipeline.training.images import load_images, to_float
+from facecraft_pipeline.training.distributed import World, current_world, local_device, sync_batchnorm
 from facecraft_pipeline.training.loop import RunSpec
 from facecraft_pipeline.training.precision import autocast, dtype_name, grad_scaler
 
 FLIP_SIGNS = {"yaw": -1.0, "roll": -1.0}  # controls that change sign when a face is mirrored (see faces/attributes.py)
-RECIPE_VERSION = 3  # bump when the training maths changes: old runs then get a new key
+RECIPE_VERSION = 4  # bump when the training maths changes: old runs then get a new key
 OnSample = Callable[[int, Path, dict[str, float]], None]  # (step, grid file, quality metrics)
 
 
@@ -61,7 +62,7 @@ def check_images(image_paths: Sequence[Path], settings: GanSettings) -> None:
 
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
               progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: Scorer | None = None,
-              on_sample: OnSample | None = None) -> TrainResult:
+              on_sample: OnSample | None = None, world: World | None = None) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
 
     `controls` (N, len(settings.control_names)) in [-1, 1], one row per image, is what G is
@@ -70,7 +71,8 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
     Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid), gif
     (the grids of the run, animated), interpolation and interpolation_2d sheets.
     """
-    device = torch.device(device)
+    device = local_device(device)
+    world = world or current_world(device)  # several processes under torchrun: batch_size is the global batch
     check_images(image_paths, settings)
     if settings.control_names and (controls is None or tuple(controls.shape) != (len(image_paths), len(settings.control_names))):
         raise ValueError(f"GanSettings.controls={settings.controls!r} needs a control vector per image "
@@ -90,16 +92,20 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
               "versions": {"torch": torch.__version__}},
     )
     return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
-                                          quality, on_sample), progress, device)
+                                          quality, on_sample, world), progress, device, world)
 
 
 class GanTrainer:
     """G, D (or critic), their optimizers, an optional EMA of G, the tricks, and one step of the game."""
 
     def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
-                 controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None):
+                 controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None,
+                 world: World = World()):
         device = torch.device(device)
-        self.settings, self.device, self.data_digest = settings, device, data_digest
+        self.settings, self.device, self.data_digest, self.world = settings, device, data_digest, world
+        if world.size > 1 and (settings.ada.target > 0 or settings.tricks.label_flip > 0):
+            raise ValueError("GanSettings.ada.target and tricks.label_flip must be 0 when training on several processes "
+                             "(their statistics and draws are per process)")
         self.quality, self.on_sample = quality, on_sample
         s, run = settings, settings.run
         if device.type == "cuda":
@@ -113,8 +119,8 @@ class GanTrainer:
         self.images = images.to(device)
         self.controls = controls.to(device=device, dtype=torch.float32) if controls is not None else None
         self.flip_signs = torch.tensor([FLIP_SIGNS.get(n, 1.0) for n in s.control_names], device=device)
-        self.G = build_generator(s).to(device, memory_format=self.fmt)
-        self.D = build_discriminator(s).to(device, memory_format=self.fmt)
+        self.G = sync_batchnorm(build_generator(s), world, device).to(device, memory_format=self.fmt)
+        self.D = sync_batchnorm(build_discriminator(s), world, device).to(device, memory_format=self.fmt)
         if self.controls is not None:
             self.G.control_default.copy_(self.controls.mean(0))  # what controls=None means: the dataset's mean face
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if s.ema_decay > 0 else None
@@ -145,7 +151,9 @@ class GanTrainer:
             loss_d, extra, fake, c_fake = self._d_step(keep_graph=i == self.n_d - 1)
         self.D.requires_grad_(False)  # G step: no weight gradients for D
         with self._autocast():
-            out, aux = self.D_train.forward_aux(self._d_input(fake)) if self.controls is not None else (self.D_train(self._d_input(fake)), None)
+            shown = self.world.shard(self._d_input(fake))  # G ran on the global batch; D sees this rank's slice
+            out, aux = self.D_train.forward_aux(shown) if self.controls is not None else (self.D_train(shown), None)
+            c_fake = self.world.shard(c_fake) if c_fake is not None else None
             loss_g = G_LOSSES[self.loss_kind](out)
             aux_g = F.mse_loss(aux.float(), c_fake) if aux is not None else None
             total_g = loss_g + s.control_weight * aux_g if aux_g is not None else loss_g
@@ -173,10 +181,11 @@ class GanTrainer:
         if self.replay is not None:
             shown = self.replay.mix(shown, s.tricks.replay_share, self.rng)
         with self._autocast():
-            real_in, fake_in = self._d_input(real), self._d_input(shown)
+            real_in, fake_in = self.world.shard(self._d_input(real)), self.world.shard(self._d_input(shown))
+            c_real = self.world.shard(c_real) if c_real is not None else None
             if self.concat_d:
                 out, aux = self.D_train.forward_aux(torch.cat([real_in, fake_in]))
-                (real_out, fake_out), real_aux = out.chunk(2), (aux[: s.batch_size] if aux is not None else None)
+                (real_out, fake_out), real_aux = out.chunk(2), (aux[: len(real_in)] if aux is not None else None)
             else:
                 (real_out, real_aux), (fake_out, _) = self.D_train.forward_aux(real_in), self.D_train.forward_aux(fake_in)
             if self.loss_kind == "bce":
@@ -184,7 +193,8 @@ class GanTrainer:
             else:
                 loss = D_LOSSES[self.loss_kind](real_out, fake_out)
             if self.wgan:
-                gp = gradient_penalty(self.D_train, real_in, fake_in, self.rng)
+                eps = self.world.shard(torch.rand(s.batch_size, 1, 1, 1, device=self.device, generator=self.rng))
+                gp = gradient_penalty(self.D_train, real_in, fake_in, eps=eps)
                 loss = loss + s.gp_lambda * gp
                 extra = [gp.detach(), (real_out.mean() - fake_out.mean()).detach()]
             else:
@@ -204,6 +214,7 @@ class GanTrainer:
     def _apply(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        self.world.average_gradients(p for group in optimizer.param_groups for p in group["params"])
         scaler.step(optimizer)
         scaler.update()
 

@@ -36,6 +36,7 @@ from facecraft_pipeline.lora.settings import LoraSettings
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_key, train
 from facecraft_pipeline.training.checkpoints import Checkpoints
+from facecraft_pipeline.training.distributed import World, current_world, local_device
 from facecraft_pipeline.training.loop import RunSpec
 from facecraft_pipeline.training.precision import dtype, dtype_name, grad_scaler
 
@@ -56,7 +57,8 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
     `pipe`, if given, is a pipeline of this base model to train in place (it ends with the LoRA
     active). `dataset_digest` (e.g. the curated dataset's) goes into the weights' provenance.
     """
-    device = torch.device(device)
+    device = local_device(device)
+    world = current_world(device)  # several processes under torchrun: the batch is the global one
     root = Path(root)
     cache = Path(cache_dir) if cache_dir else root / "base_model_cache"
     base = resolve_base_model(settings.base_model, cache, settings.model_family)
@@ -79,11 +81,16 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         pipeline = pipe if pipe is not None else load_pipeline(base, device, frozen)
         pipeline.to(device=device, dtype=frozen)
-        classes = class_images(pipeline, base, settings, cache) if settings.prior.num_images else []
+        classes = []
+        if settings.prior.num_images:
+            if world.main:  # drawn and cached once; the other ranks read the cache
+                classes = class_images(pipeline, base, settings, cache)
+            world.barrier()
+            classes = classes or class_images(pipeline, base, settings, cache)
         provenance["ss_num_reg_images"] = str(len(classes))
-        return LoraTrainer(pipeline, items, settings, device, classes, provenance)
+        return LoraTrainer(pipeline, items, settings, device, classes, provenance, world)
 
-    result = train(spec, make_trainer, progress, device)
+    result = train(spec, make_trainer, progress, device, world)
     if result.reused and pipe is not None:
         pipe.load_lora_weights(str(result.folder))
     return result
@@ -113,13 +120,13 @@ class LoraTrainer:
     """LoRA parameters on a frozen pipeline, AdamW, and one (accumulated) denoising step."""
 
     def __init__(self, pipe, examples: Sequence[Example], settings: LoraSettings, device: torch.device,
-                 class_paths: Sequence[Path] = (), provenance: Mapping[str, str] | None = None):
+                 class_paths: Sequence[Path] = (), provenance: Mapping[str, str] | None = None, world: World = World()):
         from diffusers import DDPMScheduler
         from diffusers.training_utils import cast_training_params
 
         if getattr(pipe.unet, "peft_config", None):
             raise ValueError("the pipeline's UNet already has a LoRA adapter; train on a fresh base pipeline")
-        self.pipe, self.settings, self.device = pipe, settings, torch.device(device)
+        self.pipe, self.settings, self.device, self.world = pipe, settings, torch.device(device), world
         torch.manual_seed(settings.run.seed)  # LoRA dropout draws from the global generator: same start, same masks
         self.sdxl = getattr(pipe, "text_encoder_2", None) is not None
         self.dtype = dtype(settings.run.mixed_precision)
@@ -169,6 +176,7 @@ class LoraTrainer:
             self.scaler.scale(loss / accumulation).backward()
             total += parts.detach() / accumulation
         params = [p for group in self.params.values() for p in group.values()]
+        self.world.average_gradients(params)
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(params, self.settings.max_grad_norm)
         self.scaler.step(self.optimizer)
@@ -191,20 +199,26 @@ class LoraTrainer:
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (count,), generator=g, device=device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = scheduler.get_velocity(latents, noise, timesteps) if scheduler.config.prediction_type == "v_prediction" else noise
+        cond, weights, instance_rows = batch.cond, batch.weights, batch.instance
+        if self.world.size > 1:  # every rank drew the global batch; each trains on its slice of owner and class rows
+            mine = self.world.shard(torch.arange(batch.instance, device=device))
+            rows = torch.cat([mine, batch.instance + self.world.shard(torch.arange(count - batch.instance, device=device))])
+            noisy, timesteps, target, cond = noisy[rows], timesteps[rows], target[rows], cond.index(rows)
+            weights, instance_rows = (None if weights is None else weights[mine]), len(mine)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            prediction = self.pipe.unet(noisy, timesteps, batch.cond.hidden, **batch.cond.unet_kwargs(), return_dict=False)[0]
-        per_item = torch.cat([weighted_mse(prediction[:batch.instance], target[:batch.instance], batch.weights),
-                              weighted_mse(prediction[batch.instance:], target[batch.instance:], None)])
+            prediction = self.pipe.unet(noisy, timesteps, cond.hidden, **cond.unet_kwargs(), return_dict=False)[0]
+        per_item = torch.cat([weighted_mse(prediction[:instance_rows], target[:instance_rows], weights),
+                              weighted_mse(prediction[instance_rows:], target[instance_rows:], None)])
         if settings.snr_gamma is not None:
             from diffusers.training_utils import compute_snr
 
             snr = compute_snr(scheduler, timesteps)
             weights = torch.clamp(snr, max=settings.snr_gamma)
             per_item = per_item * (weights / (snr + 1) if scheduler.config.prediction_type == "v_prediction" else weights / snr)
-        instance = per_item[:batch.instance].mean()
+        instance = per_item[:instance_rows].mean()
         if not self.prior:
             return instance, instance.reshape(1)
-        prior = per_item[batch.instance:].mean()
+        prior = per_item[instance_rows:].mean()
         loss = instance + settings.prior.loss_weight * prior
         return loss, torch.stack([loss, instance, prior])
 
