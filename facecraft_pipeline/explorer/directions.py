@@ -45,7 +45,7 @@ def _forward(generator: nn.Module, z: torch.Tensor, n_controls: int) -> torch.Te
 
 def feature_layer(generator: nn.Module, n_controls: int = 0) -> tuple[str, nn.Module]:
     """The generator's `feature_layer` (a module or a submodule name), else the first module, in the order
-    they run, whose output is a 4-D tensor."""
+    they run, whose output is a feature map (4-D and larger than 1x1: a reshaped z is not a layer)."""
     explicit = getattr(generator, "feature_layer", None)
     names = {module: name for name, module in generator.named_modules()}
     if isinstance(explicit, str):
@@ -55,7 +55,7 @@ def feature_layer(generator: nn.Module, n_controls: int = 0) -> tuple[str, nn.Mo
     found: list[nn.Module] = []
 
     def hook(module: nn.Module, _inputs, output) -> None:
-        if not found and isinstance(output, torch.Tensor) and output.dim() == 4:
+        if not found and isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1:
             found.append(module)
             raise _Captured
 

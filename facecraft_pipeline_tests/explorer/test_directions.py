@@ -7,15 +7,22 @@ from facecraft_pipeline.explorer.directions import activations, feature_layer, f
 from facecraft_pipeline.gan import GanSettings, build_generator, load_generator
 from facecraft_pipeline_tests.explorer.controlled import ControlledGenerator
 
-SMALL = GanSettings(resolution=32, latent_dim=32, base_channels=8)
+SMALL = GanSettings(resolution=32, latent_dim=32, base_channels=8, arch="dcgan", spectral_norm=False, minibatch_std=False)
 
 
-def test_feature_layer_is_the_first_4d_output_or_the_generators_choice(checkpoint):
-    generator = load_generator(checkpoint)
-    name, module = feature_layer(generator)
-    assert name == "net.0" and module is generator.net[0]
-    generator.feature_layer = "net.2"
-    assert feature_layer(generator)[0] == "net.2"
+def test_feature_layer_is_the_generators_choice_else_the_first_feature_map(checkpoint):
+    generator = build_generator(SMALL).eval()
+    name, module = feature_layer(generator)  # the GAN names its first block
+    assert name == "blocks.8" and module is generator.blocks["8"]
+    wrapped = ControlledGenerator(SMALL).eval()  # declares nothing: the first map larger than 1x1, not the reshaped z
+    assert feature_layer(wrapped, len(wrapped.control_names))[0] == "inner.stem.1"
+    modern = load_generator(checkpoint)  # the default architecture
+    seen = []
+    _, layer = feature_layer(modern)
+    handle = layer.register_forward_hook(lambda m, i, out: seen.append(tuple(out.shape)))
+    modern(torch.zeros(1, modern.latent_dim))
+    handle.remove()
+    assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][-1] > 1
 
 
 def test_directions_follow_the_early_layers_principal_axes(checkpoint):
@@ -46,6 +53,6 @@ def test_directions_are_deterministic_and_work_with_controls():
     one = find_directions(generator, 4, 256, seed=3)
     two = find_directions(generator, 4, 256, seed=3)
     np.testing.assert_array_equal(one.vectors, two.vectors)
-    assert one.layer == "inner.net.0"
+    assert one.layer == "inner.stem.1"
     plain = build_generator(SMALL).eval()
     assert find_directions(plain, 4, 256).vectors.shape == (4, 32)
