@@ -58,6 +58,11 @@ def test_dagster_dev_serves_the_asset_graph_and_sensors(tmp_path):
         assert {"new_photos_sensor", "retrain_when_dataset_changes"} <= sensors
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=180)  # dagster dev stops its webserver, daemon and code server in turn
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+            raise
     assert (tmp_path / "dagster" / "history" / "runs.db").exists(), "the UI uses the instance in the data root"
     assert not list(ROOT.glob(".tmp_dagster_home_*")) and not (ROOT / ".logs_queue").exists(), "nothing lands in the checkout"

@@ -24,7 +24,6 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -236,26 +235,36 @@ def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     SIGINT handler or the caller already runs an event loop -- cancels the coroutine at once; the
     interrupt is re-raised once the coroutine has unwound (downloads aborted, journal closed).
     """
-    started = threading.Event()
+    started, done = threading.Event(), threading.Event()
     handles: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
 
     async def main() -> T:
         handles["loop"], handles["task"] = asyncio.get_running_loop(), asyncio.current_task()
         started.set()
         return await make()
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onedrive-sync")
-    future = pool.submit(asyncio.run, main())
+    def work() -> None:
+        try:
+            outcome["value"] = asyncio.run(main())
+        except BaseException as error:  # handed to the waiting caller
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    # A daemon thread: should unwinding ever outlast the grace period, the process still exits
+    # (a pool's worker would be joined at exit, behind a stalled download's read timeout).
+    threading.Thread(target=work, name="onedrive-sync", daemon=True).start()
     try:
-        return future.result()
+        done.wait()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
     except BaseException:
-        if not future.done() and started.wait(_CANCEL_GRACE_S):
+        if not done.is_set() and started.wait(_CANCEL_GRACE_S):
             handles["loop"].call_soon_threadsafe(handles["task"].cancel)
-            with contextlib.suppress(BaseException):
-                future.result(timeout=_CANCEL_GRACE_S)
+            done.wait(_CANCEL_GRACE_S)
         raise
-    finally:
-        pool.shutdown(wait=False)
 
 
 @contextlib.contextmanager
