@@ -35,6 +35,8 @@ def test_dagster_dev_serves_the_asset_graph_and_sensors(tmp_path):
     server = subprocess.Popen(
         [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        # Dagster maps SIGTERM onto SIGINT; under a background job SIGINT arrives ignored (STACK.md)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         answer = None

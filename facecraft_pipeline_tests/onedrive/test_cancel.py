@@ -16,6 +16,11 @@ from facecraft_pipeline_tests.onedrive.conftest import SourceFactory
 from facecraft_pipeline_tests.onedrive.fake_graph import FakeGraph
 
 
+def default_sigint() -> None:
+    """A child of a background job inherits an ignored SIGINT; give it the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("mode", ["plain", "dagster"], ids=["ctrl-c", "dagster-run-cancel"])
 def test_sigint_during_a_stalled_download_stops_the_sync_at_once_and_keeps_what_finished(
         fake: FakeGraph, pictures: str, make_source: SourceFactory, tmp_path: Path, mode: str) -> None:
@@ -26,6 +31,7 @@ def test_sigint_during_a_stalled_download_stops_the_sync_at_once_and_keeps_what_
         [sys.executable, "-m", "facecraft_pipeline_tests.onedrive.sync_child", fake.base_url, fake.token,
          str(tmp_path), mode],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert fake.wait_until_held(1, timeout=90), "the stalled download started"
