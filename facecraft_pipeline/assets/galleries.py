@@ -67,12 +67,7 @@ def sample_galleries(
     detector_settings, detector_facts = _detector(face_crops, settings)
     photos = owner_photos(identity_clusters, curated_dataset, embedder.same_person_distance)
     baselines = compute_baselines(photos)
-    if len(photos.held_out):
-        reference = photos.reference()
-    else:
-        context.log.warning("the curated dataset has no held-out (val) photos: generated faces are scored against training photos")
-        reference = Reference(photos.train, photos.metric, photos.same_person_distance, photos.embedder,
-                              f"{len(photos.train)} training photos of the owner (no held-out photos: optimistic)")
+    reference = _reference(context, photos)
     results = {"gan": gan_checkpoint, "wgan_gp": wgan_gp_checkpoint, "lora": lora_weights}
     candidates = (gan_candidates("gan", gan_checkpoint, device) + gan_candidates("wgan_gp", wgan_gp_checkpoint, device)
                   + lora_candidates("lora", lora_weights, device))
@@ -108,30 +103,46 @@ def sample_galleries(
         alias = move_champion_alias(run.client, list(REGISTERED.values()), winner, champion.step if champion else None,
                                     gallery.champion_reason)
         context.log.info(alias)
-        meta: dict = {"reused": gallery.reused, "computed_checkpoints": gallery.computed, "cached_checkpoints": gallery.cached,
-                      "scores": _table(gallery), "embedder": baselines.embedder, "detector": detector_facts["source"],
-                      "reference": reference.description,
-                      "baseline_owner_identity": _num(baselines.owner.identity_mean),
-                      "baseline_others_identity": _num(baselines.others.identity_mean)}
-        for model in gallery.models:
-            meta[f"grid_{model.name}"] = preview(model.grid)
-        if gallery.champion_entry is not None:
-            meta["champion_grid"] = preview(gallery.champion_entry.grid)
-        meta.update(
-            {
-                "summary": f"champion: {champion.model + ' step ' + str(champion.step) if champion else 'none'} "
-                           f"({gallery.champion_reason}).{honest}",
-                "champion": f"{champion.model}@{champion.step}" if champion else "none",
-                "champion_reason": gallery.champion_reason,
-                "champion_alias": alias,
-                "base_model": base.description,
-                "gallery_html": dg.MetadataValue.path(str(gallery.html)),
-                "report": dg.MetadataValue.path(str(gallery.report)),
-                "location": dg.MetadataValue.path(str(gallery.folder)),
-                "explorer": dg.MetadataValue.url(explorer_url(f"models:/{REGISTERED[champion.model]}@champion" if champion and champion.model in ("gan", "wgan_gp") else "models:/facecraft-gan-checkpoint/latest")),
-            }
-        )
+        meta = _metadata(gallery, baselines, detector_facts, reference, alias, base.description, honest)
         return output(gallery, run, gallery.digest, meta)
+
+
+def _metadata(gallery: Gallery, baselines, detector_facts: dict, reference: Reference, alias: str, base: str, honest: str) -> dict:
+    """What the Dagster UI shows: the score table, baselines, grids, the champion and where to look."""
+    champion = gallery.champion
+    meta: dict = {"reused": gallery.reused, "computed_checkpoints": gallery.computed, "cached_checkpoints": gallery.cached,
+                  "scores": _table(gallery), "embedder": baselines.embedder, "detector": detector_facts["source"],
+                  "reference": reference.description,
+                  "baseline_owner_identity": _num(baselines.owner.identity_mean),
+                  "baseline_others_identity": _num(baselines.others.identity_mean)}
+    for model in gallery.models:
+        meta[f"grid_{model.name}"] = preview(model.grid)
+    if gallery.champion_entry is not None:
+        meta["champion_grid"] = preview(gallery.champion_entry.grid)
+    meta.update(
+        {
+            "summary": f"champion: {champion.model + ' step ' + str(champion.step) if champion else 'none'} "
+                       f"({gallery.champion_reason}).{honest}",
+            "champion": f"{champion.model}@{champion.step}" if champion else "none",
+            "champion_reason": gallery.champion_reason,
+            "champion_alias": alias,
+            "base_model": base,
+            "gallery_html": dg.MetadataValue.path(str(gallery.html)),
+            "report": dg.MetadataValue.path(str(gallery.report)),
+            "location": dg.MetadataValue.path(str(gallery.folder)),
+            "explorer": dg.MetadataValue.url(explorer_url(f"models:/{REGISTERED[champion.model]}@champion" if champion and champion.model in ("gan", "wgan_gp") else "models:/facecraft-gan-checkpoint/latest")),
+        }
+    )
+    return meta
+
+
+def _reference(context: dg.AssetExecutionContext, photos) -> Reference:
+    """The owner's held-out photos; without any, the training photos (said so: the scores are optimistic)."""
+    if len(photos.held_out):
+        return photos.reference()
+    context.log.warning("the curated dataset has no held-out (val) photos: generated faces are scored against training photos")
+    return Reference(photos.train, photos.metric, photos.same_person_distance, photos.embedder,
+                     f"{len(photos.train)} training photos of the owner (no held-out photos: optimistic)")
 
 
 def _embedder(identity: OwnerIdentity, onnx_model: str | None):

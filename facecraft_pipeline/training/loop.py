@@ -89,11 +89,7 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
 
     Under several processes (`world.size > 1`) every rank trains and only rank 0 writes.
     """
-    if world.main:
-        folder = RunFolder.open(spec.root, spec.key, spec.description)
-    world.barrier()
-    if not world.main:
-        folder = RunFolder.open(spec.root, spec.key, spec.description)  # rank 0 made it
+    folder = _open_folder(spec, world)
     run = spec.run
     checkpoints = Checkpoints(folder.checkpoints, run.keep_last, run.kept)
     record = folder.read()
@@ -107,14 +103,7 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
         raise ValueError(f"{folder.path} has trained to step {latest[0].step}, beyond steps={run.steps}; "
                          f"raise steps, or pick one of the kept checkpoints {kept} for evaluation")
     trainer = make_trainer()
-    step, seconds, images = 0, 0.0, 0
-    metrics: dict[str, float] = {}
-    if latest is not None:
-        checkpoint, state = latest
-        trainer.load_state_dict(state)
-        step = checkpoint.step
-        seconds, images, metrics = state["run"]["seconds"], state["run"]["images"], dict(state["run"]["metrics"])
-        del state
+    step, seconds, images, metrics = _resume(trainer, latest)
     resumed_from = step
     world.barrier()  # every rank has read the checkpoint before rank 0 changes the folder
     record: dict[str, Any] = {}
@@ -172,6 +161,23 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
     if not world.main:
         record = folder.read() or {}
     return _result(folder, record, checkpoints, resumed_from=resumed_from, reused=False)
+
+
+def _open_folder(spec: RunSpec, world: World) -> RunFolder:
+    """The run folder of the key; rank 0 creates it, the other ranks find it."""
+    if world.main:
+        folder = RunFolder.open(spec.root, spec.key, spec.description)
+    world.barrier()
+    return folder if world.main else RunFolder.open(spec.root, spec.key, spec.description)
+
+
+def _resume(trainer: Trainer, latest: tuple[Checkpoint, dict[str, Any]] | None) -> tuple[int, float, int, dict[str, float]]:
+    """(step, training seconds, images seen, last metrics) after loading the newest checkpoint into the trainer."""
+    if latest is None:
+        return 0, 0.0, 0, {}
+    checkpoint, state = latest
+    trainer.load_state_dict(state)
+    return checkpoint.step, state["run"]["seconds"], state["run"]["images"], dict(state["run"]["metrics"])
 
 
 def _newest(checkpoints: Checkpoints) -> Path | str:
