@@ -89,10 +89,11 @@ def identity_clusters(
     """People found by clustering face embeddings; the owner picked by reference photos or size."""
     settings = to_settings(ClusterSettings, config)
     h = home.home()
-    embedder = make_embedder(config.embedder, config.onnx_model)
+    device = compute.torch_device()
+    embedder = make_embedder(config.embedder, config.onnx_model, device=str(device))
     cache = EmbeddingCache(h.dir("cache", "embeddings"))
     with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=config.model_dump()) as run:
-        references, reference_note = _reference_vectors(config, face_crops, photo_source, h, embedder, cache, compute.torch_device())
+        references, reference_note = _reference_vectors(config, face_crops, photo_source, h, embedder, cache, device)
         context.log.info(reference_note)
         identity = identify_owner(face_crops, embedder, cache, settings, references)
         clusters = identity.clusters

@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from facecraft_pipeline.atomic import atomic_path
-from facecraft_pipeline.faces.workers import get_pool, worker_count
 from facecraft_pipeline.imaging import load_rgb
 from facecraft_pipeline.sources.base import sha256_file
 
@@ -54,6 +53,9 @@ def _check_crop(crop: np.ndarray) -> np.ndarray:
 _DETECTOR_BOX_IN_ARCFACE = (0.12, 0.20, 0.88, 0.95)
 
 
+EMBEDDING_ENGINES = ("torch", "dlib")
+
+
 class DlibEmbedder:
     """dlib's 128-d face-recognition ResNet (LFW 99.38%), Euclidean, same person below 0.6.
 
@@ -62,22 +64,31 @@ class DlibEmbedder:
     tighter than that chip: 12-16% of the chip falls outside the crop and stays black, which moves
     vectors 0.11-0.16 from what dlib gives on the full photo (measured); every crop pays the same
     cost, so crop-to-crop distances keep dlib's 0.6 rule.
+
+    `engine`: "torch" (default) runs dlib's network re-implemented in PyTorch (`dlib_resnet.py`,
+    weights read from dlib's file) in batches on `device`; "dlib" runs dlib's own forward pass, one
+    thread, ~10x slower on CPU. Both give the same vectors within 1e-6, so they share a name and a cache.
     """
 
     metric = "euclidean"
     dim = 128
 
-    def __init__(self, same_person_distance: float = 0.6, jitters: int = 0, workers: int = 0) -> None:
+    def __init__(self, same_person_distance: float = 0.6, jitters: int = 0, engine: str = "torch", device: str = "cpu") -> None:
         import dlib  # imported here so the module loads where dlib is absent
 
         from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path, shape_predictor
 
+        if engine not in EMBEDDING_ENGINES:
+            raise ValueError(f"engine must be one of {list(EMBEDDING_ENGINES)}, got {engine!r}")
+        if jitters and engine != "dlib":
+            raise ValueError("jitters (dlib's random re-crops) need engine='dlib'")
         self._dlib = dlib
         self._predictor = shape_predictor(SHAPE_5)
-        self._network = dlib.face_recognition_model_v1(str(dlib_model_path(RESNET_EMBEDDING)))
+        self._model_path = dlib_model_path(RESNET_EMBEDDING)
+        self.engine, self.device = engine, str(device)
+        self._network = dlib.face_recognition_model_v1(str(self._model_path)) if engine == "dlib" else None
         self.same_person_distance = same_person_distance
         self.jitters = jitters
-        self.workers = worker_count(workers)  # processes for the ResNet (it holds the GIL); 1 = this process
         # Bump the suffix whenever the preprocessing changes: it invalidates cached vectors.
         self.name = "dlib-resnet-v1.arcface-chip-v1" + (f".jitter{jitters}" if jitters else "")
 
@@ -96,36 +107,16 @@ class DlibEmbedder:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         chips = [self.chip(crop) for crop in crops]
-        if self.workers > 1 and len(chips) >= 2 * self.workers:
-            # Same network, same chips, split across worker processes: the same vectors, bit for bit.
-            step = -(-len(chips) // self.workers)
-            parts = [(chips[i : i + step], self.jitters) for i in range(0, len(chips), step)]
-            return np.concatenate(list(get_pool(self.workers).map(descriptors_in_worker, parts)))
-        return _descriptors(self._network, chips, self.jitters)
+        if self._network is not None:
+            vectors = self._network.compute_face_descriptor(chips, self.jitters)
+            return np.asarray([np.asarray(v) for v in vectors], dtype=np.float32).reshape(len(chips), self.dim)
+        import torch
 
+        from facecraft_pipeline.faces.dlib_resnet import chips_to_tensor, load_dlib_resnet
 
-def _descriptors(network, chips: Sequence[np.ndarray], jitters: int) -> np.ndarray:  # noqa: ANN001
-    vectors = network.compute_face_descriptor(list(chips), jitters)
-    return np.asarray([np.asarray(v) for v in vectors], dtype=np.float32).reshape(len(chips), DlibEmbedder.dim)
-
-
-_WORKER_NETWORK: list = []
-
-
-def worker_network():  # noqa: ANN201
-    """This process's dlib ResNet (loaded once per worker)."""
-    if not _WORKER_NETWORK:
-        import dlib
-
-        from facecraft_pipeline.faces.models import RESNET_EMBEDDING, dlib_model_path
-
-        _WORKER_NETWORK.append(dlib.face_recognition_model_v1(str(dlib_model_path(RESNET_EMBEDDING))))
-    return _WORKER_NETWORK[0]
-
-
-def descriptors_in_worker(job: tuple[Sequence[np.ndarray], int]) -> np.ndarray:
-    chips, jitters = job
-    return _descriptors(worker_network(), chips, jitters)
+        network = load_dlib_resnet(str(self._model_path), self.device)
+        with torch.inference_mode():
+            return network(chips_to_tensor(chips, self.device)).float().cpu().numpy()
 
 
 class OnnxArcFaceEmbedder:
@@ -189,13 +180,10 @@ class OnnxArcFaceEmbedder:
         return vectors / np.maximum(norms, 1e-12)
 
 
-def make_embedder(kind: str = "dlib", onnx_path: str | None = None, workers: int = 0) -> Embedder:
-    """The embedder a setting names: "dlib" (offline default) or "onnx" (needs `onnx_path`).
-
-    `workers`: dlib's worker processes (0 = one per CPU core, 1 = in this process).
-    """
+def make_embedder(kind: str = "dlib", onnx_path: str | None = None, device: str = "cpu") -> Embedder:
+    """The embedder a setting names: "dlib" (offline default; its network runs on `device`) or "onnx" (needs `onnx_path`)."""
     if kind == "dlib":
-        return DlibEmbedder(workers=workers)
+        return DlibEmbedder(device=device)
     if kind == "onnx":
         if not onnx_path:
             raise ValueError('embedder "onnx" needs onnx_path: the ArcFace .onnx file to use')

@@ -1,8 +1,8 @@
-"""One process pool per Python process for the CPU-bound dlib work: detect + align, and embedding.
+"""One process pool per Python process for the CPU-bound dlib work: decode, detect, align, judge, PNG.
 
-Why processes: dlib's HOG releases the GIL, but its ResNet embedding holds it, and so does the
-Python around each photo (decoding, quality measures, PNG encoding); with threads two cores gave
-1.5x. Each worker loads its own models once (lazily, on first use) and keeps them for the life of
+Why processes: dlib's HOG releases the GIL, but the Python around each photo (decoding, quality
+measures, PNG encoding) holds it; with threads two cores gave 1.5x. (The identity embedding needs
+no pool: its network runs in PyTorch, batched, on the configured device; `dlib_resnet.py`.) Each worker loads its own models once (lazily, on first use) and keeps them for the life of
 the pool, so a second `extract_faces` in the same process pays nothing to start.
 
 The pool uses the `forkserver` start method where it exists (a clean process, forked from a server
@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 _LOCK = threading.Lock()
 _POOL: ProcessPoolExecutor | None = None
 _SIZE = 0
-_PRELOAD = ["facecraft_pipeline.faces.extract", "facecraft_pipeline.faces.embed"]
+_PRELOAD = ["facecraft_pipeline.faces.extract"]
 MAX_WORKERS = 8  # each worker holds ~150 MB of dlib models
 
 

@@ -1,4 +1,6 @@
-"""The fast path (worker processes for detect + align and for the ResNet) gives the plain path's results."""
+"""The fast path (worker processes for detect + align, dlib's ResNet in PyTorch) gives the plain path's results.
+
+The plain path is what a plain dlib loop does: everything in this process, dlib's own forward pass."""
 
 from __future__ import annotations
 
@@ -30,10 +32,11 @@ def _photos(folder: Path) -> list[PhotoInput]:
     return [PhotoInput(name, save(np.ascontiguousarray(image), folder / name), sha256_file(folder / name)) for name, image in images.items()]
 
 
-def _run(photos: list[PhotoInput], out: Path, workers: int):
+def _run(photos: list[PhotoInput], out: Path, workers: int, engine: str):
     manifest = extract_faces(photos, out, FaceCropSettings(detector=DetectorSettings(workers=workers)))
     kept = manifest.kept_faces
-    vectors = EmbeddingCache(out / "embeddings").embed_files(DlibEmbedder(workers=workers), [f.crop_path for f in kept], [f.crop_sha256 for f in kept])
+    embedder = DlibEmbedder(engine=engine)
+    vectors = EmbeddingCache(out / "embeddings").embed_files(embedder, [f.crop_path for f in kept], [f.crop_sha256 for f in kept])
     return manifest, vectors
 
 
@@ -42,8 +45,8 @@ def test_worker_processes_keep_the_same_faces_and_embeddings_as_the_plain_path(t
     photos = _photos(tmp_path / "photos")
     fast_settings = FaceCropSettings(detector=DetectorSettings(workers=workers))
     assert uses_worker_processes(fast_settings, len(photos)) and not uses_worker_processes(FaceCropSettings(detector=DetectorSettings(workers=1)), len(photos))
-    plain, plain_vectors = _run(photos, tmp_path / "plain", workers=1)
-    fast, fast_vectors = _run(photos, tmp_path / "fast", workers=workers)
+    plain, plain_vectors = _run(photos, tmp_path / "plain", workers=1, engine="dlib")
+    fast, fast_vectors = _run(photos, tmp_path / "fast", workers=workers, engine="torch")
 
     assert plain.counts["kept"] == 7 and plain.counts["computed"] == fast.counts["computed"] == len(photos)
     assert fast.digest == plain.digest  # same statuses, reasons, kept faces and crop bytes
