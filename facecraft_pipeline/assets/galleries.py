@@ -61,7 +61,7 @@ def sample_galleries(
     against the owner's held-out photos, next to owner/other-people baselines; champion, HTML gallery, MLflow metrics."""
     settings = to_settings(GallerySettings, config)
     device = compute.torch_device()
-    embedder = _embedder(identity_clusters, config.onnx_model)
+    embedder = _embedder(identity_clusters, config.onnx_model, str(device))
     if identity_clusters.owner_centroid is None:
         raise dg.Failure("no owner cluster: nothing to score generated faces against")
     detector_settings, detector_facts = _detector(face_crops, settings)
@@ -145,12 +145,12 @@ def _reference(context: dg.AssetExecutionContext, photos) -> Reference:
                      f"{len(photos.train)} training photos of the owner (no held-out photos: optimistic)")
 
 
-def _embedder(identity: OwnerIdentity, onnx_model: str | None):
+def _embedder(identity: OwnerIdentity, onnx_model: str | None, device: str):
     """The embedder identity_clusters used (its name is recorded there), so generated and real faces compare."""
     kind = "onnx" if identity.embedder.startswith("onnx") else "dlib"
     if kind == "onnx" and not onnx_model:
         raise dg.Failure(f"identity_clusters embedded with {identity.embedder}: set sample_galleries.onnx_model to that ONNX file")
-    embedder = make_embedder(kind, onnx_model)
+    embedder = make_embedder(kind, onnx_model, device=device)
     if embedder.name != identity.embedder:
         raise dg.Failure(f"embedder {embedder.name} is not the one identity_clusters used ({identity.embedder})")
     return embedder

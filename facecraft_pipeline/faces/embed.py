@@ -115,7 +115,8 @@ class DlibEmbedder:
         from facecraft_pipeline.faces.dlib_resnet import chips_to_tensor, load_dlib_resnet
 
         network = load_dlib_resnet(str(self._model_path), self.device)
-        with torch.inference_mode():
+        # Full float32 convolutions on CUDA too (cuDNN's TF32 default would move vectors by ~1e-3).
+        with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
             return network(chips_to_tensor(chips, self.device)).float().cpu().numpy()
 
 
