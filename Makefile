@@ -53,6 +53,7 @@ validate: env
 
 benchmarks: env
 	$(BIN)/python benchmarks/face_extract.py
+	$(BIN)/python benchmarks/embedding_engines.py
 	$(BIN)/python benchmarks/onedrive_sync.py
 	$(BIN)/python benchmarks/explorer_latency.py
 	$(BIN)/python benchmarks/lora_train.py --results benchmarks/results/lora_train.md

@@ -1,7 +1,8 @@
 """dlib's face-recognition ResNet (`dlib_face_recognition_resnet_model_v1.dat`) re-implemented in PyTorch.
 
 Why: dlib's own forward pass runs on one thread without BLAS (`dlib-bin` ships none) at ~70 ms a
-face; the same network in PyTorch takes ~10 ms on one core, batches, and runs on cuda/mps. The
+face; the same network in PyTorch takes ~6.5 ms on one core, batches, uses every core and runs on
+cuda/mps (`benchmarks/embedding_engines.py`). The
 weights are read straight from dlib's file (no conversion step, nothing downloaded) and the
 vectors match dlib's within float tolerance (`faces/test_dlib_resnet.py` compares them).
 
