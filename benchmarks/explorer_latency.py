@@ -31,14 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
+from facecraft_pipeline.profiles import DEMO_DCGAN_SHAPE, FULL_GAN  # noqa: E402
 from facecraft_pipeline.training.settings import RunSettings  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 _ONE_STEP = {"batch_size": 2, "sample_count": 1, "ema_decay": 0.0, "run": RunSettings(steps=1)}
-SETTINGS = {  # the demo's shape (latent 64, base 32) at 64 and 128 px, and the full profile's generator (profiles.FULL_GAN)
-    "64": GanSettings(resolution=64, latent_dim=64, base_channels=32, **_ONE_STEP),
-    "128": GanSettings(resolution=128, latent_dim=64, base_channels=32, **_ONE_STEP),
-    "128-full": GanSettings(resolution=128, latent_dim=128, base_channels=64, **_ONE_STEP),
+_FULL_SHAPE = {k: FULL_GAN[k] for k in ("resolution", "latent_dim", "base_channels", "attention_res")}
+SETTINGS = {  # the demo's generator (profiles.DEMO_GAN: ConvTranspose) at 64 and 128 px, and the full profile's (profiles.FULL_GAN)
+    "64": GanSettings(**DEMO_DCGAN_SHAPE, resolution=64, latent_dim=64, base_channels=32, **_ONE_STEP),
+    "128": GanSettings(**DEMO_DCGAN_SHAPE, resolution=128, latent_dim=64, base_channels=32, **_ONE_STEP),
+    "128-full": GanSettings(**_FULL_SHAPE, **_ONE_STEP),
 }
 MEASURE = """async ([n, warmup]) => {
   const input = document.querySelector('#pc-0'), out = [];
@@ -160,7 +162,8 @@ def main() -> int:
              "| model | generator (latent, base channels, params) | ONNX MB | served median ms | p90 | mean | static median ms | p90 | mean |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for resolution, settings, params, onnx_bytes, s, t in rows:
-        lines.append(f"| {resolution} | DCGAN {settings.resolution} px, latent {settings.latent_dim}, base {settings.base_channels}, {params / 1e6:.1f} M | "
+        lines.append(f"| {resolution} | {settings.arch} G {settings.resolution} px, latent {settings.latent_dim}, base {settings.base_channels}"
+            f"{', attention at ' + str(settings.attention_res) if settings.attention_res else ''}, {params / 1e6:.1f} M | "
                      f"{onnx_bytes / 1e6:.1f} | {s['median']:.1f} | {s['p90']:.1f} | {s['mean']:.1f} | {t['median']:.1f} | {t['p90']:.1f} | {t['mean']:.1f} |")
     lines.append("")
     for resolution, _settings, _params, _bytes, s, t in rows:
