@@ -2,9 +2,9 @@
 
 Why: dlib's own forward pass runs on one thread without BLAS (`dlib-bin` ships none) at ~70 ms a
 face; the same network in PyTorch takes ~6.5 ms on one core, batches, uses every core and runs on
-cuda/mps (`benchmarks/embedding_engines.py`). The
-weights are read straight from dlib's file (no conversion step, nothing downloaded) and the
-vectors match dlib's within float tolerance (`faces/test_dlib_resnet.py` compares them).
+cuda/mps (`benchmarks/embedding_engines.py`). The weights are read straight from dlib's file (no
+conversion step, nothing downloaded) and the vectors match dlib's within float tolerance
+(`faces/test_dlib_resnet.py` compares them).
 
 The network (dlib's `dnn_face_recognition_ex.cpp`): a 7x7/2 convolution and 3x3/2 max pool, then
 residual stages of 32, 64, 128, 256, 256 filters (3, 4, 3, 3, 1 blocks; each stage after the
@@ -32,7 +32,6 @@ from torch import nn
 
 # dlib's input_rgb_image: (pixel - channel mean) / 256, channels in R, G, B order.
 _MEANS = (122.782, 117.001, 104.298)
-CHIP_SIZE = 150
 # Residual stages: (filters, blocks); every stage but the first starts with a down-sampling block.
 _STAGES = ((32, 3), (64, 4), (128, 3), (256, 3), (256, 1))
 _LAYER_NAMES = re.compile(rb"\x01\x05con_4|\x01\x07affine_|\x01\x04fc_2")

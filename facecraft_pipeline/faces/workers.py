@@ -2,8 +2,9 @@
 
 Why processes: dlib's HOG releases the GIL, but the Python around each photo (decoding, quality
 measures, PNG encoding) holds it; with threads two cores gave 1.5x. (The identity embedding needs
-no pool: its network runs in PyTorch, batched, on the configured device; `dlib_resnet.py`.) Each worker loads its own models once (lazily, on first use) and keeps them for the life of
-the pool, so a second `extract_faces` in the same process pays nothing to start.
+no pool: its network runs in PyTorch, batched, on the configured device; `dlib_resnet.py`.) Each
+worker loads its own models once (lazily, on first use) and keeps them for the life of the pool,
+so a second `extract_faces` in the same process pays nothing to start.
 
 The pool uses the `forkserver` start method where it exists (a clean process, forked from a server
 that has imported the face modules once: safe under Dagster's threads, ~0.1 s per worker instead of
@@ -25,7 +26,7 @@ _LOCK = threading.Lock()
 _POOL: ProcessPoolExecutor | None = None
 _SIZE = 0
 _PRELOAD = ["facecraft_pipeline.faces.extract"]
-MAX_WORKERS = 8  # each worker holds ~150 MB of dlib models
+MAX_WORKERS = 8  # each worker holds its own dlib models (the 68-point predictor alone is ~100 MB)
 
 
 def worker_count(requested: int) -> int:
