@@ -2,7 +2,7 @@
 
 For each model shape, a generator is made through the public `train_gan` API (1 step: the weights
 do not matter for speed, the architecture does), then:
-  - served: `facecraft explore` in a subprocess (torch on the CPU), the page in headless Chromium;
+  - served: `facecraft explore` in a subprocess (CPU: onnxruntime renders, the explorer's default there), the page in headless Chromium;
   - static: `export-site`'s folder opened from file:// (onnxruntime-web, wasm, 1 thread).
 In the page, each sample sets slider PC1 to a new value, dispatches its `input` event and waits for
 the explorer's paint callback (requestAnimationFrame after the canvas was drawn); the time is
@@ -151,13 +151,13 @@ def main() -> int:
     lines = ["# Explorer latency: slider event -> new face painted (measured in the browser)", "",
              f"Command: `.venv/bin/python benchmarks/explorer_latency.py --samples {args.samples} --models {' '.join(args.models)}` (whole run {time.time() - started:.0f} s)", "",
              f"Machine: {os.cpu_count()} CPU cores **shared with other engineers' jobs while this ran**, no GPU; Python {platform.python_version()}, "
-             f"headless Debian Chromium ({CHROMIUM}), torch on the CPU with its default threads (server), onnxruntime-web 1.30 wasm, "
+             f"headless Debian Chromium ({CHROMIUM}), onnxruntime on the CPU with its default threads (server), onnxruntime-web 1.30 wasm, "
              f"1 thread, SIMD (static; file:// pages are not cross-origin isolated, so no wasm threads). Load average (1/5/15 min) "
              f"{'/'.join(f'{v:.1f}' for v in load_before)} before, {'/'.join(f'{v:.1f}' for v in load_after)} after: absolute numbers are noisy.", "",
              "Method: in the page, set slider PC1 to a new value, dispatch its `input` event, wait for the explorer's paint "
              "callback (the `requestAnimationFrame` after the canvas was drawn), record `paintedAt - event.timeStamp`; "
              f"{args.warmup} warm-up events, then {args.samples} measured, one at a time (5 ms apart). Served: the page POSTs the "
-             "latent to `facecraft explore` (a subprocess, stdlib HTTP), torch renders, raw RGB comes back. Static: the exported site "
+             "latent to `facecraft explore` (a subprocess, stdlib HTTP), onnxruntime renders (the explorer's CPU default), raw RGB comes back. Static: the exported site "
              "from file://, ONNX generator in the browser. Targets: < 50 ms median served, < 30 ms median static.", "",
              "| model | generator (latent, base channels, params) | ONNX MB | served median ms | p90 | mean | static median ms | p90 | mean |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]

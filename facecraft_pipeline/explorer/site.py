@@ -1,7 +1,6 @@
 """`facecraft export-site DIR`: the explorer as a static folder that opens from file://.
 
-- The generator is exported to ONNX (TorchScript exporter, `dynamo=False`: no onnxscript needed)
-  and inlined as base64 in model-data.js, because file:// pages may not fetch() local files.
+- The generator is exported to ONNX (`onnx_model.export_onnx`) and inlined as base64 in model-data.js, because file:// pages may not fetch() local files.
 - onnxruntime-web comes from npm (`npm pack onnxruntime-web@ORT_VERSION`, cached in the data root),
   its wasm binary and loader inlined in ort-wasm.js and handed to ort as bytes / a blob: URL.
 - Gallery PNGs are copied beside; the page's Content-Security-Policy allows no other host.
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import shutil
 import subprocess
@@ -19,44 +17,14 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from facecraft_pipeline.explorer import gallery as galleries
-from facecraft_pipeline.explorer.model import ExplorerError, LoadedModel
+from facecraft_pipeline.explorer.model import ExplorerError
+from facecraft_pipeline.explorer.onnx_model import export_onnx
 from facecraft_pipeline.explorer.server import ASSETS, page
 from facecraft_pipeline.explorer.state import Explorer
 
 ORT_VERSION = "1.30.0"
 ORT_FILES = ("dist/ort.wasm.min.js", "dist/ort-wasm-simd-threaded.wasm", "dist/ort-wasm-simd-threaded.mjs", "package.json")
-
-
-class _WithControls(nn.Module):
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, z: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
-        return self.generator(z, controls)
-
-
-def export_onnx(model: LoadedModel) -> bytes:
-    """The generator as ONNX bytes: inputs z (N, L) [and controls (N, C)], output image (N, 3, R, R)."""
-    generator = model.generator.cpu().eval()
-    z = torch.zeros(1, model.latent_dim)
-    names, args, module = ["z"], (z,), generator
-    if model.control_names:
-        names, args, module = ["z", "controls"], (z, torch.zeros(1, len(model.control_names))), _WithControls(generator).eval()
-    axes = {name: {0: "n"} for name in [*names, "image"]}
-    buffer = io.BytesIO()
-    import warnings
-
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy-exporter deprecation notice
-        torch.onnx.export(module, args, buffer, dynamo=False, input_names=names, output_names=["image"],
-                          dynamic_axes=axes, opset_version=17)
-    generator.eval()  # the exporter restores the top module's mode onto every child: keep the explorer's G in eval
-    return buffer.getvalue()
 
 
 def vendor_ort(cache: Path, version: str = ORT_VERSION) -> dict[str, bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,19 +11,31 @@ from facecraft_pipeline.explorer import model as models
 from facecraft_pipeline.explorer.characters import Character, CharacterStore, check_name, controls_for, from_json, model_stamp
 from facecraft_pipeline.explorer.directions import Directions, find_directions
 from facecraft_pipeline.explorer.model import ExplorerError, LoadedModel
+from facecraft_pipeline.explorer.onnx_model import OnnxRenderer
 from facecraft_pipeline.gan.mixing import mix_genes
 
 PC_RANGE = 3.0  # direction sliders run over +-3 standard deviations of their component
 
 
+RENDERERS = ("auto", "onnxruntime", "torch")
+log = logging.getLogger("facecraft.explorer")
+
+
 class Explorer:
-    def __init__(self, home_root: Path, n_directions: int = 8, n_samples: int = 2048, device: str = "cpu"):
+    """`renderer`: how slider moves are drawn. "auto" (default): onnxruntime when the model is on the
+    CPU (faster there, the same pixels within one level: `onnx_model.py`), PyTorch on cuda/mps or when
+    the export fails; "onnxruntime" or "torch" to insist."""
+
+    def __init__(self, home_root: Path, n_directions: int = 8, n_samples: int = 2048, device: str = "cpu", renderer: str = "auto"):
+        if renderer not in RENDERERS:
+            raise ExplorerError(f"renderer must be one of {list(RENDERERS)}, got {renderer!r}")
         self.home_root = Path(home_root)
-        self.n_directions, self.n_samples, self.device = n_directions, n_samples, device
+        self.n_directions, self.n_samples, self.device, self.renderer = n_directions, n_samples, device, renderer
         self.characters = CharacterStore(self.home_root / "explorer" / "characters")
         self.lock = threading.Lock()  # one forward pass at a time; torch already uses the cores
         self.model: LoadedModel | None = None
         self.directions: Directions | None = None
+        self._onnx: OnnxRenderer | None = None
 
     def load(self, uri: str) -> dict[str, Any]:
         loaded = models.load(uri, self.home_root, self.device)
@@ -30,9 +43,26 @@ class Explorer:
             directions = find_directions(loaded.generator, self.n_directions, self.n_samples)
         except Exception as error:  # noqa: BLE001 - an architecture the hooks cannot read
             raise ExplorerError(f"cannot find latent directions for {uri}: {error}") from None
+        onnx = self._onnx_renderer(loaded)
         with self.lock:
-            self.model, self.directions = loaded, directions
+            self.model, self.directions, self._onnx = loaded, directions, onnx
         return self.payload()
+
+    def _onnx_renderer(self, loaded: LoadedModel) -> OnnxRenderer | None:
+        on_cpu = next(loaded.generator.parameters()).device.type == "cpu"
+        if self.renderer == "torch" or (self.renderer == "auto" and not on_cpu):
+            return None
+        try:
+            return OnnxRenderer(loaded)
+        except Exception as error:  # noqa: BLE001 - an op the exporter or onnxruntime lacks
+            if self.renderer == "onnxruntime":
+                raise ExplorerError(f"cannot render {loaded.uri} with onnxruntime: {error}") from None
+            log.warning("rendering with PyTorch: the ONNX export of %s failed (%s)", loaded.uri, error)
+            return None
+
+    @property
+    def rendering_with(self) -> str:
+        return "onnxruntime" if self._onnx is not None else "torch"
 
     def require(self) -> LoadedModel:
         if self.model is None:
@@ -43,14 +73,14 @@ class Explorer:
         """The model's description and sliders, as the page (served or static) needs them."""
         model = self.require()
         assert self.directions is not None
-        return {"model": model.describe(), "stamp": model_stamp(model), "layer": self.directions.layer,
+        return {"model": model.describe(), "renderer": self.rendering_with, "stamp": model_stamp(model), "layer": self.directions.layer,
                 "directions": self.directions.as_json(), "pc_range": PC_RANGE,
                 "controls": [{"name": n, "min": -1.0, "max": 1.0} for n in model.control_names]}
 
     def render(self, latent: Any, controls: Any = None) -> bytes:
         model = self.require()
         with self.lock:
-            return model.render(latent, controls).tobytes()
+            return (self._onnx or model).render(latent, controls).tobytes()
 
     def save_character(self, data: Any) -> dict[str, Any]:
         model = self.require()

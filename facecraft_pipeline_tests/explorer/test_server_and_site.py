@@ -15,7 +15,8 @@ from PIL import Image
 
 from facecraft_pipeline.explorer.gallery import read_gallery
 from facecraft_pipeline.explorer.model import LoadedModel
-from facecraft_pipeline.explorer.site import export_onnx
+from facecraft_pipeline.explorer.onnx_model import OnnxRenderer, export_onnx
+from facecraft_pipeline.explorer.state import Explorer
 from facecraft_pipeline.gan import GanSettings, load_generator
 from facecraft_pipeline_tests.explorer.controlled import ControlledGenerator
 
@@ -36,8 +37,10 @@ def test_api_renders_and_refuses_bad_input_with_a_sentence(served):
     assert status == 200 and payload["model"]["resolution"] == 32 and len(payload["directions"]) == 6
     status, pixels, kind = call(served.url + "api/render", {"latent": [0.0] * 32})
     assert status == 200 and len(pixels) == 32 * 32 * 3
-    expected = served.explorer.model.render([0.0] * 32)
-    assert np.frombuffer(pixels, np.uint8).reshape(32, 32, 3).tolist() == expected.tolist()
+    assert served.explorer.rendering_with == "onnxruntime"  # a CPU model: served through onnxruntime
+    expected = served.explorer.model.render([0.0] * 32)  # PyTorch
+    difference = np.abs(np.frombuffer(pixels, np.uint8).reshape(32, 32, 3).astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and difference.mean() < 0.01
     for body, message in [({"latent": [0.0] * 5}, "latent of 32"), ({"latent": [99.0] * 32}, "within"),
                           (b"{oops", "not JSON"), ({"latent": [0.0] * 32, "controls": [2.0]}, "0 controls")]:
         status, reply, kind = call(served.url + "api/render", body)
@@ -117,3 +120,26 @@ def test_onnx_export_matches_torch_with_and_without_controls(checkpoint):
     assert not np.array_equal(loaded.render(z[0], c[0]), loaded.render(z[0], [0, 0, 0]))
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         loaded.render(z[0], [0, 0, 1.5])
+
+
+def test_the_onnxruntime_renderer_paints_what_pytorch_paints_within_one_level(checkpoint):
+    plain = LoadedModel("x", checkpoint, load_generator(checkpoint))
+    controlled = LoadedModel("y", Path("y"), ControlledGenerator(GanSettings(resolution=32, latent_dim=32, base_channels=8)).eval())
+    rng = np.random.default_rng(1)
+    for model, controls in [(plain, None), (controlled, [0.5, -1.0, 0.2])]:
+        renderer = OnnxRenderer(model)
+        for latent in rng.standard_normal((4, 32)):
+            got, want = renderer.render(latent.tolist(), controls), model.render(latent.tolist(), controls)
+            assert got.shape == want.shape == (32, 32, 3) and got.dtype == np.uint8
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+        with pytest.raises(ValueError, match="latent of 32"):
+            renderer.render([0.0] * 5, controls)  # the model's own input checks
+
+
+def test_the_renderer_can_be_chosen_and_a_wrong_choice_is_named(checkpoint, home):
+    explorer = Explorer(home, n_directions=2, n_samples=64, renderer="torch")
+    explorer.load(str(checkpoint))
+    assert explorer.rendering_with == "torch"
+    assert explorer.render([0.0] * 32) == explorer.model.render([0.0] * 32).tobytes()
+    with pytest.raises(ValueError, match=r"renderer must be one of \['auto', 'onnxruntime', 'torch'\]"):
+        Explorer(home, renderer="tensorrt")
