@@ -149,8 +149,6 @@ def test_validation_images_are_drawn_for_the_fixed_prompts_and_seeds(trained: Tr
 
 
 def test_resume_ends_where_uninterrupted_training_does(trained: Trained, face_images, tmp_path: Path) -> None:
-    if trained.base.is_sdxl:
-        pytest.skip("resume is exercised on SD; the state is family-independent")
     settings = replace(RECIPE, base_model=trained.base.spec)
 
     def stop(line: ProgressLine) -> None:
