@@ -6,12 +6,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from facecraft_pipeline.gan import GanSettings, train_gan
 from facecraft_pipeline.training.settings import RunSettings
-from facecraft_pipeline_tests.gan.conftest import draw_face
+from facecraft_pipeline_tests.gan.conftest import drawn_faces
 
 CHROMIUM = "/usr/bin/chromium"
 SETTINGS = GanSettings(resolution=32, batch_size=8, latent_dim=32, base_channels=8, sample_count=4,
@@ -21,13 +20,7 @@ SETTINGS = GanSettings(resolution=32, batch_size=8, latent_dim=32, base_channels
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """checkpoint.pt of a 32 px DCGAN trained 150 steps on drawn faces (~7 s on one core)."""
-    folder = tmp_path_factory.mktemp("explorer_faces")
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(16):
-        path = folder / f"face_{i:02d}.png"
-        draw_face(rng, (32, 32)).save(path)
-        paths.append(path)
+    paths = drawn_faces(tmp_path_factory.mktemp("explorer_faces"), 16, (32, 32))
     return train_gan(paths, tmp_path_factory.mktemp("explorer_gan"), SETTINGS).artifact("checkpoint")
 
 

@@ -27,6 +27,18 @@ def draw_face(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
     return image
 
 
+def drawn_faces(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
+    """`count` drawn faces of one size saved as face_<i>.png in `folder` (deterministic for a seed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        path = folder / f"face_{i:02d}.png"
+        draw_face(rng, size).save(path)
+        paths.append(path)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def face_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """24 faces in mixed sizes (incl. non-square), modes and formats, as a crop folder might hold."""

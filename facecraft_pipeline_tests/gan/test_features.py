@@ -11,27 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
-from facecraft_pipeline.gan import GanSettings, kid, load_generator, mix_genes, train_gan
+from facecraft_pipeline.gan import kid, load_generator, mix_genes, train_gan
 from facecraft_pipeline.gan.grow import stage_at
 from facecraft_pipeline.gan.quality import best_step
 from facecraft_pipeline.gan.settings import AdaSettings, TrickSettings
 from facecraft_pipeline.gan.train import GanTrainer
 from facecraft_pipeline.training import ProgressLine
 from facecraft_pipeline.training.images import load_images
-from facecraft_pipeline_tests.gan.conftest import draw_face, tiny
+from facecraft_pipeline_tests.gan.conftest import draw_face, drawn_faces, tiny
 from facecraft_pipeline_tests.gan.test_train import assert_same_weights
 
 
 @pytest.fixture(scope="module")
 def large_faces(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("large")
-    rng = np.random.default_rng(1)
-    paths = []
-    for i in range(8):
-        path = folder / f"face_{i}.png"
-        draw_face(rng, (128, 128)).save(path)
-        paths.append(path)
-    return paths
+    return drawn_faces(tmp_path_factory.mktemp("large"), 8, (128, 128), seed=1)
 
 
 @pytest.mark.parametrize("resolution", [64, 128])

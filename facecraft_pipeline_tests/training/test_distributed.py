@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -50,12 +49,10 @@ def trainer_run(processes: int, trainer: str, images: Path, root: Path, settings
 def faces(tmp_path_factory) -> Path:
     from PIL import Image
 
-    from facecraft_pipeline_tests.gan.conftest import draw_face
+    from facecraft_pipeline_tests.gan.conftest import drawn_faces
 
     folder = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        draw_face(rng, (64, 64)).save(folder / f"face_{i:02d}.png")
+    drawn_faces(folder, 12, (64, 64))
     assert Image.open(folder / "face_00.png").size == (64, 64)
     return folder
 
