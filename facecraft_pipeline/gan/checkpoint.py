@@ -38,7 +38,9 @@ def load_generator(checkpoint: Path, device: torch.device | str = "cpu", ema: bo
     """G rebuilt from the settings stored in the checkpoint, in eval mode (the EMA weights if present)."""
     state = read_checkpoint(checkpoint, device)
     settings = GanSettings.from_dict(state["settings"])
-    generator = Generator(settings)
-    generator.load_state_dict(state["G_ema"] if ema and "G_ema" in state else state["G"])
+    weights = state["G_ema"] if ema and "G_ema" in state else state["G"]
+    bank = weights.get("owner.vectors")  # identity-conditioned: the owner's embeddings G draws by default
+    generator = Generator(settings, *((bank.shape[1], bank.shape[0]) if bank is not None else ()))
+    generator.load_state_dict(weights)
     generator.set_stage(stage_at(settings, max(int(state["steps_done"]) - 1, 0)).side)  # the stage its last step trained
     return generator.to(device).eval()

@@ -12,8 +12,15 @@ Channel rule (as in the DCGAN paper at 64 px): the block at side `r` has
 `base_channels * min(8, resolution // (2 * r))` channels.
 
 The generator contract the explorer relies on: `G.latent_dim`, `G.resolution`, `G.control_names`,
-`G.forward(z, controls=None)` with controls (N, len(control_names)) in [-1, 1] (None: zeros),
-`G.feature_layer` (the first block: its output is what GANSpace PCA looks at).
+`G.forward(z, controls=None, identity=None)` with controls (N, len(control_names)) in [-1, 1] (None: the
+dataset mean), `G.feature_layer` (the first block: its output is what GANSpace PCA looks at).
+
+Identity conditioning (`identity_dim > 0`, the conditional-face project's idea): G and D see a face's
+identity embedding. G gets it projected beside z and as a per-channel scale and shift after every
+block (FiLM); D is a projection discriminator (Miyato & Koyama 2018: <embed(identity), features> is
+added to its score). `identity=None` draws the owner: G keeps a bank of the owner's embeddings and
+each latent picks one row (argmax of a fixed projection of z), so a latent always means the same
+face and the sample set covers every owner photo's look.
 
 Progressive growing: `set_stage(side)` makes G compute only up to `side` and D only from `side`;
 both still speak the full resolution outside (G's output is nearest-upsampled, D average-pools its
@@ -31,6 +38,7 @@ from torch import nn
 from facecraft_pipeline.gan.settings import GanSettings
 
 MAX_MULT = 8
+MAX_BANK = 256  # owner embeddings a conditioned G keeps for drawing the owner
 
 
 def _channels(settings: GanSettings, side: int) -> int:
@@ -145,20 +153,41 @@ class DBlock(nn.Module):
         return self.drop(out)
 
 
-class Generator(nn.Module):
-    """(z, controls) -> image (N, 3, R, R) in [-1, 1]."""
+class IdentityBank(nn.Module):
+    """The owner's identity embeddings; `pick(z)` chooses one row per latent (deterministic in z)."""
 
-    def __init__(self, settings: GanSettings) -> None:
+    def __init__(self, latent_dim: int, identity_dim: int, rows: int = 1) -> None:
+        super().__init__()
+        self.register_buffer("vectors", torch.zeros(rows, identity_dim))
+        self.register_buffer("chooser", torch.randn(latent_dim, MAX_BANK, generator=torch.Generator().manual_seed(0)))
+
+    def set(self, vectors: torch.Tensor) -> None:
+        self.vectors = vectors[:MAX_BANK].to(self.chooser)
+
+    def pick(self, z: torch.Tensor) -> torch.Tensor:
+        rows = self.vectors.shape[0]
+        index = (z.float() @ self.chooser[:, :rows]).argmax(dim=1)
+        return self.vectors[index]
+
+
+class Generator(nn.Module):
+    """(z, controls, identity) -> image (N, 3, R, R) in [-1, 1]."""
+
+    def __init__(self, settings: GanSettings, identity_dim: int = 0, bank_rows: int = 1) -> None:
         super().__init__()
         self.latent_dim = settings.latent_dim
         self.resolution = settings.resolution
         self.control_names: tuple[str, ...] = settings.control_names
+        self.identity_dim = identity_dim
         self.arch = settings.arch
         self.register_buffer("control_default", torch.zeros(len(self.control_names)))  # controls=None: the dataset mean
         sn = settings.spectral_norm_g
         sides = _sides(settings.resolution)
         c = _channels(settings, 4)
-        z_in = settings.latent_dim + len(self.control_names)
+        z_in = settings.latent_dim + len(self.control_names) + (settings.latent_dim if identity_dim else 0)
+        self.identity_in = nn.Linear(identity_dim, settings.latent_dim) if identity_dim else None
+        self.owner = IdentityBank(settings.latent_dim, identity_dim, bank_rows) if identity_dim else None
+        self.film = nn.ModuleDict()
         if self.arch == "dcgan":
             self.stem = nn.Sequential(nn.Unflatten(1, (z_in, 1, 1)), _sn(nn.ConvTranspose2d(z_in, c, 4, 1, 0, bias=False), sn),
                                       nn.BatchNorm2d(c), nn.ReLU(True))
@@ -177,6 +206,8 @@ class Generator(nn.Module):
             if side == settings.resolution and self.arch == "dcgan":
                 block.body = nn.Sequential(_sn(nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False), sn))
             self.blocks[str(side)] = block
+            if identity_dim and c_next != 3:
+                self.film[str(side)] = nn.Linear(settings.latent_dim, 2 * c_next)
             if side == settings.attention_res and side < settings.resolution:
                 self.attention[str(side)] = SelfAttention(c_next, sn)
             channels[side] = c = c_next
@@ -197,16 +228,25 @@ class Generator(nn.Module):
     def set_stage(self, side: int) -> None:
         self.stage = side
 
-    def forward(self, z: torch.Tensor, controls: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, controls: torch.Tensor | None = None, identity: torch.Tensor | None = None) -> torch.Tensor:
+        cond = None
+        if self.identity_in is not None:
+            assert self.owner is not None
+            identity = self.owner.pick(z) if identity is None else identity
+            cond = self.identity_in(F.normalize(identity.to(z.dtype), dim=1))
+        inputs = [z]
         if self.control_names:
-            if controls is None:
-                controls = self.control_default.expand(z.shape[0], -1)
-            z = torch.cat([z, controls.to(z.dtype)], dim=1)
-        x = self.stem(z)
+            inputs.append((self.control_default.expand(z.shape[0], -1) if controls is None else controls).to(z.dtype))
+        if cond is not None:
+            inputs.append(cond)
+        x = self.stem(torch.cat(inputs, dim=1) if len(inputs) > 1 else z)
         for side, block in self.blocks.items():
             if int(side) > self.stage:
                 break
             x = block(x)
+            if cond is not None and side in self.film:
+                scale, shift = self.film[side](cond).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+                x = x * (1 + scale) + shift
             if side in self.attention:
                 x = self.attention[side](x)
         x = self.to_rgb[str(self.stage)](x)
@@ -222,7 +262,7 @@ class Discriminator(nn.Module):
     sample, so the critic must not mix samples as BatchNorm does. Spectral norm replaces the norm.
     """
 
-    def __init__(self, settings: GanSettings, norm: str) -> None:
+    def __init__(self, settings: GanSettings, norm: str, identity_dim: int = 0) -> None:
         super().__init__()
         self.resolution = settings.resolution
         sn = settings.spectral_norm
@@ -253,6 +293,7 @@ class Discriminator(nn.Module):
         feat = c if settings.arch != "dcgan" else c_last * 16
         self.out = _sn(nn.Linear(feat, 1, bias=settings.arch != "dcgan"), sn)
         self.aux = nn.Linear(feat, len(settings.control_names)) if settings.control_names else None
+        self.project = _sn(nn.Linear(identity_dim, feat, bias=False), sn) if identity_dim else None
         self.stage = settings.resolution
 
     def set_stage(self, side: int) -> None:
@@ -273,12 +314,20 @@ class Discriminator(nn.Module):
             x = self.mbstd(x)
         return self.head(x)
 
-    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.features(x)
-        return self.out(h).flatten(), (self.aux(h) if self.aux is not None else None)
+    def _score(self, h: torch.Tensor, identity: torch.Tensor | None) -> torch.Tensor:
+        score = self.out(h).flatten()
+        if self.project is not None:
+            if identity is None:
+                raise ValueError("an identity-conditioned discriminator needs the identity of each image")
+            score = score + (self.project(F.normalize(identity.to(h.dtype), dim=1)) * h).sum(dim=1)
+        return score
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.features(x)).flatten()
+    def forward_aux(self, x: torch.Tensor, identity: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.features(x)
+        return self._score(h, identity), (self.aux(h) if self.aux is not None else None)
+
+    def forward(self, x: torch.Tensor, identity: torch.Tensor | None = None) -> torch.Tensor:
+        return self._score(self.features(x), identity)
 
 
 def init_weights(module: nn.Module, generator: torch.Generator, std: float = 0.02) -> None:
@@ -299,17 +348,20 @@ def _std(settings: GanSettings) -> float:
     return 0.02 if settings.arch != "resnet" else 0.05
 
 
-def build_generator(settings: GanSettings) -> Generator:
+def build_generator(settings: GanSettings, identity_dim: int = 0, bank_rows: int = 1) -> Generator:
     with torch.random.fork_rng(devices=[]):  # layers that draw at construction (spectral norm's u, v) are seeded too
         torch.manual_seed(settings.run.seed)
-        generator = Generator(settings)
+        generator = Generator(settings, identity_dim, bank_rows)
     init_weights(generator, torch.Generator().manual_seed(settings.run.seed), _std(settings))
+    for film in generator.film.values():  # FiLM starts as the identity: scale 1, shift 0
+        nn.init.zeros_(film.weight)
+        nn.init.zeros_(film.bias)
     return generator
 
 
-def build_discriminator(settings: GanSettings) -> Discriminator:
+def build_discriminator(settings: GanSettings, identity_dim: int = 0) -> Discriminator:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.run.seed + 1)
-        discriminator = Discriminator(settings, norm="batch" if settings.kind == "dcgan" else "layer")
+        discriminator = Discriminator(settings, norm="batch" if settings.kind == "dcgan" else "layer", identity_dim=identity_dim)
     init_weights(discriminator, torch.Generator().manual_seed(settings.run.seed + 1), _std(settings))
     return discriminator

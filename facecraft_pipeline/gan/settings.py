@@ -20,6 +20,8 @@ LOSSES = ("auto", "bce", "hinge", "wgan")
 AUGMENTS = ("color", "translation", "cutout")
 NOISE_SCHEDULES = ("linear", "cyclic", "constant")
 CONTROLS = ("yaw", "pitch", "roll", "mouth_open", "eyes_open", "brightness")
+CONDITIONS = ("none", "identity")
+RECOMMENDED_IMAGES = 20  # fewer distinct training images than this still train, with a warning
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class GanSettings:
     (Radford et al.), wgan (0.0, 0.9) (Gulrajani et al.); a number overrides either.
     """
 
+    condition: str = setting("none", "none: G learns the owner's faces alone; identity: G and D conditioned on each face's identity "
+                                     "embedding, trained on every person in the library, sampled for the owner", choices=CONDITIONS)
     kind: str = setting("dcgan", "dcgan (discriminator, bce/hinge loss) or wgan_gp (critic, gradient penalty)", choices=KINDS)
     arch: str = setting("upsample", "dcgan (ConvTranspose, 2015), upsample (Upsample+conv, no checkerboards) or resnet", choices=ARCHS)
     loss: str = setting("auto", "auto (bce for dcgan, wgan for wgan_gp), bce (non-saturating), hinge or wgan", choices=LOSSES)
@@ -103,6 +107,8 @@ class GanSettings:
                 raise ValueError(f"GanSettings.{name} has unknown entries {sorted(unknown)}; allowed: {list(allowed)}")
         if self.attention_res and (self.attention_res & (self.attention_res - 1) or not 8 <= self.attention_res < self.resolution):
             raise ValueError(f"GanSettings.attention_res must be 0 or a power of two in [8, {self.resolution // 2}], got {self.attention_res}")
+        if self.condition == "identity" and self.tricks.replay_size:
+            raise ValueError("GanSettings.tricks.replay_size must be 0 with condition 'identity' (replayed fakes carry no identity)")
         if self.loss_kind == "wgan" and self.kind != "wgan_gp":
             raise ValueError("GanSettings.loss 'wgan' needs kind 'wgan_gp' (a critic with a gradient penalty)")
         sides = self.grow_sides

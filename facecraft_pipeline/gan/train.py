@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facecraft_pipeline.digest import files_digest
+from facecraft_pipeline.digest import files_digest, sha256_file
 from facecraft_pipeline.gan.augment import adaptive_augment, diff_augment
 from facecraft_pipeline.gan.checkpoint import FORMAT
 from facecraft_pipeline.gan.grow import stage_at
@@ -28,7 +28,7 @@ from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, dcgan_d_loss, grad
 from facecraft_pipeline.gan.models import SeededDropout, build_discriminator, build_generator
 from facecraft_pipeline.gan.quality import Scorer, best_step
 from facecraft_pipeline.gan.sample import interpolation_sheet, sample_images, write_gif, write_grid
-from facecraft_pipeline.gan.settings import GanSettings
+from facecraft_pipeline.gan.settings import RECOMMENDED_IMAGES, GanSettings
 from facecraft_pipeline.gan.tricks import AdaController, ReplayBuffer, instance_noise_std
 from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_key, train
 from facecraft_pipeline.training.images import load_images, to_float
@@ -49,50 +49,77 @@ def metric_names(settings: GanSettings) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check_images(image_paths: Sequence[Path], settings: GanSettings) -> None:
-    """Clear messages for a dataset the settings cannot train on."""
-    if len(image_paths) < settings.batch_size:
-        raise ValueError(f"GAN training needs at least batch_size={settings.batch_size} images, got {len(image_paths)}: "
-                         f"add photos or lower batch_size")
+def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str]:
+    """Clear messages for a dataset the settings cannot train on; warnings for one they can (e.g. few images).
+
+    Any number of images >= 1 trains: batches are drawn with replacement (and augmented), so a set
+    smaller than a batch repeats images within it."""
+    if not image_paths:
+        raise ValueError("GAN training needs at least one image, got none")
     smallest = min(min(Image.open(p).size) for p in image_paths)
     if smallest < settings.resolution:
         raise ValueError(f"GanSettings.resolution={settings.resolution} is above the dataset's images (smallest side {smallest} px): "
                          f"lower resolution or curate the dataset at {settings.resolution} px or more")
+    distinct = len({sha256_file(Path(p)) for p in image_paths})
+    if distinct < RECOMMENDED_IMAGES:
+        return [f"{distinct} distinct training images, fewer than the {RECOMMENDED_IMAGES} recommended: the GAN will mostly "
+                f"reproduce them; add photos for more variety"]
+    return []
 
 
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
               progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: Scorer | None = None,
-              on_sample: OnSample | None = None, world: World | None = None) -> TrainResult:
+              on_sample: OnSample | None = None, world: World | None = None, identities: torch.Tensor | None = None,
+              owner_identities: torch.Tensor | None = None, owner_images: int | None = None) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
 
     `controls` (N, len(settings.control_names)) in [-1, 1], one row per image, is what G is
-    conditioned on (AC-GAN). `quality` scores generated images at each sample step (e.g. KID on
-    face embeddings, faces found, owner similarity); `on_sample` gets each grid and those scores.
-    Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid), gif
+    conditioned on (AC-GAN). With `settings.condition == "identity"`, `identities` (N, D) is each
+    image's identity embedding (every person of the library may be in `image_paths`) and
+    `owner_identities` (K, D) the owner's, which G draws by default; `owner_images` says how many of
+    the images are the owner's (for run.json). `quality` scores generated images at each sample step
+    (e.g. KID on face embeddings, faces found, owner similarity); `on_sample` gets each grid and those
+    scores. Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid), gif
     (the grids of the run, animated), interpolation and interpolation_2d sheets.
     """
     device = local_device(device)
     world = world or current_world(device)  # several processes under torchrun: batch_size is the global batch
-    check_images(image_paths, settings)
+    warnings = check_images(image_paths, settings)
     if settings.control_names and (controls is None or tuple(controls.shape) != (len(image_paths), len(settings.control_names))):
         raise ValueError(f"GanSettings.controls={settings.controls!r} needs a control vector per image "
                          f"({len(image_paths)} x {len(settings.control_names)}), got {None if controls is None else tuple(controls.shape)}")
+    conditioned = settings.condition == "identity"
+    if conditioned and (identities is None or len(identities) != len(image_paths) or owner_identities is None or not len(owner_identities)):
+        raise ValueError(f"GanSettings.condition='identity' needs an identity embedding per image ({len(image_paths)}) and at least one "
+                         f"of the owner's, got {None if identities is None else len(identities)} and "
+                         f"{None if owner_identities is None else len(owner_identities)}")
     digest = files_digest(image_paths)
     order = sorted(range(len(image_paths)), key=lambda i: str(image_paths[i]))  # image order must not matter
     paths = [image_paths[i] for i in order]
     ordered_controls = controls[order] if controls is not None else None
-    extra = None if ordered_controls is None else hashlib.sha256(str(ordered_controls.tolist()).encode()).hexdigest()
+    ordered_identities = identities[order].float() if conditioned and identities is not None else None
+    owner = owner_identities.float() if conditioned and owner_identities is not None else None
+    extra = _tensors_digest(ordered_controls, ordered_identities, owner)
+    inputs = {"images": len(paths), "distinct_images": len({sha256_file(Path(p)) for p in paths}), "digest": digest}
+    if owner_images is not None:
+        inputs["owner_images"] = owner_images
     spec = RunSpec(
         root=Path(root),
         key=run_key(digest, settings, RECIPE_VERSION, extra),
-        description=f"{settings.kind}-{settings.arch}-{settings.resolution}px",
+        description=f"{settings.kind}-{settings.arch}-{settings.resolution}px" + ("-identity" if conditioned else ""),
         run=settings.run,
-        info={"settings": settings.to_dict(), "inputs": {"images": len(paths), "digest": digest},
+        info={"settings": settings.to_dict(), "inputs": inputs, "warnings": warnings,
               "device": str(device), "dtype": dtype_name(settings.run.mixed_precision), "recipe": RECIPE_VERSION,
               "versions": {"torch": torch.__version__}},
     )
     return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
-                                          quality, on_sample, world), progress, device, world)
+                                          quality, on_sample, world, ordered_identities, owner), progress, device, world)
+
+
+def _tensors_digest(*tensors: torch.Tensor | None) -> str | None:
+    """What else the run key depends on: the control and identity vectors (None when there are none)."""
+    parts = [str(t.tolist()) for t in tensors if t is not None]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest() if parts else None
 
 
 class GanTrainer:
@@ -100,7 +127,7 @@ class GanTrainer:
 
     def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
                  controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None,
-                 world: World = World()):
+                 world: World = World(), identities: torch.Tensor | None = None, owner_identities: torch.Tensor | None = None):
         device = torch.device(device)
         self.settings, self.device, self.data_digest, self.world = settings, device, data_digest, world
         if world.size > 1 and (settings.ada.target > 0 or settings.tricks.label_flip > 0):
@@ -119,8 +146,13 @@ class GanTrainer:
         self.images = images.to(device)
         self.controls = controls.to(device=device, dtype=torch.float32) if controls is not None else None
         self.flip_signs = torch.tensor([FLIP_SIGNS.get(n, 1.0) for n in s.control_names], device=device)
-        self.G = sync_batchnorm(build_generator(s), world, device).to(device, memory_format=self.fmt)
-        self.D = sync_batchnorm(build_discriminator(s), world, device).to(device, memory_format=self.fmt)
+        self.identities = identities.to(device=device, dtype=torch.float32) if identities is not None else None
+        identity_dim = 0 if identities is None else identities.shape[1]
+        bank = len(owner_identities) if owner_identities is not None else 1
+        self.G = sync_batchnorm(build_generator(s, identity_dim, bank), world, device).to(device, memory_format=self.fmt)
+        self.D = sync_batchnorm(build_discriminator(s, identity_dim), world, device).to(device, memory_format=self.fmt)
+        if owner_identities is not None and self.G.owner is not None:
+            self.G.owner.set(owner_identities.to(device=device, dtype=torch.float32))
         if self.controls is not None:
             self.G.control_default.copy_(self.controls.mean(0))  # what controls=None means: the dataset's mean face
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if s.ema_decay > 0 else None
@@ -148,11 +180,12 @@ class GanTrainer:
         s = self.settings
         self._set_stage()
         for i in range(self.n_d):  # the last critic step's fakes (with their graph) also train G
-            loss_d, extra, fake, c_fake = self._d_step(keep_graph=i == self.n_d - 1)
+            loss_d, extra, fake, c_fake, id_fake = self._d_step(keep_graph=i == self.n_d - 1)
         self.D.requires_grad_(False)  # G step: no weight gradients for D
         with self._autocast():
             shown = self.world.shard(self._d_input(fake))  # G ran on the global batch; D sees this rank's slice
-            out, aux = self.D_train.forward_aux(shown) if self.controls is not None else (self.D_train(shown), None)
+            id_shown = self.world.shard(id_fake) if id_fake is not None else None
+            out, aux = self.D_train.forward_aux(shown, id_shown)
             c_fake = self.world.shard(c_fake) if c_fake is not None else None
             loss_g = G_LOSSES[self.loss_kind](out)
             aux_g = F.mse_loss(aux.float(), c_fake) if aux is not None else None
@@ -171,36 +204,39 @@ class GanTrainer:
             values += [self._aux_d.detach(), aux_g.detach()]
         return torch.stack([v.float() for v in values])
 
-    def _d_step(self, keep_graph: bool) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    def _d_step(self, keep_graph: bool) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         s = self.settings
-        real, c_real = self._real_batch()
-        z, c_fake = self._latents()
+        real, c_real, id_real = self._real_batch()
+        z, c_fake, id_fake = self._latents()
         with torch.set_grad_enabled(keep_graph), self._autocast():
-            fake = self.G_train(z, c_fake)
+            fake = self.G_train(z, c_fake, id_fake)
         shown = fake.detach()
-        if self.replay is not None:
+        if self.replay is not None:  # (off for identity conditioning: replayed fakes have no identity)
             shown = self.replay.mix(shown, s.tricks.replay_share, self.rng)
         with self._autocast():
             real_in, fake_in = self.world.shard(self._d_input(real)), self.world.shard(self._d_input(shown))
             c_real = self.world.shard(c_real) if c_real is not None else None
+            id_real_in = self.world.shard(id_real) if id_real is not None else None
+            id_fake_in = self.world.shard(id_fake) if id_fake is not None else None
             if self.concat_d:
-                out, aux = self.D_train.forward_aux(torch.cat([real_in, fake_in]))
+                ids = torch.cat([id_real_in, id_fake_in]) if id_real_in is not None and id_fake_in is not None else None
+                out, aux = self.D_train.forward_aux(torch.cat([real_in, fake_in]), ids)
                 (real_out, fake_out), real_aux = out.chunk(2), (aux[: len(real_in)] if aux is not None else None)
             else:
-                (real_out, real_aux), (fake_out, _) = self.D_train.forward_aux(real_in), self.D_train.forward_aux(fake_in)
+                (real_out, real_aux), (fake_out, _) = self.D_train.forward_aux(real_in, id_real_in), self.D_train.forward_aux(fake_in, id_fake_in)
             if self.loss_kind == "bce":
                 loss = dcgan_d_loss(real_out, fake_out, s.tricks.label_smoothing, s.tricks.label_flip, self.rng)
             else:
                 loss = D_LOSSES[self.loss_kind](real_out, fake_out)
             if self.wgan:
                 eps = self.world.shard(torch.rand(s.batch_size, 1, 1, 1, device=self.device, generator=self.rng))
-                gp = gradient_penalty(self.D_train, real_in, fake_in, eps=eps)
+                gp = gradient_penalty(self._critic(id_real_in), real_in, fake_in, eps=eps)
                 loss = loss + s.gp_lambda * gp
                 extra = [gp.detach(), (real_out.mean() - fake_out.mean()).detach()]
             else:
                 extra = [torch.sigmoid(real_out.float()).mean().detach(), torch.sigmoid(fake_out.float()).mean().detach()]
             if s.r1_gamma > 0:
-                r1 = r1_penalty(self.D_train, real_in)
+                r1 = r1_penalty(self._critic(id_real_in), real_in)
                 loss = loss + s.r1_gamma / 2 * r1
                 extra.append(r1.detach())
             if real_aux is not None:
@@ -209,7 +245,11 @@ class GanTrainer:
         if self.ada.enabled:
             self.ada.observe(real_out)
         self._apply(self.opt_d, self.scaler_d, loss)
-        return loss, extra, fake, c_fake
+        return loss, extra, fake, c_fake, id_fake
+
+    def _critic(self, identity: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """D as a function of the image alone (for the penalties), its identity fixed to the real batch's."""
+        return lambda x: self.D_train(x, identity)
 
     def _apply(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -252,23 +292,29 @@ class GanTrainer:
     def _autocast(self):
         return autocast(self.device, self.settings.run.mixed_precision)
 
-    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """A batch drawn with replacement: any number of images >= 1 trains."""
         index = torch.randint(len(self.images), (self.settings.batch_size,), device=self.device, generator=self.rng)
         x = to_float(self.images[index])
         c = self.controls[index] if self.controls is not None else None
+        identity = self.identities[index] if self.identities is not None else None
         if self.settings.flip:
             mirror = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=self.rng) < 0.5
             x = torch.where(mirror, x.flip(3), x)
             if c is not None:  # a mirrored face turns the other way: yaw and roll change sign
                 c = torch.where(mirror.view(-1, 1), c * self.flip_signs, c)
-        return x.contiguous(memory_format=self.fmt), c
+        return x.contiguous(memory_format=self.fmt), c, identity
 
-    def _latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        z = torch.randn(self.settings.batch_size, self.settings.latent_dim, device=self.device, generator=self.rng)
-        if self.controls is None:
-            return z, None
-        index = torch.randint(len(self.controls), (self.settings.batch_size,), device=self.device, generator=self.rng)
-        return z, self.controls[index]  # controls G is asked for: drawn from the dataset's own
+    def _latents(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """z, and the controls and identities G is asked for: drawn from the dataset's own."""
+        n = self.settings.batch_size
+        z = torch.randn(n, self.settings.latent_dim, device=self.device, generator=self.rng)
+        c = identity = None
+        if self.controls is not None:
+            c = self.controls[torch.randint(len(self.controls), (n,), device=self.device, generator=self.rng)]
+        if self.identities is not None:
+            identity = self.identities[torch.randint(len(self.identities), (n,), device=self.device, generator=self.rng)]
+        return z, c, identity
 
     def _d_input(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: DiffAugment, then ADA's ops at probability p, then instance noise."""

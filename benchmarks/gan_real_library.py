@@ -1,0 +1,194 @@
+"""Do the GAN recipes draw the owner from a real photo library? Train one recipe on a data root that
+has been through `curated_dataset`, then judge its samples with dlib directly.
+
+    FACECRAFT_SOURCE=local FACECRAFT_PHOTOS_DIR=../shared/data/real-library/photos FACECRAFT_HOME=/tmp/rl \\
+      facecraft materialize --select 'photos*' ...                  # once, up to curated_dataset
+    python benchmarks/gan_real_library.py --home /tmp/rl --owner-photos ../shared/data/real-library/reference \\
+      --recipe demo-gan [--set run.steps=1500 ...] [--results benchmarks/results/gan_real_library.md]
+
+The judge is independent of the pipeline's scorer: dlib's HOG detector (upsample 1) on each sample
+upscaled to 256 px, dlib's 5-point shape and its own `compute_face_descriptor` (dlib's chip
+alignment). "Owner" = Euclidean distance < 0.6 (dlib's same-person rule) to one of the owner's
+labelled photos, embedded the same way. Diversity = mean pairwise distance between the samples'
+descriptors. For an identity-conditioned recipe it also reports, per person with >= 3 faces, the
+share of samples conditioned on them that the judge puts nearest that person (and within 0.6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
+
+from facecraft_pipeline.dataset.library import LibraryItem, write_library  # noqa: E402
+from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path  # noqa: E402
+from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
+from facecraft_pipeline.gan.checkpoint import load_generator  # noqa: E402
+from facecraft_pipeline.gan.sample import fixed_latents, render  # noqa: E402
+from facecraft_pipeline.profiles import overrides  # noqa: E402
+from facecraft_pipeline.settings import from_dict, replace_path, to_dict  # noqa: E402
+
+SAME_PERSON = 0.6
+RECIPES = {"demo-gan": "gan_checkpoint", "demo-wgan-gp": "wgan_gp_checkpoint"}
+
+
+class DlibJudge:
+    """dlib's own path, as face_recognition uses it: HOG, 5 points, dlib's chip + ResNet descriptor."""
+
+    def __init__(self, side: int = 256) -> None:
+        import dlib
+
+        self.side = side
+        self.detector = dlib.get_frontal_face_detector()
+        self.shape = dlib.shape_predictor(str(dlib_model_path(SHAPE_5)))
+        self.net = dlib.face_recognition_model_v1(str(dlib_model_path(RESNET_EMBEDDING)))
+
+    def describe(self, image: Image.Image, upscale: bool = True) -> np.ndarray | None:
+        image = image.convert("RGB")
+        if upscale and image.width < self.side:
+            image = image.resize((self.side, self.side * image.height // image.width), Image.Resampling.LANCZOS)
+        array = np.asarray(image)
+        boxes = self.detector(array, 1)
+        if not boxes:
+            return None
+        box = max(boxes, key=lambda b: b.area())
+        return np.asarray(self.net.compute_face_descriptor(array, self.shape(array, box)), np.float32)
+
+
+def judge(images: list[Image.Image], judge: DlibJudge, owner: np.ndarray) -> dict[str, float]:
+    found = [v for v in (judge.describe(i) for i in images) if v is not None]
+    out = {"faces": len(found), "samples": len(images), "owner": 0, "diversity": float("nan")}
+    if found:
+        vectors = np.stack(found)
+        nearest = np.linalg.norm(vectors[:, None] - owner[None], axis=2).min(1)
+        out["owner"] = int((nearest < SAME_PERSON).sum())
+        if len(vectors) > 1:
+            pair = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+            out["diversity"] = float(pair[np.triu_indices(len(vectors), 1)].mean())
+    return out
+
+
+def training_sets(home: Path) -> tuple[list[Path], list[Path], dict]:
+    """Owner train/val paths of the newest curated dataset, and the identity data of the library."""
+    manifest = max((home / "datasets").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    records = json.loads(manifest.read_text())["images"]
+    train = [manifest.parent / r["file"] for r in records if r["split"] == "train"]
+    val = [manifest.parent / r["file"] for r in records if r["split"] == "val"]
+    held_out = {r["crop_sha256"] for r in records if r["split"] == "val"}
+    faces = {f["crop_sha256"]: f for f in json.loads((home / "faces" / "manifest.json").read_text())["faces"] if f.get("kept")}
+    with np.load(home / "identity" / "embeddings.npz") as data:
+        labels, vectors, shas = data["labels"], data["embeddings"], [str(s) for s in data["crop_sha256"]]
+        owner_label = int(labels[int(np.argmin(data["owner_distances"]))])
+    items = [LibraryItem(home / "faces" / faces[s]["crop_path"], s, int(label), v)
+             for s, label, v in zip(shas, labels, vectors) if s in faces and s not in held_out]
+    return train, val, {"items": items, "owner": owner_label, "dataset": manifest.parent}
+
+
+def settings_for(recipe: str, sets: list[str]) -> GanSettings:
+    settings = from_dict(GanSettings, _merge(to_dict(GanSettings()), overrides(RECIPES[recipe], "demo")))
+    if recipe.endswith("wgan-gp"):
+        settings = replace_path(settings, "kind", "wgan_gp")
+    for item in sets:
+        name, _, value = item.partition("=")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        settings = replace_path(settings, name, parsed)
+    return settings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, required=True, help="data root that has been through curated_dataset")
+    parser.add_argument("--owner-photos", type=Path, nargs="+", required=True, help="labelled photos (or folders) of the owner")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="demo-gan")
+    parser.add_argument("--set", action="append", default=[], help="dotted GanSettings field=value (JSON values)")
+    parser.add_argument("--name", default=None, help="row name in the results (default: recipe + sets)")
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/gan_real_library"))
+    parser.add_argument("--results", type=Path, default=None, help="append the rows to this Markdown file")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    settings = settings_for(args.recipe, args.set)
+    train, val, library = training_sets(args.home)
+    dlib_judge = DlibJudge()
+    owner_files = [p for q in args.owner_photos for p in (sorted(q.iterdir()) if q.is_dir() else [q])]
+    owner = np.stack([v for v in (dlib_judge.describe(Image.open(p), upscale=False) for p in owner_files) if v is not None])
+    kwargs: dict = {}
+    paths = train
+    if settings.condition == "identity":
+        faces = write_library(library["items"], args.out / "library" / library["dataset"].name, settings.resolution, library["owner"])
+        paths = list(faces.paths)
+        kwargs = {"identities": torch.from_numpy(faces.embeddings), "owner_identities": torch.from_numpy(faces.owner_embeddings),
+                  "owner_images": len(faces.owner_embeddings)}
+    started = time.perf_counter()
+    result = train_gan(paths, args.out / "models", settings, progress=[lambda line: print(line, flush=True)], **kwargs)
+    minutes = (time.perf_counter() - started) / 60
+    name = args.name or " ".join([args.recipe, *args.set])
+    rows = []
+    for step, checkpoint in result.checkpoints:
+        generator = load_generator(checkpoint)
+        scores = judge(render(generator, fixed_latents(generator, args.samples, 12345)), dlib_judge, owner)
+        row = {"recipe": name, "step": step, **scores, "train_images": len(paths), "owner_train": len(train),
+               "minutes": round(result.seconds / 60, 2)}
+        if settings.condition == "identity":
+            row["conditioning"] = conditioning_quality(generator, faces, dlib_judge, args.samples)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"wall {minutes:.1f} min; run folder {result.folder}")
+    if args.results:
+        with open(args.results, "a", encoding="utf-8") as handle:
+            for r in rows:
+                cond = r.get("conditioning")
+                cond_text = ", ".join(f"{k} {v}" for k, v in cond.items()) if cond else ""
+                handle.write(f"| {r['recipe']} | {r['step']} | {r['faces']}/{r['samples']} | {r['owner']}/{r['samples']} | "
+                             f"{r['diversity']:.3f} | {r['train_images']} ({r['owner_train']} owner) | {r['minutes']} | {cond_text} |\n")
+    return 0
+
+
+def conditioning_quality(generator, faces, dlib_judge: DlibJudge, n: int) -> dict[str, str]:
+    """Per person with >= 3 faces: samples conditioned on their embeddings judged nearest to them (and within 0.6)."""
+    groups = faces.groups(3)
+    centres = {label: faces.embeddings[rows] for label, rows in groups.items()}
+    out = {}
+    for label, rows in groups.items():
+        identity = torch.from_numpy(faces.embeddings[rows[np.arange(n) % len(rows)]])
+        z = fixed_latents(generator, n, 777)
+        with torch.no_grad():
+            images = [Image.fromarray(a) for a in _to_uint8(generator.eval()(z, None, identity))]
+        hits = 0
+        for image in images:
+            v = dlib_judge.describe(image)
+            if v is None:
+                continue
+            nearest = {lab: float(np.linalg.norm(c - v, axis=1).min()) for lab, c in centres.items()}
+            best = min(nearest, key=nearest.get)
+            hits += int(best == label and nearest[best] < SAME_PERSON)
+        out[("owner" if label == faces.owner else f"person{label}")] = f"{hits}/{n}"
+    return out
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    from facecraft_pipeline.training.images import to_uint8
+
+    return to_uint8(images)
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
