@@ -126,7 +126,7 @@ def main() -> int:
     kwargs: dict = {}
     paths = train
     if settings.condition == "identity":
-        faces = write_library(library["items"], args.out / "library" / library["dataset"].name, settings.resolution, library["owner"])
+        faces = write_library(library["items"], args.out / "library", settings.resolution, library["owner"])
         paths = list(faces.paths)
         kwargs = {"identities": torch.from_numpy(faces.embeddings), "owner_identities": torch.from_numpy(faces.owner_embeddings),
                   "owner_images": len(faces.owner_embeddings)}

@@ -15,19 +15,17 @@ from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.evaluation import Gallery
 from facecraft_pipeline.gan import checkpoint_is_finite
+from facecraft_pipeline.gan.settings import RECOMMENDED_IMAGES
 from facecraft_pipeline.training import TrainResult
-
-MIN_OWNER_CROPS = 5
-MIN_TRAIN_IMAGES = 8
 
 
 @dg.asset_check(asset=identity_clusters, blocking=True,
-                description=f"An owner cluster exists with at least {MIN_OWNER_CROPS} crops (blocking: no owner, no training).")
+                description="An owner cluster exists (blocking: no owner, no training). One crop of the owner is enough to train.")
 def owner_cluster_found(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult:
     owner = identity_clusters.clusters.owner
     size = owner.size if owner else 0
     return dg.AssetCheckResult(
-        passed=size >= MIN_OWNER_CROPS,
+        passed=size >= 1,
         metadata={"owner_crops": size, "why_not": identity_clusters.clusters.no_owner_reason or ""},
     )
 
@@ -46,11 +44,22 @@ def owner_cluster_not_contaminated(identity_clusters: OwnerIdentity) -> dg.Asset
     )
 
 
-@dg.asset_check(asset=curated_dataset, blocking=True, description=f"At least {MIN_TRAIN_IMAGES} training images (blocking: too few, no training).")
+@dg.asset_check(asset=curated_dataset, blocking=True, description="At least one training image of the owner (blocking: none, no training).")
 def dataset_big_enough(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        passed=len(curated_dataset.train_paths) >= MIN_TRAIN_IMAGES,
+        passed=len(curated_dataset.train_paths) >= 1,
         metadata={"train": len(curated_dataset.train_paths), "val": len(curated_dataset.val_paths)},
+    )
+
+
+@dg.asset_check(asset=curated_dataset, description=f"At least {RECOMMENDED_IMAGES} training images of the owner, the recommended size "
+                                                   "(warns: fewer still train, and the GANs mostly reproduce them).")
+def dataset_recommended_size(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
+    train = len(curated_dataset.train_paths)
+    return dg.AssetCheckResult(
+        passed=train >= RECOMMENDED_IMAGES, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"train": train, "recommended": RECOMMENDED_IMAGES,
+                  "library_faces": len(curated_dataset.library.paths) if curated_dataset.library else 0},
     )
 
 
@@ -129,6 +138,7 @@ CHECKS = [
     owner_cluster_found,
     owner_cluster_not_contaminated,
     dataset_big_enough,
+    dataset_recommended_size,
     _finite_check(gan_checkpoint),
     _finite_check(wgan_gp_checkpoint),
     _faces_check(gan_checkpoint),

@@ -1,12 +1,16 @@
 """`curated_dataset`: the owner's crops, de-duplicated and split, published as an immutable folder."""
 
 
+import dataclasses
+import json
+
 import dagster as dg
 import pandas as pd
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
+from facecraft_pipeline.dataset.library import LibraryFaces, LibraryItem, write_library
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import HomeResource, MlflowResource
@@ -43,7 +47,9 @@ def curated_dataset(
     embeddings = identity_clusters.embeddings[owner]
     with asset_run(context, home, mlflow, inputs={"identity_clusters": identity_clusters.digest}, params=settings.__dict__) as run:
         dataset = curate_dataset(items, home.home().dir("datasets"), settings, embeddings)
-        run.log_metrics(dict(dataset.counts))
+        dataset = dataclasses.replace(dataset, library=_library(identity_clusters, dataset, home.home().dir("datasets", "library"),
+                                                                settings.resolution))
+        run.log_metrics({**dataset.counts, **dataset.library.counts()})
         run.log_artifact(dataset.manifest_path)
         run.log_dataset("curated_dataset", dataset.digest, str(dataset.folder), dict(dataset.counts))
         sample = home.home().dir("datasets") / "preview.png"
@@ -52,11 +58,12 @@ def curated_dataset(
         return output(
             dataset,
             run,
-            dataset.digest,
+            f"{dataset.digest}-{dataset.library.digest[:16]}",
             {
                 "summary": f"{len(dataset.train_paths)} train / {len(dataset.val_paths)} val images at {settings.resolution}px"
                 + (" (reused)" if dataset.reused else ""),
                 **{k: int(v) for k, v in dataset.counts.items()},
+                **dataset.library.counts(),
                 "reused": dataset.reused,
                 "excluded": dg.MetadataValue.md(excluded.to_markdown(index=False) if len(excluded) else "none"),
                 "notes": "\n".join(dataset.notes) or "none",
@@ -65,3 +72,15 @@ def curated_dataset(
             },
         )
 
+
+
+def _library(identity: OwnerIdentity, dataset: CuratedDataset, root, resolution: int) -> LibraryFaces:
+    """Every kept face of every person with its embedding, for identity-conditioned GANs; the owner's held-out crops stay out."""
+    records = json.loads(dataset.manifest_path.read_text())["images"]
+    held_out = {r["crop_sha256"] for r in records if r["split"] == "val"}
+    labels = identity.clusters.labels.tolist()
+    items = [LibraryItem(face.crop_path, face.crop_sha256, int(label), vector)  # type: ignore[arg-type]
+             for face, label, vector in zip(identity.faces, labels, identity.embeddings, strict=True)
+             if face.crop_path is not None and face.crop_sha256 not in held_out]
+    owner = identity.clusters.owner_label
+    return write_library(items, root, resolution, -2 if owner is None else int(owner))

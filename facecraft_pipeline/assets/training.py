@@ -82,9 +82,23 @@ def _gan_controls(settings: GanSettings, dataset: CuratedDataset) -> torch.Tenso
     """The control vector of each training image, from the attributes the curated manifest records."""
     if not settings.control_names:
         return None
+    if settings.condition == "identity" and dataset.library is not None:
+        return torch.from_numpy(dataset.library.controls(settings.control_names))
     records = {r["file"]: r for r in json.loads(dataset.manifest_path.read_text())["images"]}
     rows = [records[str(p.relative_to(dataset.folder))] for p in dataset.train_paths]
     return torch.from_numpy(attribute_matrix(rows, settings.control_names))
+
+
+def _gan_images(settings: GanSettings, dataset: CuratedDataset) -> tuple[list[Path], dict]:
+    """The owner's training crops, or (identity-conditioned) every person's faces with their embeddings."""
+    if settings.condition != "identity":
+        return list(dataset.train_paths), {}
+    library = dataset.library
+    if library is None or not len(library.owner_embeddings):
+        raise dg.Failure("condition='identity' needs the library faces with the owner's among them: re-materialize curated_dataset")
+    return list(library.paths), {"identities": torch.from_numpy(library.embeddings),
+                                 "owner_identities": torch.from_numpy(library.owner_embeddings),
+                                 "owner_images": len(library.owner_embeddings)}
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
@@ -117,10 +131,13 @@ def _on_sample(run):
 
 def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, mlflow, compute) -> dg.Output[TrainResult]:
     asset = context.asset_key.to_user_string()
+    paths, identity = _gan_images(settings, dataset)
     with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.digest}, params=to_dict(settings)) as run:
-        result = train_gan(dataset.train_paths, home.home().dir("models", asset), settings, compute.torch_device(),
+        result = train_gan(paths, home.home().dir("models", asset), settings, compute.torch_device(),
                            _progress(context, run), controls=_gan_controls(settings, dataset),
-                           quality=_gan_quality(settings, dataset), on_sample=_on_sample(run))
+                           quality=_gan_quality(settings, dataset), on_sample=_on_sample(run), **identity)
+        for warning in result.info.get("warnings", []):
+            context.log.warning(f"{asset}: {warning}")
         checkpoint = result.artifact("checkpoint")
         digest = sha256_file(checkpoint)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "device": result.device, "dtype": result.dtype})
@@ -130,8 +147,14 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
         run.log_artifact(result.folder / "run.json")
         version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
         best = result.info.get("best") or {}
+        inputs = result.info.get("inputs", {})
         metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
                     "architecture": f"{settings.arch} {settings.resolution}px, loss {settings.loss_kind}",
+                    "condition": settings.condition,
+                    "training_images": inputs.get("images", len(paths)),
+                    "distinct_images": inputs.get("distinct_images", len(paths)),
+                    "owner_images": inputs.get("owner_images", len(paths)),
+                    "warnings": "\n".join(result.info.get("warnings", [])) or "none",
                     "controls": list(settings.control_names),
                     "samples": preview(result.artifact("samples")),
                     "interpolation": preview(result.artifact("interpolation")),

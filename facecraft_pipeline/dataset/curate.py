@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from facecraft_pipeline.dataset.dedup import greedy_duplicates, hamming_matrix, phash
+from facecraft_pipeline.dataset.library import LibraryFaces
 from facecraft_pipeline.dataset.manifest import manifest_digest, publish, read_manifest, staging_dir
 from facecraft_pipeline.dataset.split import connected_groups, links_by_key, split_groups
 from facecraft_pipeline.faces.attributes import face_attributes
@@ -91,6 +92,7 @@ class CuratedDataset:
     manifest_path: Path
     reused: bool = False  # True when an identical dataset was already published
     notes: tuple[str, ...] = field(default=())
+    library: LibraryFaces | None = None  # every person's faces with identities (identity-conditioned GANs)
 
 
 @dataclass

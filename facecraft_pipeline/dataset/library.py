@@ -8,6 +8,7 @@ crops stay out, so the sweep still scores against photos the model never saw.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facecraft_pipeline.atomic import atomic_path
+from facecraft_pipeline.faces.attributes import ATTRIBUTE_NAMES, face_attributes
 
 FILE = "library.npz"
 FOLDER = "library"
@@ -39,6 +41,12 @@ class LibraryFaces:
     people: np.ndarray  # (N,) int: cluster label, -1 for faces in no cluster
     embeddings: np.ndarray  # (N, D) float32
     owner: int  # the owner's label
+    attributes: np.ndarray  # (N, len(ATTRIBUTE_NAMES)) float32, measured on the full-size aligned crop (AC-GAN controls)
+    digest: str = ""  # of the crops, their people and the size: the folder's name
+
+    def controls(self, names: Sequence[str]) -> np.ndarray:
+        """(N, len(names)) of the named attributes, for a conditioned GAN that also learns controls."""
+        return self.attributes[:, [ATTRIBUTE_NAMES.index(n) for n in names]]
 
     @property
     def owner_embeddings(self) -> np.ndarray:
@@ -54,34 +62,45 @@ class LibraryFaces:
                 "library_owner_images": int((self.people == self.owner).sum())}
 
 
-def write_library(items: Sequence[LibraryItem], folder: Path, resolution: int, owner: int) -> LibraryFaces:
-    """Resize each distinct crop to `resolution` into `folder/library/` and save the vectors beside it.
+def write_library(items: Sequence[LibraryItem], root: Path, resolution: int, owner: int) -> LibraryFaces:
+    """Resize each distinct crop to `resolution` into `root/<digest>/library/` and save the vectors beside it.
 
+    The folder is named by the content digest, so an unchanged library is found and re-used.
     Byte-identical crops are kept once; crops smaller than `resolution` are upsampled (a face prior
     needs faces, not sharpness); unreadable crops are skipped (the crops manifest already vetted them).
     """
-    out = Path(folder) / FOLDER
+    lines = [f"resolution {resolution}", f"owner {owner}", *sorted(f"{i.crop_sha256} {i.person}" for i in items)]
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    folder = Path(root) / digest[:16]
+    found = read_library(folder)
+    if found is not None:
+        return found
+    out = folder / FOLDER
     out.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
-    paths, people, vectors = [], [], []
+    paths, people, vectors, attributes = [], [], [], []
     for item in sorted(items, key=lambda i: i.crop_sha256):
         if item.crop_sha256 in seen:
             continue
         seen.add(item.crop_sha256)
         path = out / f"{item.crop_sha256[:16]}.png"
-        if not path.exists():
-            try:
-                with Image.open(item.crop_path) as image:
-                    square = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (resolution, resolution), Image.Resampling.LANCZOS)
-            except OSError:
-                continue
-            with atomic_path(path) as tmp:
-                square.save(tmp, format="PNG")
+        try:
+            with Image.open(item.crop_path) as image:
+                crop = ImageOps.exif_transpose(image).convert("RGB")
+        except OSError:
+            continue
+        with atomic_path(path) as tmp:
+            ImageOps.fit(crop, (resolution, resolution), Image.Resampling.LANCZOS).save(tmp, format="PNG")
+        measured = face_attributes(np.asarray(crop))
+        attributes.append([measured[name] for name in ATTRIBUTE_NAMES])
         paths.append(path)
         people.append(item.person)
         vectors.append(np.asarray(item.embedding, np.float32))
-    faces = LibraryFaces(tuple(paths), np.asarray(people, np.int64), np.stack(vectors) if vectors else np.zeros((0, 0), np.float32), owner)
-    np.savez(Path(folder) / FILE, files=np.array([p.name for p in paths]), people=faces.people, embeddings=faces.embeddings, owner=owner)
+    faces = LibraryFaces(tuple(paths), np.asarray(people, np.int64), np.stack(vectors) if vectors else np.zeros((0, 0), np.float32),
+                         owner, np.asarray(attributes, np.float32).reshape(-1, len(ATTRIBUTE_NAMES)), digest)
+    with atomic_path(folder / FILE) as tmp, open(tmp, "wb") as handle:  # written last: its presence means complete
+        np.savez(handle, files=np.array([p.name for p in paths]), people=faces.people, embeddings=faces.embeddings, owner=owner,
+                 attributes=faces.attributes, digest=digest)
     return faces
 
 
@@ -92,4 +111,5 @@ def read_library(folder: Path) -> LibraryFaces | None:
         return None
     with np.load(path) as data:
         files = [Path(folder) / FOLDER / str(name) for name in data["files"]]
-        return LibraryFaces(tuple(files), data["people"], data["embeddings"].astype(np.float32), int(data["owner"]))
+        return LibraryFaces(tuple(files), data["people"], data["embeddings"].astype(np.float32), int(data["owner"]),
+                            data["attributes"].astype(np.float32), str(data["digest"]))

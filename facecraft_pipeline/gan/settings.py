@@ -88,6 +88,9 @@ class GanSettings:
                                  minimum=0, maximum=1)
     controls: str = setting("", f"face attributes G is conditioned on, learned by an auxiliary D head (AC-GAN): comma list of {', '.join(CONTROLS)}")
     control_weight: float = setting(1.0, "weight of the auxiliary control loss in D and G", minimum=0)
+    warm_start: bool = setting(True, "when the images changed (photos added), start from the newest finished run of these settings "
+                                     "and train warm_start_steps instead of run.steps")
+    warm_start_steps: int = setting(0, "steps of a warm-started run (0: a quarter of run.steps)", minimum=0, run_key=False)
     tricks: TrickSettings = nested(TrickSettings, "instance noise, replay buffer, label smoothing and flips, D dropout")
     ada: AdaSettings = nested(AdaSettings, "adaptive augmentation driven by D's overfitting signal")
     sample_count: int = setting(16, "images in each sample grid", minimum=1, run_key=False)
@@ -116,6 +119,11 @@ class GanSettings:
                           or any(s & (s - 1) for s in sides)):
             raise ValueError(f"GanSettings.grow must list rising powers of two >= 8 ending at resolution {self.resolution}, "
                              f"like '16:500,32:500,{self.resolution}:0', got {self.grow!r}")
+
+    @property
+    def warm_steps(self) -> int:
+        """Steps a warm-started run trains (0: warm start off)."""
+        return 0 if not self.warm_start else (self.warm_start_steps or max(1, self.run.steps // 4))
 
     @property
     def loss_kind(self) -> str:

@@ -34,6 +34,7 @@ from facecraft_pipeline.training import Progress, RunFolder, TrainResult, run_ke
 from facecraft_pipeline.training.images import load_images, to_float
 from facecraft_pipeline.training.distributed import World, current_world, local_device, sync_batchnorm
 from facecraft_pipeline.training.loop import RunSpec
+from facecraft_pipeline.training.warm_start import recipe_key
 from facecraft_pipeline.training.precision import autocast, dtype_name, grad_scaler
 
 FLIP_SIGNS = {"yaw": -1.0, "roll": -1.0}  # controls that change sign when a face is mirrored (see faces/attributes.py)
@@ -111,6 +112,8 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
         info={"settings": settings.to_dict(), "inputs": inputs, "warnings": warnings,
               "device": str(device), "dtype": dtype_name(settings.run.mixed_precision), "recipe": RECIPE_VERSION,
               "versions": {"torch": torch.__version__}},
+        recipe_key=recipe_key(settings, RECIPE_VERSION),
+        warm_steps=settings.warm_steps,
     )
     return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
                                           quality, on_sample, world, ordered_identities, owner), progress, device, world)
@@ -356,6 +359,17 @@ class GanTrainer:
             self.replay.load_state_dict(state["replay"])
         self.steps_done = int(state["steps_done"])
         self._set_stage()
+
+    def warm_start(self, state: Mapping[str, Any]) -> None:
+        """Weights and optimizer moments of another run of these settings; steps, RNG and the owner's embeddings stay this run's."""
+        own = {"owner.vectors"}  # the owner's embeddings are this dataset's (their count may differ)
+        for net, name in ((self.G, "G"), (self.G_ema, "G_ema")):
+            if net is not None and name in state:
+                net.load_state_dict({k: v for k, v in state[name].items() if k not in own} | {k: net.state_dict()[k] for k in own
+                                                                                               if k in net.state_dict()})
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
 
     # -- what a person looks at -------------------------------------------------------------------
 

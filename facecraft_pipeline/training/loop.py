@@ -19,11 +19,12 @@ from typing import Any, Protocol
 
 import torch
 
-from facecraft_pipeline.training.checkpoints import Checkpoint, Checkpoints
+from facecraft_pipeline.training.checkpoints import Checkpoint, Checkpoints, read_state
 from facecraft_pipeline.training.distributed import World
 from facecraft_pipeline.training.progress import Progress, ProgressLine
 from facecraft_pipeline.training.run_folder import RunFolder
 from facecraft_pipeline.training.settings import RunSettings
+from facecraft_pipeline.training.warm_start import WarmStart, newest_finished
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -48,7 +49,8 @@ class Trainer(Protocol):
     def finish(self, folder: RunFolder) -> dict[str, Path]:
         """Write the final artifacts (weights file, grid, GIF) into the folder; returns them by name."""
 
-    # Optional: `facts(folder) -> dict` of extra entries for run.json at the end (e.g. the best step).
+    # Optional: `facts(folder) -> dict` of extra entries for run.json at the end (e.g. the best step);
+    # `warm_start(state)`: load the weights of another run's final state (see warm_start.py).
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class RunSpec:
     description: str  # short, readable: "dcgan-64px"
     run: RunSettings
     info: dict[str, Any] = field(default_factory=dict)  # settings, inputs, device, dtype, versions: into run.json
+    recipe_key: str = ""  # warm_start.recipe_key: the run key without the data
+    warm_steps: int = 0  # > 0: a new run of this recipe starts from the newest finished one and trains this many steps
 
 
 @dataclass(frozen=True)
@@ -93,35 +97,42 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
     run = spec.run
     checkpoints = Checkpoints(folder.checkpoints, run.keep_last, run.kept)
     record = folder.read()
-    if record and record.get("status") == "finished" and record.get("steps") == run.steps \
+    latest = checkpoints.latest(device)
+    warm = None if latest is not None or (record or {}).get("warm_start_from") else \
+        (newest_finished(spec.root, spec.recipe_key, spec.key) if spec.warm_steps else None)
+    warm_run = warm is not None or bool((record or {}).get("warm_start_from"))
+    target = spec.warm_steps if warm_run else run.steps  # a warm-started run trains fewer steps
+    if record and record.get("status") == "finished" and record.get("steps") == target \
             and all(Path(p).exists() for p in record.get("artifacts", {}).values()):
         return _result(folder, record, checkpoints, resumed_from=record.get("resumed_from", 0), reused=True)
 
-    latest = checkpoints.latest(device)
-    if latest is not None and latest[0].step > run.steps:
-        kept = [c.step for c in checkpoints.all() if c.step <= run.steps]
-        raise ValueError(f"{folder.path} has trained to step {latest[0].step}, beyond steps={run.steps}; "
+    if latest is not None and latest[0].step > target:
+        kept = [c.step for c in checkpoints.all() if c.step <= target]
+        raise ValueError(f"{folder.path} has trained to step {latest[0].step}, beyond steps={target}; "
                          f"raise steps, or pick one of the kept checkpoints {kept} for evaluation")
     trainer = make_trainer()
     step, seconds, images, metrics = _resume(trainer, latest)
+    if warm is not None:
+        _warm_start(trainer, warm, device)
     resumed_from = step
     world.barrier()  # every rank has read the checkpoint before rank 0 changes the folder
     record: dict[str, Any] = {}
     if world.main:
         checkpoints.remove_after(step)
-        record = folder.begin(spec.info | {"processes": world.size}, step, run.steps)
+        info = spec.info | {"processes": world.size, "recipe_key": spec.recipe_key}
+        record = folder.begin(info | ({"warm_start_from": warm.record()} if warm is not None else {}), step, target)
 
     names = trainer.metric_names
     sums = torch.zeros(len(names), device=device)
     finite = torch.ones((), dtype=torch.bool, device=device)
     window, window_seconds, unsynced = 0, 0.0, 0  # steps and training time in this log window; steps since the last sync
     started = time.perf_counter()
-    while step < run.steps:
+    while step < target:
         values = trainer.step().detach().float()
         sums += values
         finite &= torch.isfinite(values).all()
         step, window, unsynced = step + 1, window + 1, unsynced + 1
-        last = step == run.steps
+        last = step == target
         log, save = last or step % run.log_every == 0, last or step % run.checkpoint_every == 0
         sample = run.sample_every > 0 and step % run.sample_every == 0
         if not (log or save or sample):
@@ -136,7 +147,7 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
             rate = window * trainer.images_per_step / max(window_seconds, 1e-9)
             if world.main:
                 folder.append_stats({"step": step, **metrics, "img_per_s": rate, "seconds": seconds})
-            line = ProgressLine(step, run.steps, metrics, rate, (run.steps - step) * window_seconds / window)
+            line = ProgressLine(step, target, metrics, rate, (target - step) * window_seconds / window)
             sums.zero_()
             window, window_seconds = 0, 0.0
         if sample and world.main:
@@ -178,6 +189,13 @@ def _resume(trainer: Trainer, latest: tuple[Checkpoint, dict[str, Any]] | None) 
     checkpoint, state = latest
     trainer.load_state_dict(state)
     return checkpoint.step, state["run"]["seconds"], state["run"]["images"], dict(state["run"]["metrics"])
+
+
+def _warm_start(trainer: Trainer, warm: WarmStart, device: torch.device | str) -> None:
+    """Load the weights of another run's final state; a trainer that cannot warm-start trains from scratch."""
+    if not hasattr(trainer, "warm_start"):
+        raise ValueError(f"{type(trainer).__name__} cannot warm-start: set warm_start_steps to 0")
+    trainer.warm_start(read_state(warm.checkpoint, device))
 
 
 def _newest(checkpoints: Checkpoints) -> Path | str:

@@ -1,0 +1,49 @@
+"""Re-training when photos were added starts from what was learned: the newest finished run of the same recipe.
+
+A recipe is the run key without the data: the same settings and recipe version on other images.
+When a new run of a recipe has no checkpoint of its own, `train` looks for the newest finished run
+of that recipe under the same root, loads its final weights into the trainer (`Trainer.warm_start`)
+and trains `RunSpec.warm_steps` steps instead of the full length. run.json records where it
+started (`warm_start_from`: that run's folder, data digest and step).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facecraft_pipeline.training.run_folder import run_key
+
+
+def recipe_key(settings: Any, recipe: int | str) -> str:
+    """What the run computes apart from its data: runs of one recipe may warm-start each other."""
+    return run_key("", settings, recipe)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    folder: Path
+    data_digest: str
+    step: int
+    checkpoint: Path
+
+    def record(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "data_digest": self.data_digest, "step": self.step}
+
+
+def newest_finished(root: Path, recipe: str, key: str) -> WarmStart | None:
+    """The newest finished run of `recipe` under `root` other than the run `key` itself (None if there is none)."""
+    found: list[tuple[str, WarmStart]] = []
+    for run_json in Path(root).glob("*/run.json"):
+        try:
+            record = json.loads(run_json.read_text())
+        except (OSError, ValueError):
+            continue
+        checkpoint = Path(record.get("artifacts", {}).get("checkpoint", ""))
+        if record.get("status") != "finished" or record.get("recipe_key") != recipe or record.get("key") == key or not checkpoint.is_file():
+            continue
+        start = WarmStart(run_json.parent, str(record.get("inputs", {}).get("digest", "")), int(record.get("steps", 0)), checkpoint)
+        found.append((str(record.get("ended", "")), start))
+    return max(found, key=lambda item: (item[0], item[1].folder.name))[1] if found else None
