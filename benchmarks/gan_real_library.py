@@ -32,6 +32,7 @@ from facecraft_pipeline.dataset.library import LibraryItem, write_library  # noq
 from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path  # noqa: E402
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
 from facecraft_pipeline.gan.checkpoint import load_generator  # noqa: E402
+from facecraft_pipeline.gan.conditioning import conditioning_quality  # noqa: E402
 from facecraft_pipeline.gan.sample import fixed_latents, render  # noqa: E402
 from facecraft_pipeline.profiles import overrides  # noqa: E402
 from facecraft_pipeline.settings import from_dict, replace_path, to_dict  # noqa: E402
@@ -141,7 +142,9 @@ def main() -> int:
         row = {"recipe": name, "step": step, **scores, "train_images": len(paths), "owner_train": len(train),
                "minutes": round(result.seconds / 60, 2)}
         if settings.condition == "identity":
-            row["conditioning"] = conditioning_quality(generator, faces, dlib_judge, args.samples)
+            shares = conditioning_quality(generator, faces.faces_by_person(3), lambda images: [dlib_judge.describe(i) for i in images],
+                                          args.samples)
+            row["conditioning"] = {name: f"{round(share * args.samples)}/{args.samples}" for name, share in shares.items()}
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"wall {minutes:.1f} min; run folder {result.folder}")
@@ -153,34 +156,6 @@ def main() -> int:
                 handle.write(f"| {r['recipe']} | {r['step']} | {r['faces']}/{r['samples']} | {r['owner']}/{r['samples']} | "
                              f"{r['diversity']:.3f} | {r['train_images']} ({r['owner_train']} owner) | {r['minutes']} | {cond_text} |\n")
     return 0
-
-
-def conditioning_quality(generator, faces, dlib_judge: DlibJudge, n: int) -> dict[str, str]:
-    """Per person with >= 3 faces: samples conditioned on their embeddings judged nearest to them (and within 0.6)."""
-    groups = faces.groups(3)
-    centres = {label: faces.embeddings[rows] for label, rows in groups.items()}
-    out = {}
-    for label, rows in groups.items():
-        identity = torch.from_numpy(faces.embeddings[rows[np.arange(n) % len(rows)]])
-        z = fixed_latents(generator, n, 777)
-        with torch.no_grad():
-            images = [Image.fromarray(a) for a in _to_uint8(generator.eval()(z, None, identity))]
-        hits = 0
-        for image in images:
-            v = dlib_judge.describe(image)
-            if v is None:
-                continue
-            nearest = {lab: float(np.linalg.norm(c - v, axis=1).min()) for lab, c in centres.items()}
-            best = min(nearest, key=nearest.get)
-            hits += int(best == label and nearest[best] < SAME_PERSON)
-        out[("owner" if label == faces.owner else f"person{label}")] = f"{hits}/{n}"
-    return out
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    from facecraft_pipeline.training.images import to_uint8
-
-    return to_uint8(images)
 
 
 def _merge(base: dict, changes: dict) -> dict:

@@ -27,6 +27,8 @@ from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
+from facecraft_pipeline.gan.checkpoint import load_generator
+from facecraft_pipeline.gan.conditioning import conditioning_quality
 from facecraft_pipeline.gan.quality import dlib_face_finder
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
 from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
@@ -98,7 +100,8 @@ def _gan_images(settings: GanSettings, dataset: CuratedDataset) -> tuple[list[Pa
         raise dg.Failure("condition='identity' needs the library faces with the owner's among them: re-materialize curated_dataset")
     return list(library.paths), {"identities": torch.from_numpy(library.embeddings),
                                  "owner_identities": torch.from_numpy(library.owner_embeddings),
-                                 "owner_images": len(library.owner_embeddings)}
+                                 "owner_images": len(library.owner_embeddings),
+                                 "people": {name: torch.from_numpy(v) for name, v in library.centroids().items()}}
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
@@ -135,7 +138,8 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
     with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.digest}, params=to_dict(settings)) as run:
         result = train_gan(paths, home.home().dir("models", asset), settings, compute.torch_device(),
                            _progress(context, run), controls=_gan_controls(settings, dataset),
-                           quality=_gan_quality(settings, dataset), on_sample=_on_sample(run), **identity)
+                           quality=_gan_quality(settings, dataset), on_sample=_on_sample(run), held_out=dataset.val_paths,
+                           **identity)
         for warning in result.info.get("warnings", []):
             context.log.warning(f"{asset}: {warning}")
         checkpoint = result.artifact("checkpoint")
@@ -159,6 +163,12 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
                     "samples": preview(result.artifact("samples")),
                     "interpolation": preview(result.artifact("interpolation")),
                     "location": dg.MetadataValue.path(str(checkpoint))}
+        if settings.condition == "identity" and dataset.library is not None:
+            shares = conditioning_quality(load_generator(checkpoint), dataset.library.faces_by_person(3), dlib_face_finder())
+            run.log_metrics({f"conditioning_{name}": share for name, share in shares.items()})
+            metadata["conditioning_quality"] = dg.MetadataValue.md(
+                "share of samples conditioned on each person (>= 3 faces) that dlib-128 judges to be them\n\n| person | share |\n|---|---|\n"
+                + "\n".join(f"| {name} | {share:.2f} |" for name, share in shares.items()))
         if "gif" in result.artifacts:
             metadata["training_gif"] = _gif_preview(result.artifact("gif"))
         if best:

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 
 from facecraft_pipeline.atomic import atomic_path
 from facecraft_pipeline.faces.attributes import ATTRIBUTE_NAMES, face_attributes
+from facecraft_pipeline.faces.cluster import sheet_name
 
 FILE = "library.npz"
 FOLDER = "library"
@@ -52,10 +53,16 @@ class LibraryFaces:
     def owner_embeddings(self) -> np.ndarray:
         return self.embeddings[self.people == self.owner]
 
-    def groups(self, min_faces: int = 3) -> dict[int, np.ndarray]:
-        """Row indices of each person with at least `min_faces` faces (for conditioning quality)."""
+    def centroids(self) -> dict[str, np.ndarray]:
+        """Each person's mean identity, named as the contact sheets are ('owner', 'cluster-<n>'); faces in no cluster left out."""
+        return {sheet_name(label, self.owner): self.embeddings[self.people == label].mean(0)
+                for label in sorted(set(self.people[self.people >= 0].tolist()))}
+
+    def faces_by_person(self, min_faces: int = 3) -> dict[str, np.ndarray]:
+        """The embeddings of each person with at least `min_faces` faces (for conditioning quality), named as `centroids`."""
         labels, counts = np.unique(self.people[self.people >= 0], return_counts=True)
-        return {int(label): np.flatnonzero(self.people == label) for label, count in zip(labels, counts) if count >= min_faces}
+        return {sheet_name(int(label), self.owner): self.embeddings[self.people == label]
+                for label, count in zip(labels, counts) if count >= min_faces}
 
     def counts(self) -> dict[str, int]:
         return {"library_images": len(self.paths), "library_people": len(set(self.people[self.people >= 0].tolist())),

@@ -40,7 +40,8 @@ def load_generator(checkpoint: Path, device: torch.device | str = "cpu", ema: bo
     settings = GanSettings.from_dict(state["settings"])
     weights = state["G_ema"] if ema and "G_ema" in state else state["G"]
     bank = weights.get("owner.vectors")  # identity-conditioned: the owner's embeddings G draws by default
-    generator = Generator(settings, *((bank.shape[1], bank.shape[0]) if bank is not None else ()))
+    generator = Generator(settings, *((bank.shape[1], bank.shape[0], weights["people"].shape[0]) if bank is not None else ()))
     generator.load_state_dict(weights)
+    generator.people_names = list(state.get("people_names", []))
     generator.set_stage(stage_at(settings, max(int(state["steps_done"]) - 1, 0)).side)  # the stage its last step trained
     return generator.to(device).eval()

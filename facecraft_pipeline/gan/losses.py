@@ -48,6 +48,11 @@ def wgan_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
+REAL_LOSSES = {  # D's loss term on real images alone: on held-out faces beside training faces it shows overfitting
+    "bce": lambda logits: F.softplus(-logits).mean(),
+    "hinge": lambda logits: F.relu(1.0 - logits).mean(),
+    "wgan": lambda scores: -scores.mean(),
+}
 D_LOSSES = {"bce": dcgan_d_loss, "hinge": hinge_d_loss, "wgan": wgan_d_loss}
 G_LOSSES = {"bce": dcgan_g_loss, "hinge": hinge_g_loss, "wgan": wgan_g_loss}
 

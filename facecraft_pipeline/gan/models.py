@@ -173,7 +173,7 @@ class IdentityBank(nn.Module):
 class Generator(nn.Module):
     """(z, controls, identity) -> image (N, 3, R, R) in [-1, 1]."""
 
-    def __init__(self, settings: GanSettings, identity_dim: int = 0, bank_rows: int = 1) -> None:
+    def __init__(self, settings: GanSettings, identity_dim: int = 0, bank_rows: int = 1, people: int = 0) -> None:
         super().__init__()
         self.latent_dim = settings.latent_dim
         self.resolution = settings.resolution
@@ -187,6 +187,9 @@ class Generator(nn.Module):
         z_in = settings.latent_dim + len(self.control_names) + (settings.latent_dim if identity_dim else 0)
         self.identity_in = nn.Linear(identity_dim, settings.latent_dim) if identity_dim else None
         self.owner = IdentityBank(settings.latent_dim, identity_dim, bank_rows) if identity_dim else None
+        # identity-conditioned: one centroid per person (the explorer's picker); None otherwise
+        self.register_buffer("people", torch.zeros(people, identity_dim) if identity_dim else None)
+        self.people_names: list[str] = []
         self.film = nn.ModuleDict()
         if self.arch == "dcgan":
             self.stem = nn.Sequential(nn.Unflatten(1, (z_in, 1, 1)), _sn(nn.ConvTranspose2d(z_in, c, 4, 1, 0, bias=False), sn),
@@ -348,10 +351,10 @@ def _std(settings: GanSettings) -> float:
     return 0.02 if settings.arch != "resnet" else 0.05
 
 
-def build_generator(settings: GanSettings, identity_dim: int = 0, bank_rows: int = 1) -> Generator:
+def build_generator(settings: GanSettings, identity_dim: int = 0, bank_rows: int = 1, people: int = 0) -> Generator:
     with torch.random.fork_rng(devices=[]):  # layers that draw at construction (spectral norm's u, v) are seeded too
         torch.manual_seed(settings.run.seed)
-        generator = Generator(settings, identity_dim, bank_rows)
+        generator = Generator(settings, identity_dim, bank_rows, people)
     init_weights(generator, torch.Generator().manual_seed(settings.run.seed), _std(settings))
     for film in generator.film.values():  # FiLM starts as the identity: scale 1, shift 0
         nn.init.zeros_(film.weight)

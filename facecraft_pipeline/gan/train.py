@@ -24,7 +24,7 @@ from facecraft_pipeline.digest import files_digest, sha256_file
 from facecraft_pipeline.gan.augment import adaptive_augment, diff_augment
 from facecraft_pipeline.gan.checkpoint import FORMAT
 from facecraft_pipeline.gan.grow import stage_at
-from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, dcgan_d_loss, gradient_penalty, r1_penalty
+from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, REAL_LOSSES, dcgan_d_loss, gradient_penalty, r1_penalty
 from facecraft_pipeline.gan.models import SeededDropout, build_discriminator, build_generator
 from facecraft_pipeline.gan.quality import Scorer, best_step
 from facecraft_pipeline.gan.sample import interpolation_sheet, sample_images, write_gif, write_grid
@@ -71,14 +71,18 @@ def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
               progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: Scorer | None = None,
               on_sample: OnSample | None = None, world: World | None = None, identities: torch.Tensor | None = None,
-              owner_identities: torch.Tensor | None = None, owner_images: int | None = None) -> TrainResult:
+              owner_identities: torch.Tensor | None = None, owner_images: int | None = None,
+              held_out: Sequence[Path] = (), people: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
 
     `controls` (N, len(settings.control_names)) in [-1, 1], one row per image, is what G is
     conditioned on (AC-GAN). With `settings.condition == "identity"`, `identities` (N, D) is each
     image's identity embedding (every person of the library may be in `image_paths`) and
     `owner_identities` (K, D) the owner's, which G draws by default; `owner_images` says how many of
-    the images are the owner's (for run.json). `quality` scores generated images at each sample step
+    the images are the owner's (for run.json). `held_out` are real faces never trained on: at each
+    sample step D's loss on them is logged beside its loss on training faces (a growing gap is D
+    memorising the training set). `people` (name -> identity centroid) is kept in the checkpoint for
+    the explorer's person picker. `quality` scores generated images at each sample step
     (e.g. KID on face embeddings, faces found, owner similarity); `on_sample` gets each grid and those
     scores. Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid), gif
     (the grids of the run, animated), interpolation and interpolation_2d sheets.
@@ -115,8 +119,9 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
         recipe_key=recipe_key(settings, RECIPE_VERSION),
         warm_steps=settings.warm_steps,
     )
+    held = load_images(sorted(held_out, key=str), settings.resolution) if held_out else None
     return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
-                                          quality, on_sample, world, ordered_identities, owner), progress, device, world)
+                                          quality, on_sample, world, ordered_identities, owner, held, people), progress, device, world)
 
 
 def _tensors_digest(*tensors: torch.Tensor | None) -> str | None:
@@ -130,7 +135,8 @@ class GanTrainer:
 
     def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
                  controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None,
-                 world: World = World(), identities: torch.Tensor | None = None, owner_identities: torch.Tensor | None = None):
+                 world: World = World(), identities: torch.Tensor | None = None, owner_identities: torch.Tensor | None = None,
+                 held_out: torch.Tensor | None = None, people: Mapping[str, torch.Tensor] | None = None):
         device = torch.device(device)
         self.settings, self.device, self.data_digest, self.world = settings, device, data_digest, world
         if world.size > 1 and (settings.ada.target > 0 or settings.tricks.label_flip > 0):
@@ -147,12 +153,17 @@ class GanTrainer:
         self.images_per_step = s.batch_size * self.n_d
         self.fmt = torch.channels_last if s.channels_last else torch.contiguous_format
         self.images = images.to(device)
+        self.held_out = held_out.to(device) if held_out is not None else None
         self.controls = controls.to(device=device, dtype=torch.float32) if controls is not None else None
         self.flip_signs = torch.tensor([FLIP_SIGNS.get(n, 1.0) for n in s.control_names], device=device)
         self.identities = identities.to(device=device, dtype=torch.float32) if identities is not None else None
         identity_dim = 0 if identities is None else identities.shape[1]
         bank = len(owner_identities) if owner_identities is not None else 1
-        self.G = sync_batchnorm(build_generator(s, identity_dim, bank), world, device).to(device, memory_format=self.fmt)
+        people = dict(people or {}) if identity_dim else {}
+        self.G = sync_batchnorm(build_generator(s, identity_dim, bank, len(people)), world, device).to(device, memory_format=self.fmt)
+        if people:
+            self.G.people.copy_(torch.stack([v.float() for v in people.values()]))
+            self.G.people_names = list(people)
         self.D = sync_batchnorm(build_discriminator(s, identity_dim), world, device).to(device, memory_format=self.fmt)
         if owner_identities is not None and self.G.owner is not None:
             self.G.owner.set(owner_identities.to(device=device, dtype=torch.float32))
@@ -333,7 +344,7 @@ class GanTrainer:
     # -- state ------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"format": FORMAT, "settings": self.settings.to_dict(), "data_digest": self.data_digest,
+        state = {"format": FORMAT, "settings": self.settings.to_dict(), "data_digest": self.data_digest, "people_names": self.G.people_names,
                  "steps_done": self.steps_done, "G": self.G.state_dict(), "D": self.D.state_dict(),
                  "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                  "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(), "rng": self.rng.get_state(),
@@ -362,7 +373,7 @@ class GanTrainer:
 
     def warm_start(self, state: Mapping[str, Any]) -> None:
         """Weights and optimizer moments of another run of these settings; steps, RNG and the owner's embeddings stay this run's."""
-        own = {"owner.vectors"}  # the owner's embeddings are this dataset's (their count may differ)
+        own = {"owner.vectors", "people"}  # the owner's and the people's embeddings are this dataset's (their count may differ)
         for net, name in ((self.G, "G"), (self.G_ema, "G_ema")):
             if net is not None and name in state:
                 net.load_state_dict({k: v for k, v in state[name].items() if k not in own} | {k: net.state_dict()[k] for k in own
@@ -381,13 +392,34 @@ class GanTrainer:
         """The fixed latent batch's grid; then, with a scorer, the quality of fresh samples."""
         grid = write_grid(sample_images(self.sampler, self.settings.sample_count, self.settings.run.seed),
                           folder.samples / f"step_{step:06d}.png")
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = self._held_out_losses()
         if self.quality is not None and self.settings.quality_every and step % self.settings.quality_every == 0:
-            metrics = dict(self.quality(sample_images(self.sampler, self.settings.quality_samples, self.settings.run.seed + 1)))
+            metrics |= dict(self.quality(sample_images(self.sampler, self.settings.quality_samples, self.settings.run.seed + 1)))
+        if metrics:
             with open(folder.path / "quality.jsonl", "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": step, **metrics}) + "\n")
         if self.on_sample is not None:
             self.on_sample(step, grid, metrics)
+
+    @torch.no_grad()
+    def _held_out_losses(self) -> dict[str, float]:
+        """D's real-image loss on the held-out faces and on as many training faces (fixed picks: comparable over steps)."""
+        if self.held_out is None:
+            return {}
+        n = len(self.held_out)
+        train = self.images[torch.arange(n, device=self.device) % len(self.images)]
+        losses = {}
+        self.D.eval()
+        try:
+            for name, images in (("d_loss_held_out", self.held_out), ("d_loss_train_real", train)):
+                identity = self.G.owner.pick(torch.zeros(n, self.settings.latent_dim, device=self.device)) if self.G.owner is not None \
+                    else None  # the owner's held-out faces are judged as the owner
+                with self._autocast():
+                    out = self.D(to_float(images).contiguous(memory_format=self.fmt), identity)
+                losses[name] = float(REAL_LOSSES[self.loss_kind](out.float()))
+        finally:
+            self.D.train()
+        return losses
 
     def facts(self, folder: RunFolder) -> dict[str, Any]:
         """What run.json records beside the loop's facts: the best step by the quality scores."""

@@ -61,9 +61,12 @@ def test_conditioned_generator_follows_its_condition_on_the_demo_people(two_peop
 def test_the_default_draw_picks_one_owner_embedding_per_latent_and_is_deterministic(two_people, tmp_path: Path) -> None:
     paths, vectors, people = two_people
     owner = vectors[:6]
+    people = {"owner": vectors[:6].mean(0), "cluster-1": vectors[6:].mean(0)}
     result = train_gan(paths, tmp_path, conditioned(steps=2, checkpoint_every=2, sample_every=0), identities=vectors,
-                       owner_identities=owner)
+                       owner_identities=owner, people=people)
     generator = load_generator(result.artifact("checkpoint"))
+    assert generator.people_names == ["owner", "cluster-1"]  # the explorer's person picker
+    assert torch.equal(generator.people, torch.stack(list(people.values())))
     z = fixed_latents(generator, 64, seed=1)
     picked = generator.owner.pick(z)
     assert all(any(torch.equal(row, o) for o in owner) for row in picked)

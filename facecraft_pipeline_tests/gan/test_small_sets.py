@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -35,3 +36,14 @@ def test_copies_of_one_image_count_as_one_distinct_image(tmp_path: Path) -> None
     inputs = json.loads((result.folder / "run.json").read_text())["inputs"]
     assert (inputs["images"], inputs["distinct_images"]) == (5, 1)
     assert load_generator(result.artifact("checkpoint")).resolution == 16
+
+
+def test_d_loss_on_held_out_faces_is_logged_beside_its_loss_on_training_faces(tmp_path: Path) -> None:
+    faces = drawn_faces(tmp_path / "faces", 8, (32, 32))
+    result = train_gan(faces[:6], tmp_path / "runs", tiny(steps=20, checkpoint_every=20, sample_every=10), held_out=faces[6:])
+    rows = [json.loads(line) for line in (result.folder / "quality.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [10, 20]
+    for row in rows:
+        assert set(row) >= {"d_loss_held_out", "d_loss_train_real"}
+        assert all(math.isfinite(row[k]) for k in ("d_loss_held_out", "d_loss_train_real"))
+    assert rows[0] != rows[1]
