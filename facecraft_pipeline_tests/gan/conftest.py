@@ -39,6 +39,32 @@ def drawn_faces(folder: Path, count: int, size: tuple[int, int], seed: int = 0) 
     return paths
 
 
+def demo_faces() -> list[Image.Image]:
+    """The demo album's two real, public-domain faces (matplotlib's Grace Hopper, scikit-image's astronaut), cropped square."""
+    from matplotlib import cbook
+    from skimage import data
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as hopper:
+        owner = hopper.convert("RGB").crop((273 - 110, 232 - 110, 273 + 110, 232 + 110))
+    other = Image.fromarray(data.astronaut()).crop((220 - 55, 121 - 55, 220 + 55, 121 + 55))
+    return [owner, other]
+
+
+def real_faces(folder: Path, count: int, person: int = 0, side: int = 32) -> list[Path]:
+    """`count` distinct crops (shifted, some mirrored) of one of the demo's real faces, saved as PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    face = demo_faces()[person]
+    margin = face.width // 10
+    paths = []
+    for i in range(count):
+        dx, dy = (i * 3) % margin, (i * 7) % margin
+        crop = face.crop((dx, dy, face.width - margin + dx, face.height - margin + dy)).resize((side, side), Image.Resampling.LANCZOS)
+        path = folder / f"p{person}_{i:02d}.png"
+        (crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if i % 2 else crop).save(path)
+        paths.append(path)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def face_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """24 faces in mixed sizes (incl. non-square), modes and formats, as a crop folder might hold."""

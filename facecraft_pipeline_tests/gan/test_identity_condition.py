@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from facecraft_pipeline.gan import load_generator, train_gan
 from facecraft_pipeline.gan.sample import fixed_latents
 from facecraft_pipeline.gan.settings import GanSettings
 from facecraft_pipeline.training.images import load_images, to_float
-from facecraft_pipeline_tests.gan.conftest import tiny
+from facecraft_pipeline_tests.gan.conftest import real_faces, tiny
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +20,8 @@ def two_people(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], to
     """The demo's two people (Grace Hopper, the owner, and Eileen Collins), 6 shifted copies each, with
     two well separated identity vectors (the embedder is not what this test is about)."""
     folder = tmp_path_factory.mktemp("people")
-    paths, people = [], []
-    for person, image in enumerate(_demo_faces()):
-        for i in range(6):
-            path = folder / f"p{person}_{i}.png"
-            image.crop((i * 2, i, image.width - 12 + i * 2, image.height - 12 + i)).resize((32, 32)).save(path)
-            paths.append(path)
-            people.append(person)
+    paths = real_faces(folder, 6, person=0) + real_faces(folder, 6, person=1)
+    people = [0] * 6 + [1] * 6
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(2, 128))
     vectors = np.stack([centres[p] + 0.05 * rng.normal(size=128) for p in people]).astype(np.float32)
@@ -90,14 +84,3 @@ def test_identities_are_part_of_the_run_key(two_people, tmp_path: Path) -> None:
     a = train_gan(paths, tmp_path, settings, identities=vectors, owner_identities=vectors[:6])
     b = train_gan(paths, tmp_path, settings, identities=vectors.flip(0), owner_identities=vectors[:6])
     assert a.key != b.key
-
-
-def _demo_faces() -> list[Image.Image]:
-    """The demo album's two public-domain faces (matplotlib's Grace Hopper, scikit-image's astronaut), cropped square."""
-    from matplotlib import cbook
-    from skimage import data
-
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as hopper:
-        owner = hopper.convert("RGB").crop((273 - 110, 232 - 110, 273 + 110, 232 + 110))
-    other = Image.fromarray(data.astronaut()).crop((220 - 55, 121 - 55, 220 + 55, 121 + 55))
-    return [owner, other]

@@ -12,12 +12,12 @@ import torch
 
 from facecraft_pipeline.gan import load_generator, train_gan
 from facecraft_pipeline.gan.settings import RECOMMENDED_IMAGES
-from facecraft_pipeline_tests.gan.conftest import drawn_faces, tiny
+from facecraft_pipeline_tests.gan.conftest import drawn_faces, real_faces, tiny
 
 
 @pytest.mark.parametrize("count", [1, 3, 17])
-def test_sets_of_1_3_and_17_images_train_with_batches_drawn_with_replacement(count: int, tmp_path: Path) -> None:
-    paths = drawn_faces(tmp_path / "faces", count, (32, 32), seed=count)
+def test_real_owner_sets_of_1_3_and_17_images_train_with_batches_drawn_with_replacement(count: int, tmp_path: Path) -> None:
+    paths = real_faces(tmp_path / "faces", count)
     result = train_gan(paths, tmp_path / "runs", tiny(batch_size=8, steps=6, checkpoint_every=6, sample_every=0))
     run = json.loads((result.folder / "run.json").read_text())
     assert run["status"] == "finished" and result.steps == 6
