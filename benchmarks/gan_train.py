@@ -37,8 +37,9 @@ from facecraft_pipeline.training.settings import RunSettings  # noqa: E402
 NZ, NGF, NDF = 100, 64, 64
 
 
-def tutorial_networks(resolution: int) -> tuple[nn.Module, nn.Module]:
-    """The tutorial's G and D (64 px), with one extra block per doubling for larger sides."""
+def tutorial_networks(resolution: int, width: int = NGF) -> tuple[nn.Module, nn.Module]:
+    """The tutorial's G and D (64 px, ngf = ndf = `width`), with one extra block per doubling for larger sides."""
+    NGF = NDF = width  # noqa: N806 - the tutorial's names
     extra = int(math.log2(resolution // 64))
     g: list[nn.Module] = [nn.ConvTranspose2d(NZ, NGF * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(NGF * 8), nn.ReLU(True)]
     c = NGF * 8
@@ -63,9 +64,9 @@ def weights_init(m: nn.Module) -> None:
         nn.init.constant_(m.bias.data, 0)
 
 
-def tutorial_loop(images: torch.Tensor, batch: int, device: torch.device):
+def tutorial_loop(images: torch.Tensor, batch: int, device: torch.device, width: int = NGF):
     """One step of the tutorial's training loop per call (real batch, fake batch, G step)."""
-    netG, netD = tutorial_networks(images.shape[-1])
+    netG, netD = tutorial_networks(images.shape[-1], width)
     netG, netD = netG.to(device).apply(weights_init), netD.to(device).apply(weights_init)
     criterion = nn.BCELoss()
     optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -93,8 +94,9 @@ def tutorial_loop(images: torch.Tensor, batch: int, device: torch.device):
     return step
 
 
-def project_settings(name: str, resolution: int, batch: int, precision: str = "no", channels_last: bool = False) -> GanSettings:
-    base = GanSettings(resolution=resolution, batch_size=batch, latent_dim=NZ, base_channels=NGF, lr_d=2e-4,
+def project_settings(name: str, resolution: int, batch: int, precision: str = "no", channels_last: bool = False,
+                     width: int = NGF) -> GanSettings:
+    base = GanSettings(resolution=resolution, batch_size=batch, latent_dim=NZ, base_channels=width, lr_d=2e-4,
                        channels_last=channels_last, run=RunSettings(mixed_precision=precision))
     if name == "dcgan":
         return dataclasses.replace(base, arch="dcgan", spectral_norm=False, minibatch_std=False, diffaugment="color,translation")
