@@ -46,13 +46,15 @@ QUICK_CAPS = {"correctness": 35.0, "lora": 30.0, "gan": 10.0, "faces": 10.0}
 
 
 def missing(modules: dict[str, str]) -> list[str]:
-    """What of `modules` does not import here (the import itself is the check: a wheel may lack its own dependencies)."""
+    """What of `modules` does not import here, and why (the import is the check: a wheel may lack its own dependencies)."""
     absent = []
     for module, package in modules.items():
         try:
             importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - ImportError, or a wheel built for another torch
-            absent.append(package)
+        except ModuleNotFoundError as error:
+            absent.append(package if error.name == module else f"{package} (needs {error.name})")
+        except Exception as error:  # noqa: BLE001 - e.g. a wheel built for another torch, an older huggingface_hub
+            absent.append(f"{package} ({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''})")
     return absent
 
 
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     loaded = forbidden_loaded()
     report.add(Row("5 imports", "no Dagster, MLflow or dlib module was loaded", FAIL if loaded else PASS,
                    note=", ".join(loaded[:8]) if loaded else f"checked sys.modules for {', '.join(FORBIDDEN)}"))
-    print(f"gpu_check: done in {report.environment() and round(__import__('time').monotonic() - report.started)} s: {args.out}/gpu_check.md")
+    print(f"gpu_check: done: {args.out}/gpu_check.md", flush=True)
     return 1 if any(r.value == FAIL for r in report.rows) else 0
 
 
