@@ -29,7 +29,7 @@ from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.quality import dlib_face_finder
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
-from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import ProgressLine, TrainResult
@@ -215,8 +215,7 @@ def lora_weights(
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
-        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size) for e in view.examples]
-        result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
+        result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
         weights = result.artifact("weights")
         digest = sha256_file(weights)

@@ -61,14 +61,18 @@ class PhotoSource:
 
 
 @dataclass(frozen=True)
-class DiffusionExample:
-    """One LoRA training image: its crop, caption (and the caption of its mirror), and where the face is."""
+class Example:
+    """One LoRA training image: its caption (and the caption of its mirror), where the face is, the photo region's size.
+
+    The view below makes them; `lora.train_lora` trains on them (a bare image path there means an `Example` with
+    the instance prompt as caption and nothing else known).
+    """
 
     image: Path
     caption: str
-    flipped_caption: str
-    face_box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the image's pixels
-    original_size: tuple[int, int]  # (height, width) of the photo region before resizing (SDXL's size conditioning)
+    flipped_caption: str | None = None  # None: the image is not mirrored with a caption of its own
+    face_box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in the image's pixels
+    original_size: tuple[int, int] | None = None  # (h, w) of the photo region before resizing (SDXL's size conditioning)
     photo_id: str = ""
 
 
@@ -76,7 +80,7 @@ class DiffusionExample:
 class DiffusionView:
     digest: str
     folder: Path
-    examples: tuple[DiffusionExample, ...]
+    examples: tuple[Example, ...]
     excluded: tuple[tuple[str, str], ...]  # (photo_id, reason)
     manifest_path: Path
     reused: bool = False
@@ -176,7 +180,7 @@ def build_diffusion_view(
     published = publish(staging, final, body, digest)
     manifest = read_manifest(final)
     examples = tuple(
-        DiffusionExample(final / r["file"], r["caption"], r["flipped_caption"], tuple(r["face_box"]),  # type: ignore[arg-type]
+        Example(final / r["file"], r["caption"], r["flipped_caption"], tuple(r["face_box"]),  # type: ignore[arg-type]
                          tuple(r["original_size"]), r["photo_id"])  # type: ignore[arg-type]
         for r in manifest["images"])
     return DiffusionView(digest, final, examples, tuple((e["photo_id"], e["reason"]) for e in manifest["excluded"]),
