@@ -75,7 +75,7 @@ def sample_galleries(
     honest = " Base model is tiny and random: its images are noise." if base.is_tiny_random else ""
     notes = {"gan": f"DCGAN, {gan_checkpoint.steps} steps", "wgan_gp": f"WGAN-GP, {wgan_gp_checkpoint.steps} steps",
              "lora": f"LoRA on {base.description}"}
-    prompts = {"lora": list(settings.resolved_prompts(lora_weights.info.get("settings", {}).get("instance_prompt", "")))}
+    prompts = {"lora": list(settings.resolved_prompts(lora_weights.info.settings.get("instance_prompt", "")))}
     digests = {name: sha256_file(result.artifact(FINAL[name])) for name, result in results.items()}
     upstream = {ASSET_OF[name]: digest for name, digest in digests.items()} | {
         "identity_clusters": identity_clusters.digest, "curated_dataset": curated_dataset.digest, "face_crops": face_crops.digest}

@@ -129,7 +129,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
                 run.log_picture(result.artifact(name))
         run.log_artifact(result.folder / "run.json")
         version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
-        best = result.info.get("best") or {}
+        best = result.info.best or {}
         metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
                     "architecture": f"{settings.arch} {settings.resolution}px, loss {settings.loss_kind}",
                     "controls": list(settings.control_names),

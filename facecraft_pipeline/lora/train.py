@@ -99,7 +99,9 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
 
 def base_model_of(result: TrainResult) -> BaseModel:
     """The base model a LoRA run trained on (from its run.json)."""
-    return BaseModel(**result.info["base_model"])
+    if result.info.base_model is None:
+        raise ValueError(f"{result.folder}/run.json records no base model: not a LoRA run")
+    return BaseModel(**result.info.base_model)
 
 
 def examples_digest(items: Sequence[Example]) -> str:
