@@ -17,8 +17,8 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +32,21 @@ from facecraft_pipeline.evaluation.html import write_html, write_markdown
 from facecraft_pipeline.evaluation.render import Candidate
 from facecraft_pipeline.evaluation.scores import SCORE_VERSION, CheckpointScore, ImageScore, Reference, score_images, summarize
 from facecraft_pipeline.evaluation.settings import GallerySettings
-from facecraft_pipeline.faces.detect import FaceDetector
-from facecraft_pipeline.faces.embed import Embedder
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.grids import make_grid
 
-@dataclass
+@dataclass(frozen=True)
 class Scorer:
-    """The pipeline's own detector (made on first use) and embedder, and the photos faces are compared with."""
+    """The pipeline's identity probe, the photos faces are compared with, and where the probe's detector came from."""
 
-    make_detector: Callable[[], FaceDetector]
-    embedder: Embedder
+    probe: IdentityProbe
     reference: Reference
-    detector_facts: Mapping[str, Any]  # the detector settings used and where they came from: in the key and the report
-    _detector: FaceDetector | None = field(default=None, init=False, repr=False)
+    detector_source: str = "the detector face_crops used"
 
     @property
-    def detector(self) -> FaceDetector:
-        if self._detector is None:
-            self._detector = self.make_detector()
-        return self._detector
+    def detector_facts(self) -> dict[str, Any]:
+        """The detector settings used (in the cache key) and where they came from (in the report)."""
+        return {"source": self.detector_source, "settings": self.probe.spec.detector_key}
 
     @property
     def reference_digest(self) -> str:
@@ -59,7 +55,7 @@ class Scorer:
 
 def eval_key(candidate: Candidate, settings: GallerySettings, scorer: Scorer) -> str:
     payload = {"kind": candidate.kind, "render": candidate.renderer.render_settings(settings), "detect_side": settings.detect_side,
-               "detector": dict(scorer.detector_facts.get("settings", {})), "embedder": scorer.embedder.name,
+               "detector": scorer.probe.spec.detector_key, "embedder": scorer.probe.name,
                "reference": scorer.reference_digest, "version": SCORE_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -112,9 +108,9 @@ def score_candidate(candidate: Candidate, settings: GallerySettings, scorer: Sco
         return CheckpointScore.from_row(row), images, paths, False
     drawn = candidate.renderer.render(candidate, settings)
     pictures = [image for _, _, image in drawn]
-    images, vectors = score_images(pictures, scorer.detector, scorer.embedder, scorer.reference, settings.detect_side,
+    images, vectors = score_images(pictures, scorer.probe, scorer.reference, settings.detect_side,
                                    prompts=[p for p, _, _ in drawn], indices=[i for _, i, _ in drawn])
-    score = summarize(candidate.model, candidate.step, candidate.digest, candidate.kind, scorer.embedder.name,
+    score = summarize(candidate.model, candidate.step, candidate.digest, candidate.kind, scorer.probe.name,
                       scorer.reference.metric, images, vectors, str(candidate.path))
     return score, images, cache.store(key, candidate.digest, score, images, pictures), True
 
@@ -168,7 +164,7 @@ def run_sweep(
     info = {
         "settings": asdict(settings),
         "prompts": {k: list(v) for k, v in (prompts or {}).items()},
-        "detector": dict(scorer.detector_facts),
+        "detector": scorer.detector_facts,
         "embedder": baselines.embedder,
         "reference": scorer.reference.description,
         "lineage": dict(lineage or {}),
