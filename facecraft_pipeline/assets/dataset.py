@@ -43,8 +43,8 @@ def curated_dataset(
             landmarks=face.landmarks,
             identity_distance=float(identity_clusters.clusters.owner_distances[i]),
             face_px=face.face_px,
-            photo_path=photos.get(face.photo_sha256, (None, 1))[0],
-            photo_faces=photos.get(face.photo_sha256, (None, 1))[1],
+            photo_path=photos[face.photo_sha256][0] if face.photo_sha256 in photos else None,
+            photo_faces=photos[face.photo_sha256][1] if face.photo_sha256 in photos else 1,
         )
         for i, face in ((int(i), identity_clusters.faces[int(i)]) for i in owner)
     ]
@@ -73,7 +73,6 @@ def curated_dataset(
                 "location": dg.MetadataValue.path(str(dataset.folder)),
             },
         )
-
 
 
 def _photos(face_crops: CropsManifest) -> dict[str, tuple[str, int]]:

@@ -4,7 +4,7 @@ No Dagster here: `assets/galleries.py` only gathers the inputs and records the r
 
     settings.py   GallerySettings (seeds, prompts, sampler, the champion rule's thresholds)
     render.py     Candidate per kept checkpoint; GAN / LoRA-checkpoint renderers
-    scores.py     per-image detect -> align -> embed -> best match vs held-out owner photos; per-checkpoint rows
+    scores.py     per image: the identity probe (faces/probe.py) -> best match vs held-out owner photos; per-checkpoint rows
     baselines.py  owner vs owner (ceiling) and other people vs owner (floor), same embedder
     champion.py   the champion rule
     sweep.py      cache by (weights digest, evaluation settings), the gallery folder
