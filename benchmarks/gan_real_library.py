@@ -117,6 +117,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--out", type=Path, default=Path("/tmp/gan_real_library"))
     parser.add_argument("--results", type=Path, default=None, help="append the rows to this Markdown file")
+    parser.add_argument("--photos-added", type=int, default=0,
+                        help="warm start check: first train without this many owner images, then with them warm-started and cold")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     settings = settings_for(args.recipe, args.set)
@@ -125,29 +127,25 @@ def main() -> int:
     owner_files = [p for q in args.owner_photos for p in (sorted(q.iterdir()) if q.is_dir() else [q])]
     owner = np.stack([v for v in (dlib_judge.describe(Image.open(p), upscale=False) for p in owner_files) if v is not None])
     kwargs: dict = {}
-    paths = train
+    paths, faces = train, None
     if settings.condition == "identity":
         faces = write_library(library["items"], args.out / "library", settings.resolution, library["owner"])
         paths = list(faces.paths)
         kwargs = {"identities": torch.from_numpy(faces.embeddings), "owner_identities": torch.from_numpy(faces.owner_embeddings),
                   "owner_images": len(faces.owner_embeddings)}
-    started = time.perf_counter()
-    result = train_gan(paths, args.out / "models", settings, progress=[lambda line: print(line, flush=True)], **kwargs)
-    minutes = (time.perf_counter() - started) / 60
     name = args.name or " ".join([args.recipe, *args.set])
-    rows = []
-    for step, checkpoint in result.checkpoints:
-        generator = load_generator(checkpoint)
-        scores = judge(render(generator, fixed_latents(generator, args.samples, 12345)), dlib_judge, owner)
-        row = {"recipe": name, "step": step, **scores, "train_images": len(paths), "owner_train": len(train),
-               "minutes": round(result.seconds / 60, 2)}
+    runs = [(name, settings)]
+    if args.photos_added:
         if settings.condition == "identity":
-            shares = conditioning_quality(generator, faces.faces_by_person(3), lambda images: [dlib_judge.describe(i) for i in images],
-                                          args.samples)
-            row["conditioning"] = {name: f"{round(share * args.samples)}/{args.samples}" for name, share in shares.items()}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    print(f"wall {minutes:.1f} min; run folder {result.folder}")
+            raise SystemExit("--photos-added is for the owner-only recipes")
+        before = train_gan(paths[: -args.photos_added], args.out / "models", settings, progress=[lambda line: print(line, flush=True)])
+        print(f"before the new photos: {len(paths) - args.photos_added} images, {before.seconds:.0f} s, {before.folder}")
+        runs = [(f"{name} warm (+{args.photos_added} photos)", settings),
+                (f"{name} cold (+{args.photos_added} photos)", replace_path(settings, "warm_start", False))]
+    rows = []
+    for run_name, run_settings in runs:
+        rows += train_and_judge(run_name, run_settings, paths, args, kwargs, dlib_judge, owner, len(train),
+                                faces if settings.condition == "identity" else None)
     if args.results:
         with open(args.results, "a", encoding="utf-8") as handle:
             for r in rows:
@@ -156,6 +154,27 @@ def main() -> int:
                 handle.write(f"| {r['recipe']} | {r['step']} | {r['faces']}/{r['samples']} | {r['owner']}/{r['samples']} | "
                              f"{r['diversity']:.3f} | {r['train_images']} ({r['owner_train']} owner) | {r['minutes']} | {cond_text} |\n")
     return 0
+
+
+def train_and_judge(name: str, settings: GanSettings, paths: list[Path], args, kwargs: dict, dlib_judge: DlibJudge, owner: np.ndarray,
+                    owner_train: int, faces) -> list[dict]:
+    started = time.perf_counter()
+    result = train_gan(paths, args.out / "models", settings, progress=[lambda line: print(line, flush=True)], **kwargs)
+    minutes = (time.perf_counter() - started) / 60
+    rows = []
+    for step, checkpoint in result.checkpoints:
+        generator = load_generator(checkpoint)
+        scores = judge(render(generator, fixed_latents(generator, args.samples, 12345)), dlib_judge, owner)
+        row = {"recipe": name, "step": step, **scores, "train_images": len(paths), "owner_train": owner_train,
+               "minutes": round(result.seconds / 60, 2)}
+        if faces is not None:
+            shares = conditioning_quality(generator, faces.faces_by_person(3), lambda images: [dlib_judge.describe(i) for i in images],
+                                          args.samples)
+            row["conditioning"] = {name: f"{round(share * args.samples)}/{args.samples}" for name, share in shares.items()}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"wall {minutes:.1f} min; run folder {result.folder}")
+    return rows
 
 
 def _merge(base: dict, changes: dict) -> dict:

@@ -21,17 +21,17 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
-from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view, photo_sources
+from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view
 from facecraft_pipeline.dataset.manifest import read_manifest
-from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
 from facecraft_pipeline.gan.conditioning import conditioning_quality
-from facecraft_pipeline.gan.quality import dlib_face_finder
+from facecraft_pipeline.gan.quality import kid_name
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
-from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import ProgressLine, TrainResult
@@ -105,15 +105,16 @@ def _gan_images(settings: GanSettings, dataset: CuratedDataset) -> tuple[list[Pa
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
-    """The pipeline's own face path as the GAN's quality scorer: KID on dlib-128 embeddings against the
-    held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
+    """The pipeline's identity probe (identity_clusters', carried by the dataset) as the GAN's quality scorer: KID on its
+    embeddings against the held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
     if not settings.quality_every:
         return None
-    find = dlib_face_finder()
-    owner = [v for v in find([Image.open(p) for p in dataset.train_paths]) if v is not None]
-    held_out = [v for v in find([Image.open(p) for p in dataset.val_paths]) if v is not None]
+    probe = IdentityProbe(dataset.probe)
+    owner = [v for v in probe.embed([Image.open(p) for p in dataset.train_paths]) if v is not None]
+    held_out = [v for v in probe.embed([Image.open(p) for p in dataset.val_paths]) if v is not None]
     reference = np.stack(held_out if len(held_out) >= 2 else owner + held_out)
-    return face_quality_scorer(find, reference, np.stack(owner).mean(0) if owner else None)
+    return face_quality_scorer(probe.embed, reference, np.stack(owner).mean(0) if owner else None,
+                               probe.embedder.same_person_distance, name=kid_name(probe.name))
 
 
 def _gif_preview(path: Path) -> dg.MetadataValue:
@@ -140,7 +141,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
                            _progress(context, run), controls=_gan_controls(settings, dataset),
                            quality=_gan_quality(settings, dataset), on_sample=_on_sample(run), held_out=dataset.val_paths,
                            **identity)
-        for warning in result.info.get("warnings", []):
+        for warning in result.info.warnings:
             context.log.warning(f"{asset}: {warning}")
         checkpoint = result.artifact("checkpoint")
         digest = sha256_file(checkpoint)
@@ -150,24 +151,26 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
                 run.log_picture(result.artifact(name))
         run.log_artifact(result.folder / "run.json")
         version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
-        best = result.info.get("best") or {}
-        inputs = result.info.get("inputs", {})
+        best = result.info.best or {}
+        inputs = result.info.inputs
         metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
                     "architecture": f"{settings.arch} {settings.resolution}px, loss {settings.loss_kind}",
                     "condition": settings.condition,
                     "training_images": inputs.get("images", len(paths)),
                     "distinct_images": inputs.get("distinct_images", len(paths)),
                     "owner_images": inputs.get("owner_images", len(paths)),
-                    "warnings": "\n".join(result.info.get("warnings", [])) or "none",
+                    "warnings": "\n".join(result.info.warnings) or "none",
                     "controls": list(settings.control_names),
                     "samples": preview(result.artifact("samples")),
                     "interpolation": preview(result.artifact("interpolation")),
                     "location": dg.MetadataValue.path(str(checkpoint))}
         if settings.condition == "identity" and dataset.library is not None:
-            shares = conditioning_quality(load_generator(checkpoint), dataset.library.faces_by_person(3), dlib_face_finder())
+            probe = IdentityProbe(dataset.probe)
+            shares = conditioning_quality(load_generator(checkpoint), dataset.library.faces_by_person(3), probe.embed,
+                                          same_person=probe.embedder.same_person_distance, metric=probe.embedder.metric)
             run.log_metrics({f"conditioning_{name}": share for name, share in shares.items()})
             metadata["conditioning_quality"] = dg.MetadataValue.md(
-                "share of samples conditioned on each person (>= 3 faces) that dlib-128 judges to be them\n\n| person | share |\n|---|---|\n"
+                f"share of samples conditioned on each person (>= 3 faces) that {probe.name} judges to be them\n\n| person | share |\n|---|---|\n"
                 + "\n".join(f"| {name} | {share:.2f} |" for name, share in shares.items()))
         if "gif" in result.artifacts:
             metadata["training_gif"] = _gif_preview(result.artifact("gif"))
@@ -205,12 +208,9 @@ def wgan_gp_checkpoint(
 
 
 def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
-    """The LoRA view of the curated dataset: crops from the original photos (found through the face-crops manifest)."""
-    crops = home.dir("faces") / "manifest.json"
-    if not crops.is_file():
-        raise dg.Failure(f"no face-crops manifest at {crops}: materialize face_crops first")
-    view = build_diffusion_view(read_manifest(dataset.folder), photo_sources(CropsManifest.read_json(crops)), home.dir("lora_views"),
-                                settings.data, resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records."""
+    view = build_diffusion_view(read_manifest(dataset.folder), home.dir("lora_views"), settings.data,
+                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
     if not view.examples:
         raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
                          + "; ".join(sorted({reason for _, reason in view.excluded})))
@@ -248,8 +248,7 @@ def lora_weights(
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
-        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size) for e in view.examples]
-        result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
+        result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
         weights = result.artifact("weights")
         digest = sha256_file(weights)

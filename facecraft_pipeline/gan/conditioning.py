@@ -22,10 +22,11 @@ FindFaces = Callable[[Sequence[Image.Image]], list[np.ndarray | None]]
 
 @torch.no_grad()
 def conditioning_quality(generator: torch.nn.Module, faces: Mapping[str, np.ndarray], find_faces: FindFaces, samples: int = 16,
-                         same_person: float = 0.6, seed: int = 777) -> dict[str, float]:
+                         same_person: float = 0.6, metric: str = "euclidean", seed: int = 777) -> dict[str, float]:
     """Share of `samples` images conditioned on each person that are judged to be them.
 
-    `faces` maps a person's name to their faces' embeddings (rows), in the space `find_faces` returns.
+    `faces` maps a person's name to their faces' embeddings (rows), in the space `find_faces` returns;
+    `metric` ("euclidean" or "cosine") and `same_person` are the embedder's.
     """
     device = next(generator.parameters()).device
     z = fixed_latents(generator, samples, seed).to(device)
@@ -40,10 +41,16 @@ def conditioning_quality(generator: torch.nn.Module, faces: Mapping[str, np.ndar
             for vector in find_faces(images):
                 if vector is None:
                     continue
-                nearest = {other: float(np.linalg.norm(np.asarray(v) - vector, axis=1).min()) for other, v in faces.items()}
+                nearest = {other: float(_distances(np.asarray(v), vector, metric).min()) for other, v in faces.items()}
                 best = min(nearest, key=nearest.__getitem__)
                 hits += int(best == name and nearest[best] < same_person)
             shares[name] = hits / samples
     finally:
         generator.train(was_training)
     return shares
+
+
+def _distances(rows: np.ndarray, vector: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        return 1 - rows @ vector / (np.linalg.norm(rows, axis=1) * np.linalg.norm(vector) + 1e-12)
+    return np.linalg.norm(rows - vector, axis=1)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from facecraft_pipeline.training.run_folder import run_key
+from facecraft_pipeline.training.run_record import RunRecord
 
 
 def recipe_key(settings: Any, recipe: int | str) -> str:
@@ -38,12 +39,12 @@ def newest_finished(root: Path, recipe: str, key: str) -> WarmStart | None:
     found: list[tuple[str, WarmStart]] = []
     for run_json in Path(root).glob("*/run.json"):
         try:
-            record = json.loads(run_json.read_text())
-        except (OSError, ValueError):
+            record = RunRecord.from_json(json.loads(run_json.read_text()))
+        except (OSError, ValueError, TypeError):
             continue
-        checkpoint = Path(record.get("artifacts", {}).get("checkpoint", ""))
-        if record.get("status") != "finished" or record.get("recipe_key") != recipe or record.get("key") == key or not checkpoint.is_file():
+        checkpoint = Path(record.artifacts.get("checkpoint", ""))
+        if not record.finished or record.recipe_key != recipe or record.key == key or not checkpoint.is_file():
             continue
-        start = WarmStart(run_json.parent, str(record.get("inputs", {}).get("digest", "")), int(record.get("steps", 0)), checkpoint)
-        found.append((str(record.get("ended", "")), start))
+        start = WarmStart(run_json.parent, str(record.inputs.get("digest", "")), record.steps, checkpoint)
+        found.append((record.ended, start))
     return max(found, key=lambda item: (item[0], item[1].folder.name))[1] if found else None
