@@ -67,7 +67,7 @@ def curated_dataset(
         return output(
             dataset,
             run,
-            f"{dataset.digest}-{dataset.library.digest[:16]}",
+            dataset.version,
             {
                 "summary": f"{len(dataset.train_paths)} train / {len(dataset.val_paths)} val images at {settings.resolution}px"
                 + (" (reused)" if dataset.reused else ""),

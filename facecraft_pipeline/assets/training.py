@@ -136,7 +136,7 @@ def _on_sample(run):
 def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, mlflow, compute) -> dg.Output[TrainResult]:
     asset = context.asset_key.to_user_string()
     paths, identity = _gan_images(settings, dataset)
-    with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.digest}, params=to_dict(settings)) as run:
+    with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.version}, params=to_dict(settings)) as run:
         result = train_gan(paths, home.home().dir("models", asset), settings, compute.torch_device(),
                            _progress(context, run), controls=_gan_controls(settings, dataset),
                            quality=_gan_quality(settings, dataset), on_sample=_on_sample(run), held_out=dataset.val_paths,
@@ -246,7 +246,7 @@ def lora_weights(
     """
     settings = to_settings(LoraSettings, config)
     h = home.home()
-    with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
+    with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.version}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
         result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)

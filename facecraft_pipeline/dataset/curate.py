@@ -98,6 +98,11 @@ class CuratedDataset:
     probe: ProbeSpec = ProbeSpec()  # how its faces were found and are compared (identity_clusters' probe): for the trainers
     library: LibraryFaces | None = None  # every person's faces with identities (identity-conditioned GANs)
 
+    @property
+    def version(self) -> str:
+        """The data version trainers key on: the owner's images and, when present, the library faces."""
+        return f"{self.digest}-{self.library.digest[:16]}" if self.library is not None else self.digest
+
 
 @dataclass
 class _Candidate:
