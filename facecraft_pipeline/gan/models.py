@@ -50,6 +50,20 @@ def _sides(resolution: int) -> list[int]:
     return [2**i for i in range(2, int(math.log2(resolution)))]
 
 
+class IdentityInput(nn.Module):
+    """An identity embedding as the networks see it: centred on the library's mean, then unit length.
+
+    Face embedders put everyone in a narrow cone (dlib-128: cosine ~0.9 between different people), so
+    raw unit vectors barely differ; centring on the training set's mean spreads people apart."""
+
+    def __init__(self, identity_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.zeros(identity_dim))
+
+    def forward(self, identity: torch.Tensor) -> torch.Tensor:
+        return F.normalize(identity - self.center.to(identity.dtype), dim=1)
+
+
 def _sn(module: nn.Module, on: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if on else module
 
@@ -185,6 +199,7 @@ class Generator(nn.Module):
         sides = _sides(settings.resolution)
         c = _channels(settings, 4)
         z_in = settings.latent_dim + len(self.control_names) + (settings.latent_dim if identity_dim else 0)
+        self.identity_norm = IdentityInput(identity_dim) if identity_dim else None
         self.identity_in = nn.Linear(identity_dim, settings.latent_dim) if identity_dim else None
         self.owner = IdentityBank(settings.latent_dim, identity_dim, bank_rows) if identity_dim else None
         # identity-conditioned: one centroid per person (the explorer's picker); None otherwise
@@ -236,7 +251,8 @@ class Generator(nn.Module):
         if self.identity_in is not None:
             assert self.owner is not None
             identity = self.owner.pick(z) if identity is None else identity
-            cond = self.identity_in(F.normalize(identity.to(z.dtype), dim=1))
+            assert self.identity_norm is not None
+            cond = self.identity_in(self.identity_norm(identity.to(z.dtype)))
         inputs = [z]
         if self.control_names:
             inputs.append((self.control_default.expand(z.shape[0], -1) if controls is None else controls).to(z.dtype))
@@ -296,6 +312,7 @@ class Discriminator(nn.Module):
         feat = c if settings.arch != "dcgan" else c_last * 16
         self.out = _sn(nn.Linear(feat, 1, bias=settings.arch != "dcgan"), sn)
         self.aux = nn.Linear(feat, len(settings.control_names)) if settings.control_names else None
+        self.identity_norm = IdentityInput(identity_dim) if identity_dim else None
         self.project = _sn(nn.Linear(identity_dim, feat, bias=False), sn) if identity_dim else None
         self.stage = settings.resolution
 
@@ -322,7 +339,8 @@ class Discriminator(nn.Module):
         if self.project is not None:
             if identity is None:
                 raise ValueError("an identity-conditioned discriminator needs the identity of each image")
-            score = score + (self.project(F.normalize(identity.to(h.dtype), dim=1)) * h).sum(dim=1)
+            assert self.identity_norm is not None
+            score = score + (self.project(self.identity_norm(identity.to(h.dtype))) * h).sum(dim=1)
         return score
 
     def forward_aux(self, x: torch.Tensor, identity: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

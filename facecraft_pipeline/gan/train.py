@@ -167,6 +167,9 @@ class GanTrainer:
         self.D = sync_batchnorm(build_discriminator(s, identity_dim), world, device).to(device, memory_format=self.fmt)
         if owner_identities is not None and self.G.owner is not None:
             self.G.owner.set(owner_identities.to(device=device, dtype=torch.float32))
+        if self.identities is not None:
+            for net in (self.G, self.D):
+                net.identity_norm.center.copy_(self.identities.mean(0))
         if self.controls is not None:
             self.G.control_default.copy_(self.controls.mean(0))  # what controls=None means: the dataset's mean face
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if s.ema_decay > 0 else None
@@ -373,12 +376,11 @@ class GanTrainer:
 
     def warm_start(self, state: Mapping[str, Any]) -> None:
         """Weights and optimizer moments of another run of these settings; steps, RNG and the owner's embeddings stay this run's."""
-        own = {"owner.vectors", "people"}  # the owner's and the people's embeddings are this dataset's (their count may differ)
-        for net, name in ((self.G, "G"), (self.G_ema, "G_ema")):
+        own = {"owner.vectors", "people", "identity_norm.center"}  # this dataset's embeddings (their count may differ)
+        for net, name in ((self.G, "G"), (self.G_ema, "G_ema"), (self.D, "D")):
             if net is not None and name in state:
-                net.load_state_dict({k: v for k, v in state[name].items() if k not in own} | {k: net.state_dict()[k] for k in own
-                                                                                               if k in net.state_dict()})
-        self.D.load_state_dict(state["D"])
+                current = net.state_dict()
+                net.load_state_dict({k: v for k, v in state[name].items() if k not in own} | {k: current[k] for k in own if k in current})
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
 
