@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
+TESTS = Path(__file__).resolve().parent
 # Modules that may use Dagster: the thin layer over the libraries.
-DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "operations")
+DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "retries", "deploy", "failure_report")
 
 
 def module_name(path: Path) -> str:
@@ -83,6 +84,32 @@ def test_libraries_import_no_dagster_and_nothing_imports_the_assets() -> None:
             offenders.append(f"{name} imports dagster")
         if layer not in ("assets", "definitions", "cli") and any(m.startswith("facecraft_pipeline.assets") for m in imported):
             offenders.append(f"{name} imports the assets")
+    assert offenders == []
+
+
+def private_dagster_uses(path: Path) -> list[str]:
+    """Imports of Dagster's private modules (`dagster._...`) and calls of its internal constructors in `path`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found += [f"imports {name}" for name in names if name.startswith(("dagster._", "dagster_shared._"))]
+        if isinstance(node, ast.Attribute) and node.attr == "dagster_internal_init":
+            found.append("calls dagster_internal_init")
+    return found
+
+
+def test_the_private_dagster_finder_finds_a_planted_use(tmp_path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text("import dagster as dg\nfrom dagster._core.errors import X\nimport dagster._grpc.client\n"
+                       "dg.OpDefinition.dagster_internal_init(name='x')\n")
+    assert private_dagster_uses(planted) == ["imports dagster._core.errors", "imports dagster._grpc.client", "calls dagster_internal_init"]
+
+
+def test_only_public_dagster_apis_are_used_by_the_package_and_its_tests() -> None:
+    offenders = [f"{path.relative_to(PACKAGE.parent)} {use}" for root in (PACKAGE, TESTS) for path in sorted(root.rglob("*.py"))
+                 for use in private_dagster_uses(path)]
     assert offenders == []
 
 

@@ -9,6 +9,7 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
 from facecraft_pipeline.dataset.curate import CuratedDataset
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
                                            lora_candidates, owner_photos, run_sweep)
@@ -22,6 +23,7 @@ from facecraft_pipeline.faces.extract import FaceCropSettings
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.lora import base_model_of
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import help_text
 from facecraft_pipeline.training import TrainResult
 
@@ -39,11 +41,11 @@ DETECTOR_NOT_IN_KEY = ("batch_size", "workers", "retinaface_download")
 
 @dg.asset(
     code_version="sample_galleries-2",
-    group_name="evaluation",
     kinds={"pytorch"},
     automation_condition=GALLERIES_WHEN_INPUTS_CHANGE,
-    pool="accelerator",
+    **step_options("evaluation", pool="accelerator"),
 )
+@final_unless_transient
 def sample_galleries(
     context: dg.AssetExecutionContext,
     config: SampleGalleriesConfig,

@@ -24,6 +24,7 @@ from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view, photo_sources
 from facecraft_pipeline.dataset.manifest import read_manifest
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
@@ -31,6 +32,7 @@ from facecraft_pipeline.gan.quality import dlib_face_finder
 from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
 from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import ProgressLine, TrainResult
 from facecraft_pipeline.training.progress import bar
@@ -39,7 +41,7 @@ GanCheckpointConfig = config_class(GanSettings, "gan_checkpoint", fixed=("kind",
 WganGpCheckpointConfig = config_class(GanSettings, "wgan_gp_checkpoint", fixed=("kind",))
 LoraWeightsConfig = config_class(LoraSettings, "lora_weights")
 
-TRAINING = {"group_name": "training", "automation_condition": RETRAIN_WHEN_DATASET_CHANGES, "pool": "accelerator"}
+TRAINING = {**step_options("training", pool="accelerator"), "automation_condition": RETRAIN_WHEN_DATASET_CHANGES}
 PROGRESS_BAR_ENV = "FACECRAFT_PROGRESS_BAR"  # set by `facecraft materialize` on a terminal
 
 
@@ -145,6 +147,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
 
 
 @dg.asset(code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@final_unless_transient
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
     config: GanCheckpointConfig,
@@ -159,6 +162,7 @@ def gan_checkpoint(
 
 
 @dg.asset(code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@final_unless_transient
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,
     config: WganGpCheckpointConfig,
@@ -198,6 +202,7 @@ def _register_once(run, name: str, source, digest: str, description: str, tags: 
 
 
 @dg.asset(code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)
+@final_unless_transient
 def lora_weights(
     context: dg.AssetExecutionContext,
     config: LoraWeightsConfig,
