@@ -113,6 +113,34 @@ def test_only_public_dagster_apis_are_used_by_the_package_and_its_tests() -> Non
     assert offenders == []
 
 
+def test_modules_that_import_mlflow_import_mlflow_store_first() -> None:
+    """mlflow_store switches MLflow's telemetry off on import; mlflow reads the switch when it is imported."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        order = []
+        for node in ast.parse(path.read_text()).body:  # module-level imports, in order
+            if isinstance(node, ast.Import):
+                order += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                order += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        first_mlflow = next((i for i, name in enumerate(order) if name == "mlflow" or name.startswith("mlflow.")), None)
+        if first_mlflow is not None and "facecraft_pipeline.mlflow_store" not in order[:first_mlflow]:
+            offenders.append(module_name(path))
+    assert offenders == []
+
+
+def test_mlflow_names_are_written_once_in_mlflow_store() -> None:
+    from facecraft_pipeline import mlflow_store
+
+    names = {*mlflow_store.MODEL_OF_ASSET.values(), mlflow_store.TRACKING_URI_ENV, "MLFLOW_DISABLE_TELEMETRY", "mlflow.db"}
+    written = {name: [] for name in names}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in written:
+                written[node.value].append(module_name(path))
+    assert written == {name: ["facecraft_pipeline.mlflow_store"] for name in names}
+
+
 def launchpad_fields(config_type, prefix: str = ""):
     for name, field in getattr(config_type, "fields", {}).items():
         yield f"{prefix}{name}", field

@@ -14,7 +14,6 @@ from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
                                            lora_candidates, owner_photos, run_sweep)
 from facecraft_pipeline.evaluation.html import table_rows
-from facecraft_pipeline.evaluation.registry import ScoredModel, move_champion_alias
 from facecraft_pipeline.explorer import explorer_url
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.detect import make_detector
@@ -22,6 +21,7 @@ from facecraft_pipeline.faces.embed import make_embedder
 from facecraft_pipeline.faces.extract import FaceCropSettings
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.lora import base_model_of
+from facecraft_pipeline.mlflow_store import CHAMPION, GAN_MODEL, LORA_MODEL, WGAN_GP_MODEL, ModelUri, ScoredModel
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import help_text
@@ -33,7 +33,7 @@ SampleGalleriesConfig = config_class(
         "onnx_model": (str | None, None, "path of the ONNX model identity_clusters embedded with, when it used onnx"),
     },
 )
-REGISTERED = {"gan": "facecraft-gan-checkpoint", "wgan_gp": "facecraft-wgan-gp-checkpoint", "lora": "facecraft-lora"}
+REGISTERED = {"gan": GAN_MODEL, "wgan_gp": WGAN_GP_MODEL, "lora": LORA_MODEL}
 ASSET_OF = {"gan": "gan_checkpoint", "wgan_gp": "wgan_gp_checkpoint", "lora": "lora_weights"}
 FINAL = {"gan": "checkpoint", "wgan_gp": "checkpoint", "lora": "weights"}
 DETECTOR_NOT_IN_KEY = ("batch_size", "workers", "retinaface_download")
@@ -102,8 +102,8 @@ def sample_galleries(
         champion = gallery.champion
         winner = None if champion is None else ScoredModel(REGISTERED[champion.model], results[champion.model].folder,
                                                            digests[champion.model], training_runs[champion.model])
-        alias = move_champion_alias(run.client, list(REGISTERED.values()), winner, champion.step if champion else None,
-                                    gallery.champion_reason)
+        alias = run.move_champion_alias(list(REGISTERED.values()), winner, champion.step if champion else None,
+                                        gallery.champion_reason)
         context.log.info(alias)
         meta = _metadata(gallery, baselines, detector_facts, reference, alias, base.description, honest)
         return output(gallery, run, gallery.digest, meta)
@@ -132,7 +132,7 @@ def _metadata(gallery: Gallery, baselines, detector_facts: dict, reference: Refe
             "gallery_html": dg.MetadataValue.path(str(gallery.html)),
             "report": dg.MetadataValue.path(str(gallery.report)),
             "location": dg.MetadataValue.path(str(gallery.folder)),
-            "explorer": dg.MetadataValue.url(explorer_url(f"models:/{REGISTERED[champion.model]}@champion" if champion and champion.model in ("gan", "wgan_gp") else "models:/facecraft-gan-checkpoint/latest")),
+            "explorer": dg.MetadataValue.url(explorer_url(str(ModelUri(REGISTERED[champion.model], alias=CHAMPION)) if champion and champion.model in ("gan", "wgan_gp") else str(ModelUri(GAN_MODEL, version="latest")))),
         }
     )
     return meta

@@ -9,7 +9,6 @@ No Dagster here: `assets/galleries.py` only gathers the inputs and records the r
     champion.py   the champion rule
     sweep.py      cache by (weights digest, evaluation settings), gallery folder, gallery.json
     html.py       self-contained gallery.html and gallery.md
-    registry.py   the MLflow `champion` alias on exactly the scored version
 """
 
 from __future__ import annotations

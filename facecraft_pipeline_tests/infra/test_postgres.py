@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from facecraft_pipeline.definitions import ASSETS
-from facecraft_pipeline.lineage import TAG_ASSET, TAG_INPUT_PREFIX, TAG_PIPELINE_RUN
+from facecraft_pipeline.mlflow_store import TAG_ASSET, TAG_INPUT_PREFIX, TAG_PIPELINE_RUN
 from facecraft_pipeline_tests.infra.conftest import model_versions
 
 pytestmark = pytest.mark.slow
