@@ -15,8 +15,8 @@ Two third-party loggers can print secrets at DEBUG:
 those loggers no lower than WARNING, and adds a filter to each that survives anyone lowering
 the level again (e.g. "every logger at DEBUG"): hpack/h2 records are dropped below WARNING, and
 httpcore/httpx records go through `redact` (Authorization, Location, Cookie header values; bearer
-tokens; URL query strings such as `tempauth=`; URL passwords; secret environment values). Filters on a logger apply only to records made by
-that very logger, hence the explicit list of names.
+tokens; URL query strings such as `tempauth=`; URL passwords; secret environment values). Filters
+on a logger apply only to records made by that very logger, hence the explicit list of names.
 """
 
 from __future__ import annotations
