@@ -21,15 +21,15 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
-from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view, photo_sources
+from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view
 from facecraft_pipeline.dataset.manifest import read_manifest
-from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
-from facecraft_pipeline.gan.quality import dlib_face_finder
-from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.gan.quality import kid_name
+from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
@@ -90,15 +90,16 @@ def _gan_controls(settings: GanSettings, dataset: CuratedDataset) -> torch.Tenso
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
-    """The pipeline's own face path as the GAN's quality scorer: KID on dlib-128 embeddings against the
-    held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
+    """The pipeline's identity probe (identity_clusters', carried by the dataset) as the GAN's quality scorer: KID on its
+    embeddings against the held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
     if not settings.quality_every:
         return None
-    find = dlib_face_finder()
-    owner = [v for v in find([Image.open(p) for p in dataset.train_paths]) if v is not None]
-    held_out = [v for v in find([Image.open(p) for p in dataset.val_paths]) if v is not None]
+    probe = IdentityProbe(dataset.probe)
+    owner = [v for v in probe.embed([Image.open(p) for p in dataset.train_paths]) if v is not None]
+    held_out = [v for v in probe.embed([Image.open(p) for p in dataset.val_paths]) if v is not None]
     reference = np.stack(held_out if len(held_out) >= 2 else owner + held_out)
-    return face_quality_scorer(find, reference, np.stack(owner).mean(0) if owner else None)
+    return face_quality_scorer(probe.embed, reference, np.stack(owner).mean(0) if owner else None,
+                               probe.embedder.same_person_distance, name=kid_name(probe.name))
 
 
 def _gif_preview(path: Path) -> dg.MetadataValue:
@@ -131,7 +132,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
                 run.log_picture(result.artifact(name))
         run.log_artifact(result.folder / "run.json")
         version = run.register_model(MODEL_OF_ASSET[asset], result.folder)
-        best = result.info.get("best") or {}
+        best = result.info.best or {}
         metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
                     "architecture": f"{settings.arch} {settings.resolution}px, loss {settings.loss_kind}",
                     "controls": list(settings.control_names),
@@ -176,12 +177,9 @@ def wgan_gp_checkpoint(
 
 
 def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
-    """The LoRA view of the curated dataset: crops from the original photos (found through the face-crops manifest)."""
-    crops = home.dir("faces") / "manifest.json"
-    if not crops.is_file():
-        raise dg.Failure(f"no face-crops manifest at {crops}: materialize face_crops first")
-    view = build_diffusion_view(read_manifest(dataset.folder), photo_sources(CropsManifest.read_json(crops)), home.dir("lora_views"),
-                                settings.data, resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records."""
+    view = build_diffusion_view(read_manifest(dataset.folder), home.dir("lora_views"), settings.data,
+                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
     if not view.examples:
         raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
                          + "; ".join(sorted({reason for _, reason in view.excluded})))
@@ -209,8 +207,7 @@ def lora_weights(
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
-        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size) for e in view.examples]
-        result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
+        result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
         weights = result.artifact("weights")
         digest = sha256_file(weights)
