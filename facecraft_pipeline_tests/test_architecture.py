@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
+TESTS = Path(__file__).resolve().parent
 # Modules that may use Dagster: the thin layer over the libraries.
-DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "operations")
+DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "retries", "deploy", "failure_report")
 
 
 def module_name(path: Path) -> str:
@@ -107,7 +108,61 @@ def test_libraries_import_no_dagster_and_nothing_imports_the_assets() -> None:
     assert offenders == []
 
 
-HOME_PROPERTIES = {"models_cache": ("cache", "models"), "mlflow_db": ("mlflow",), "mlflow_artifacts": ("mlflow",)}
+def private_dagster_uses(path: Path) -> list[str]:
+    """Imports of Dagster's private modules (`dagster._...`) and calls of its internal constructors in `path`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found += [f"imports {name}" for name in names if name.startswith(("dagster._", "dagster_shared._"))]
+        if isinstance(node, ast.Attribute) and node.attr == "dagster_internal_init":
+            found.append("calls dagster_internal_init")
+    return found
+
+
+def test_the_private_dagster_finder_finds_a_planted_use(tmp_path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text("import dagster as dg\nfrom dagster._core.errors import X\nimport dagster._grpc.client\n"
+                       "dg.OpDefinition.dagster_internal_init(name='x')\n")
+    assert private_dagster_uses(planted) == ["imports dagster._core.errors", "imports dagster._grpc.client", "calls dagster_internal_init"]
+
+
+def test_only_public_dagster_apis_are_used_by_the_package_and_its_tests() -> None:
+    offenders = [f"{path.relative_to(PACKAGE.parent)} {use}" for root in (PACKAGE, TESTS) for path in sorted(root.rglob("*.py"))
+                 for use in private_dagster_uses(path)]
+    assert offenders == []
+
+
+def test_modules_that_import_mlflow_import_mlflow_store_first() -> None:
+    """mlflow_store switches MLflow's telemetry off on import; mlflow reads the switch when it is imported."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        order = []
+        for node in ast.parse(path.read_text()).body:  # module-level imports, in order
+            if isinstance(node, ast.Import):
+                order += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                order += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        first_mlflow = next((i for i, name in enumerate(order) if name == "mlflow" or name.startswith("mlflow.")), None)
+        if first_mlflow is not None and "facecraft_pipeline.mlflow_store" not in order[:first_mlflow]:
+            offenders.append(module_name(path))
+    assert offenders == []
+
+
+def test_mlflow_names_are_written_once_in_mlflow_store() -> None:
+    from facecraft_pipeline import mlflow_store
+
+    names = {*mlflow_store.MODEL_OF_ASSET.values(), mlflow_store.TRACKING_URI_ENV, "MLFLOW_DISABLE_TELEMETRY", "mlflow.db"}
+    written = {name: [] for name in names}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in written:
+                written[node.value].append(module_name(path))
+    assert written == {name: ["facecraft_pipeline.mlflow_store"] for name in names}
+
+
+HOME_PROPERTIES = {"models_cache": ("cache", "models"), "mlflow_artifacts": ("mlflow",)}
 
 
 def data_root_folders(source: str) -> dict[str, set[tuple[str, ...]]]:

@@ -11,15 +11,18 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
 from facecraft_pipeline.dataset.library import LibraryFaces, LibraryItem, write_library
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 
 CuratedDatasetConfig = config_class(CurateSettings, "curated_dataset")
 
 
-@dg.asset(code_version="curated_dataset-2", group_name="dataset", kinds={"python"})
+@dg.asset(code_version="curated_dataset-2", kinds={"python"}, **step_options("dataset"))
+@final_unless_transient
 def curated_dataset(
     context: dg.AssetExecutionContext,
     config: CuratedDatasetConfig,

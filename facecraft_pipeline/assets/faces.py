@@ -10,6 +10,7 @@ import pandas as pd
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.faces.cluster import ClusterSettings
 from facecraft_pipeline.faces.contact_sheet import contact_sheets
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
@@ -22,6 +23,7 @@ from facecraft_pipeline.faces.probe import IdentityProbe, ProbeSpec
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
 
@@ -37,7 +39,8 @@ IdentityConfig = config_class(
 )
 
 
-@dg.asset(code_version="face_crops-1", group_name="faces", kinds={"pytorch", "dlib"})
+@dg.asset(code_version="face_crops-1", kinds={"pytorch", "dlib"}, **step_options("faces"))
+@final_unless_transient
 def face_crops(
     context: dg.AssetExecutionContext,
     config: FaceCropsConfig,
@@ -77,7 +80,8 @@ def face_crops(
         return output(manifest, run, manifest.digest, meta)
 
 
-@dg.asset(code_version="identity_clusters-2", group_name="faces", kinds={"scikitlearn", "dlib"})
+@dg.asset(code_version="identity_clusters-2", kinds={"scikitlearn", "dlib"}, **step_options("faces"))
+@final_unless_transient
 def identity_clusters(
     context: dg.AssetExecutionContext,
     config: IdentityConfig,

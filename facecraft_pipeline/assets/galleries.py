@@ -7,16 +7,18 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
 from facecraft_pipeline.dataset.curate import CuratedDataset
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
                                            lora_candidates, owner_photos, run_sweep)
 from facecraft_pipeline.evaluation.html import table_rows
-from facecraft_pipeline.evaluation.registry import ScoredModel, move_champion_alias
 from facecraft_pipeline.explorer import explorer_url
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.lora import base_model_of
+from facecraft_pipeline.mlflow_store import CHAMPION, GAN_MODEL, LORA_MODEL, WGAN_GP_MODEL, ModelUri, ScoredModel
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import help_text
 from facecraft_pipeline.training import TrainResult
 
@@ -25,18 +27,18 @@ SampleGalleriesConfig = config_class(
         "prompts": (list[str], list(GallerySettings().prompts), help_text(GallerySettings, "prompts")),
     },
 )
-REGISTERED = {"gan": "facecraft-gan-checkpoint", "wgan_gp": "facecraft-wgan-gp-checkpoint", "lora": "facecraft-lora"}
+REGISTERED = {"gan": GAN_MODEL, "wgan_gp": WGAN_GP_MODEL, "lora": LORA_MODEL}
 ASSET_OF = {"gan": "gan_checkpoint", "wgan_gp": "wgan_gp_checkpoint", "lora": "lora_weights"}
 FINAL = {"gan": "checkpoint", "wgan_gp": "checkpoint", "lora": "weights"}
 
 
 @dg.asset(
     code_version="sample_galleries-3",
-    group_name="evaluation",
     kinds={"pytorch"},
     automation_condition=GALLERIES_WHEN_INPUTS_CHANGE,
-    pool="accelerator",
+    **step_options("evaluation", pool="accelerator"),
 )
+@final_unless_transient
 def sample_galleries(
     context: dg.AssetExecutionContext,
     config: SampleGalleriesConfig,
@@ -92,8 +94,8 @@ def sample_galleries(
         champion = gallery.champion
         winner = None if champion is None else ScoredModel(REGISTERED[champion.model], results[champion.model].folder,
                                                            digests[champion.model], training_runs[champion.model])
-        alias = move_champion_alias(run.client, list(REGISTERED.values()), winner, champion.step if champion else None,
-                                    gallery.champion_reason)
+        alias = run.move_champion_alias(list(REGISTERED.values()), winner, champion.step if champion else None,
+                                        gallery.champion_reason)
         context.log.info(alias)
         meta = _metadata(gallery, baselines, scorer.detector_facts, reference, alias, base.description, honest)
         return output(gallery, run, gallery.digest, meta)
@@ -122,7 +124,7 @@ def _metadata(gallery: Gallery, baselines, detector_facts: dict, reference: Refe
             "gallery_html": dg.MetadataValue.path(str(gallery.html)),
             "report": dg.MetadataValue.path(str(gallery.report)),
             "location": dg.MetadataValue.path(str(gallery.folder)),
-            "explorer": dg.MetadataValue.url(explorer_url(f"models:/{REGISTERED[champion.model]}@champion" if champion and champion.model in ("gan", "wgan_gp") else "models:/facecraft-gan-checkpoint/latest")),
+            "explorer": dg.MetadataValue.url(explorer_url(str(ModelUri(REGISTERED[champion.model], alias=CHAMPION)) if champion and champion.model in ("gan", "wgan_gp") else str(ModelUri(GAN_MODEL, version="latest")))),
         }
     )
     return meta

@@ -23,6 +23,7 @@ from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view
 from facecraft_pipeline.dataset.manifest import read_manifest
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.faces.probe import IdentityProbe
@@ -30,9 +31,10 @@ from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
 from facecraft_pipeline.gan.conditioning import conditioning_quality
 from facecraft_pipeline.gan.quality import kid_name
-from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
 from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import ProgressLine, TrainResult
 from facecraft_pipeline.training.progress import bar
@@ -41,7 +43,7 @@ GanCheckpointConfig = config_class(GanSettings, "gan_checkpoint", fixed=("kind",
 WganGpCheckpointConfig = config_class(GanSettings, "wgan_gp_checkpoint", fixed=("kind",))
 LoraWeightsConfig = config_class(LoraSettings, "lora_weights")
 
-TRAINING = {"group_name": "training", "automation_condition": RETRAIN_WHEN_DATASET_CHANGES, "pool": "accelerator"}
+TRAINING = {**step_options("training", pool="accelerator"), "automation_condition": RETRAIN_WHEN_DATASET_CHANGES}
 PROGRESS_BAR_ENV = "FACECRAFT_PROGRESS_BAR"  # set by `facecraft materialize` on a terminal
 
 
@@ -127,7 +129,7 @@ def _on_sample(run):
     def record(step: int, grid: Path, metrics: dict[str, float]) -> None:
         if run.log_images:
             with Image.open(grid) as image:
-                run.client.log_image(run.run_id, image.convert("RGB"), key="samples", step=step)
+                run.log_image(image.convert("RGB"), key="samples", step=step)
         run.log_metrics(metrics, step)
 
     return record
@@ -150,7 +152,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
             if name in result.artifacts:
                 run.log_picture(result.artifact(name))
         run.log_artifact(result.folder / "run.json")
-        version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
+        version = run.register_model(MODEL_OF_ASSET[asset], result.folder)
         best = result.info.best or {}
         inputs = result.info.inputs
         metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
@@ -181,6 +183,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
 
 
 @dg.asset(code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@final_unless_transient
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
     config: GanCheckpointConfig,
@@ -195,6 +198,7 @@ def gan_checkpoint(
 
 
 @dg.asset(code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@final_unless_transient
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,
     config: WganGpCheckpointConfig,
@@ -219,18 +223,8 @@ def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -
     return view
 
 
-def _register_once(run, name: str, source, digest: str, description: str, tags: dict) -> str:
-    """One model version per distinct weights file (lineage's register_model keys on the run's artifact digest),
-    described with the trigger word and base model."""
-    run.set_tags({TAG_ARTIFACT_SHA: digest})
-    version = run.register_model(name, source)
-    run.client.update_model_version(name, version, description=description)
-    for key, value in tags.items():
-        run.client.set_model_version_tag(name, version, key, str(value))
-    return version
-
-
 @dg.asset(code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)
+@final_unless_transient
 def lora_weights(
     context: dg.AssetExecutionContext,
     config: LoraWeightsConfig,
@@ -264,8 +258,8 @@ def lora_weights(
                 run.log_picture(picture, "validation")
         description = (f"LoRA of '{settings.instance_prompt}' (trigger word: {settings.trigger}) on base model {base.spec} "
                        f"({base.family}; {base.description}); rank {settings.rank}, alpha {settings.alpha}, {result.steps} steps")
-        version = _register_once(run, "facecraft-lora", result.folder, digest, description,
-                                 {"trigger": settings.trigger, "base_model": base.spec, "steps": str(result.steps)})
+        version = run.register_model(LORA_MODEL, result.folder, description=description,  # one version per weights digest
+                                     tags={"trigger": settings.trigger, "base_model": base.spec, "steps": str(result.steps)})
         if base.is_tiny_random:
             context.log.warning(f"base model: {base.description}")
         metadata = {

@@ -10,7 +10,6 @@ No Dagster here: `assets/galleries.py` only gathers the inputs and records the r
     sweep.py      cache by (weights digest, evaluation settings), the gallery folder
     gallery.py    the result types (Gallery, ModelGallery, CheckpointEntry) and gallery.json
     html.py       self-contained gallery.html and gallery.md
-    registry.py   the MLflow `champion` alias on exactly the scored version
 """
 
 from __future__ import annotations
