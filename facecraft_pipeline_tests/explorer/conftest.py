@@ -44,7 +44,8 @@ def conditioned_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     centres = rng.normal(size=(len(PEOPLE), 32))
     vectors = torch.from_numpy(np.repeat(centres, 8, axis=0) + 0.05 * rng.normal(size=(len(paths), 32))).float()
     people = {name: vectors[8 * i : 8 * i + 8].mean(0) for i, name in enumerate(PEOPLE)}
-    settings = dataclasses.replace(SETTINGS, condition="identity", ema_decay=0.0, lr_g=1e-3, lr_d=1e-3, run=dataclasses.replace(SETTINGS.run, steps=60, checkpoint_every=60, sample_every=0))
+    run = dataclasses.replace(SETTINGS.run, steps=60, checkpoint_every=60, sample_every=0)
+    settings = dataclasses.replace(SETTINGS, condition="identity", ema_decay=0.0, lr_g=1e-3, lr_d=1e-3, run=run)
     result = train_gan(paths, tmp_path_factory.mktemp("explorer_conditioned_gan"), settings, identities=vectors,
                        owner_identities=vectors[:8], people=people)
     return result.artifact("checkpoint")
