@@ -4,6 +4,7 @@ export, characters and `facecraft render` (the browser side is in test_browser.p
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -17,7 +18,7 @@ from facecraft_pipeline.explorer import characters
 from facecraft_pipeline.explorer.model import ExplorerError, LoadedModel, to_uint8
 from facecraft_pipeline.explorer.onnx_model import OnnxRenderer, export_onnx
 from facecraft_pipeline.explorer.state import Explorer
-from facecraft_pipeline.gan import load_generator
+from facecraft_pipeline.gan import GanSettings, build_generator, load_generator
 from facecraft_pipeline_tests.explorer.conftest import PEOPLE
 from facecraft_pipeline_tests.explorer.test_server_and_site import call
 
@@ -121,3 +122,19 @@ def test_a_character_keeps_its_person_and_t_through_saving_and_render(conditione
 def test_bad_person_or_t_in_a_character_file(changes, message):
     with pytest.raises(ExplorerError, match=message):
         characters.from_json({"format": characters.FORMAT, "name": "x", "latent": [0.0], **changes})
+
+
+def test_a_generator_with_attribute_controls_and_identity_exports_both():
+    """AC-GAN controls and identity together (built, not trained: the wiring is what is checked)."""
+    settings = GanSettings(resolution=32, latent_dim=16, base_channels=8, controls="yaw,brightness")
+    generator = build_generator(settings, identity_dim=8, bank_rows=3, people=2).eval()
+    generator.owner.set(torch.randn(3, 8, generator=torch.Generator().manual_seed(1)))
+    generator.people.copy_(torch.randn(2, 8, generator=torch.Generator().manual_seed(2)))
+    generator.people_names = ["owner", "cluster-1"]
+    model = LoadedModel("both", Path("both"), generator)
+    renderer = OnnxRenderer(model)
+    assert [i.name for i in renderer.session.get_inputs()] == ["z", "controls", "person", "t"]
+    latent = np.random.default_rng(6).standard_normal(16)
+    for controls, person, t in [(None, None, 0.0), ([0.5, -0.3], "cluster-1", 0.6), ([0.1, 0.9], "owner", 1.0)]:
+        got, want = renderer.render(latent, controls, person, t), model.render(latent, controls, person, t)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
