@@ -1,4 +1,8 @@
-"""Characters: a named face as small JSON (latent + controls + the model version that drew it)."""
+"""Characters: a named face as small JSON (latent + controls + the model version that drew it).
+
+For an identity-conditioned model a character may also name a `person` and the identity slider `t`
+(the owner morphed towards that person); both are absent otherwise, so older files read as before.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,13 @@ class Character:
     model: dict[str, Any] = field(default_factory=dict)  # uri, model_name, model_version, checkpoint_sha256, latent_dim
     parents: list[str] = field(default_factory=list)
     seed: int | None = None  # the mixing seed, for a child
+    person: str | None = None  # identity-conditioned models: whom the owner is morphed towards ...
+    t: float = 0.0  # ... and how far (0: the owner, 1: that person)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "name": self.name, "latent": self.latent, "controls": self.controls, "model": self.model,
+        data = {"format": FORMAT, "name": self.name, "latent": self.latent, "controls": self.controls, "model": self.model,
                 "parents": self.parents, "seed": self.seed}
+        return {**data, "person": self.person, "t": self.t} if self.person is not None else data
 
 
 def check_name(name: str) -> str:
@@ -51,8 +58,14 @@ def from_json(data: Any, source: str = "character") -> Character:
     controls = data.get("controls") or {}
     if not isinstance(controls, dict) or not all(isinstance(v, int | float) and -1 <= v <= 1 for v in controls.values()):
         raise ExplorerError(f"{source}: \"controls\" must map names to numbers in [-1, 1]")
+    person, t = data.get("person") or None, data.get("t", 0.0)
+    if person is not None and not isinstance(person, str):
+        raise ExplorerError(f"{source}: \"person\" must be a person's name (or absent)")
+    if not isinstance(t, int | float) or not 0 <= t <= 1:
+        raise ExplorerError(f"{source}: \"t\" (the identity slider) must be a number in [0, 1]")
     return Character(check_name(str(data.get("name", ""))), [float(v) for v in latent], {k: float(v) for k, v in controls.items()},
-                     dict(data.get("model") or {}), list(data.get("parents") or []), data.get("seed"))
+                     dict(data.get("model") or {}), list(data.get("parents") or []), data.get("seed"), person,
+                     float(t) if person else 0.0)
 
 
 def read(path: Path) -> Character:
@@ -73,6 +86,14 @@ def controls_for(character: Character, model: LoadedModel) -> list[float]:
         raise ExplorerError(f"character {character.name!r} was made with {made} (latent of {len(character.latent)} values); "
                             f"{model.uri} takes {model.latent_dim}: load the model it was made with")
     return [float(character.controls.get(name, 0.0)) for name in model.control_names]
+
+
+def identity_for(character: Character, model: LoadedModel) -> tuple[str | None, float]:
+    """The character's (person, t), checked against the model's people (an ExplorerError names the choices)."""
+    try:
+        return model.check_identity(character.person, character.t)
+    except ExplorerError as error:
+        raise ExplorerError(f"character {character.name!r}: {error}") from None
 
 
 class CharacterStore:

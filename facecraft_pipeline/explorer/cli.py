@@ -22,7 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     site.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
     site.add_argument("--directions", type=int, default=8)
     site.set_defaults(explorer_command=_export_site)
-    render = sub.add_parser("render", help="render a saved character JSON to a PNG")
+    render = sub.add_parser("render", help="render a saved character JSON (its person and identity slider too) to a PNG")
     render.add_argument("character", type=Path)
     render.add_argument("--out", type=Path, help="PNG to write (default: beside the character)")
     render.add_argument("--scale", type=int, default=4, help="upscale factor (Lanczos) over the generator's resolution")
@@ -95,7 +95,7 @@ def _render(args: argparse.Namespace) -> int:
     expected = character.model.get("checkpoint_sha256")
     if expected and expected != loaded.info.get("checkpoint_sha256") and not args.model:
         print(f"note: {uri} now resolves to another checkpoint than the one {character.name!r} was saved with", file=sys.stderr)
-    pixels = loaded.render(character.latent, characters.controls_for(character, loaded))
+    pixels = loaded.render(character.latent, characters.controls_for(character, loaded), *characters.identity_for(character, loaded))
     image = Image.fromarray(pixels)
     if args.scale > 1:
         image = image.resize((image.width * args.scale, image.height * args.scale), Image.LANCZOS)

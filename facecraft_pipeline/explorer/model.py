@@ -2,7 +2,9 @@
 
 Depends only on `facecraft_pipeline.gan.load_generator` and the generator contract:
 `.latent_dim`, `.resolution`, optional `.control_names`, `forward(z)` or `forward(z, controls)`
--> (N, 3, R, R) in [-1, 1]. Every failure is an `ExplorerError` with a sentence a person can act on.
+-> (N, 3, R, R) in [-1, 1]; an identity-conditioned generator (`.identity_dim > 0`) also takes
+`forward(z, controls, identity)` and has `.owner.pick(z)`, `.people` (P, D) and `.people_names`.
+Every failure is an `ExplorerError` with a sentence a person can act on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from facecraft_pipeline import mlflow_store
@@ -49,9 +52,42 @@ class LoadedModel:
     def control_names(self) -> tuple[str, ...]:
         return tuple(getattr(self.generator, "control_names", ()) or ())
 
+    @property
+    def identity_dim(self) -> int:
+        """> 0 for an identity-conditioned generator (the person picker and identity slider); 0 otherwise."""
+        return int(getattr(self.generator, "identity_dim", 0) or 0)
+
+    @property
+    def people_names(self) -> list[str]:
+        """The people the identity slider can morph the owner into (one centroid each in `generator.people`)."""
+        return list(getattr(self.generator, "people_names", []) or []) if self.identity_dim else []
+
     def describe(self) -> dict[str, Any]:
         return {"uri": self.uri, "checkpoint": str(self.checkpoint), "latent_dim": self.latent_dim,
-                "resolution": self.resolution, "control_names": list(self.control_names), **self.info}
+                "resolution": self.resolution, "control_names": list(self.control_names),
+                "identity_dim": self.identity_dim, "people": self.people_names, **self.info}
+
+    def check_identity(self, person: Any = None, t: Any = 0.0) -> tuple[str | None, float]:
+        """Validated (person, t): a name from `people_names` and t in [0, 1]; (None, 0.0) for the owner's own draw."""
+        if person is None or person == "":
+            return None, 0.0
+        if not self.identity_dim:
+            raise ExplorerError(f"this model is not identity-conditioned: it cannot morph into {person!r}")
+        if person not in self.people_names:
+            raise ExplorerError(f"no person {person!r} in this model: choose one of {self.people_names}")
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise ExplorerError(f"the identity slider t must be a number in [0, 1], got {t!r}") from None
+        if not 0.0 <= t <= 1.0:
+            raise ExplorerError(f"the identity slider t must lie in [0, 1], got {t}")
+        return (person, t) if t > 0 else (None, 0.0)  # t = 0 is the owner whoever is picked: G's own draw, exactly
+
+    def person_vector(self, person: str | None) -> np.ndarray:
+        """(D,) float32 centroid of a person (zeros for None: with t = 0 the morph is the owner's own draw)."""
+        if person is None:
+            return np.zeros(self.identity_dim, np.float32)
+        return self.generator.people[self.people_names.index(person)].detach().float().cpu().numpy()
 
     def check_inputs(self, latent: Any, controls: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Validated float32 (L,) latent and (C,) controls in [-1, 1]; ExplorerError otherwise."""
@@ -73,19 +109,36 @@ class LoadedModel:
         return z, c
 
     @torch.no_grad()
-    def forward(self, z: torch.Tensor, controls: torch.Tensor | None = None) -> torch.Tensor:
-        if self.control_names:
-            if controls is None:
-                controls = torch.zeros(z.shape[0], len(self.control_names))
-            return self.generator(z, controls)
-        return self.generator(z)
+    def forward(self, z: torch.Tensor, controls: torch.Tensor | None = None, person: torch.Tensor | None = None,
+                t: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for latents; `person` (N, D) with `t` (N, 1) morphs a conditioned G's owner (None: G's own draw)."""
+        if self.control_names and controls is None:
+            controls = torch.zeros(z.shape[0], len(self.control_names), device=z.device)
+        if self.identity_dim and person is not None:
+            if t is None:
+                raise ExplorerError("a person to morph into needs the identity slider t")
+            return self.generator(z, controls, morph_identity(self.generator, z, person, t))
+        return self.generator(z, controls) if self.control_names else self.generator(z)
 
-    def render(self, latent: Any, controls: Any = None) -> np.ndarray:
-        """(R, R, 3) uint8 for one latent (and controls)."""
+    def render(self, latent: Any, controls: Any = None, person: Any = None, t: Any = 0.0) -> np.ndarray:
+        """(R, R, 3) uint8 for one latent (and controls, and the picked person at identity slider t)."""
         z, c = self.check_inputs(latent, controls)
+        person, t = self.check_identity(person, t)
         device = next(self.generator.parameters()).device
-        out = self.forward(torch.from_numpy(z)[None].to(device), torch.from_numpy(c)[None].to(device) if c.size else None)
+        identity = {}
+        if person is not None:
+            identity = {"person": torch.from_numpy(self.person_vector(person))[None].to(device), "t": torch.tensor([[t]], device=device)}
+        out = self.forward(torch.from_numpy(z)[None].to(device), torch.from_numpy(c)[None].to(device) if c.size else None, **identity)
         return to_uint8(out)[0]
+
+
+def morph_identity(generator: nn.Module, z: torch.Tensor, person: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The identity slider: normalize((1 - t) * owner(z) + t * person), owner(z) the owner embedding G draws for z.
+
+    One function for PyTorch and the ONNX export (the browser feeds `person` and `t`), so both morph alike.
+    """
+    owner = generator.owner.pick(z)
+    return F.normalize((1 - t) * owner + t * person.to(owner.dtype), dim=1)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -116,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ExplorerError("the request body must be a JSON object")
         if path == "/api/render":
             model = ex.require()
-            pixels = ex.render(body.get("latent"), body.get("controls"))
+            pixels = ex.render(body.get("latent"), body.get("controls"), body.get("person"), body.get("t", 0.0))
             self._send(200, pixels, "application/octet-stream", {"X-Resolution": str(model.resolution)})
         elif path == "/api/load":
             uri = body.get("uri")

@@ -4,6 +4,8 @@
 - onnxruntime-web comes from npm (`npm pack onnxruntime-web@ORT_VERSION`, cached in the data root),
   its wasm binary and loader inlined in ort-wasm.js and handed to ort as bytes / a blob: URL.
 - Gallery PNGs are copied beside; the page's Content-Security-Policy allows no other host.
+- An identity-conditioned model also ships each person's identity centroid (`people_vectors`), which
+  the page feeds the graph for the identity slider.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def build_site(explorer: Explorer, out_dir: Path, cache: Path) -> dict[str, Any]
     payload = explorer.payload()
     payload["model"] = {k: v for k, v in payload["model"].items() if k != "checkpoint"}
     data = {"payload": payload, "onnx": base64.b64encode(onnx_bytes).decode(), "gallery": info,
-            "characters": explorer.characters.list()}
+            "characters": explorer.characters.list(),  # the picked person's centroid is the ONNX graph's `person` input
+            "people_vectors": [model.person_vector(name).tolist() for name in model.people_names]}
     (out_dir / "assets" / "model-data.js").write_text(_js("FACECRAFT_STATIC", data))
     (out_dir / "model-data.js").write_text("// marker: this folder is a FaceCraft static export\n")
     head = "\n".join(f'<script src="assets/{n}"></script>' for n in ("ort.wasm.min.js", "ort-wasm.js", "model-data.js"))

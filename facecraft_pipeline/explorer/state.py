@@ -77,10 +77,11 @@ class Explorer:
                 "directions": self.directions.as_json(), "pc_range": PC_RANGE,
                 "controls": [{"name": n, "min": -1.0, "max": 1.0} for n in model.control_names]}
 
-    def render(self, latent: Any, controls: Any = None) -> bytes:
+    def render(self, latent: Any, controls: Any = None, person: Any = None, t: Any = 0.0) -> bytes:
+        """RGB bytes of one face; `person` and `t` morph an identity-conditioned model's owner (the identity slider)."""
         model = self.require()
         with self.lock:
-            return (self._onnx or model).render(latent, controls).tobytes()
+            return (self._onnx or model).render(latent, controls, person, t).tobytes()
 
     def save_character(self, data: Any) -> dict[str, Any]:
         model = self.require()
@@ -88,8 +89,9 @@ class Explorer:
             raise ExplorerError("a character is a JSON object")
         name = check_name(str(data.get("name", "")))
         z, c = model.check_inputs(data.get("latent"), data.get("controls"))
+        person, t = model.check_identity(data.get("person"), data.get("t", 0.0))
         character = Character(name, [float(v) for v in z], dict(zip(model.control_names, map(float, c), strict=True)),
-                              model_stamp(model), [str(p) for p in data.get("parents") or []][:2], data.get("seed"))
+                              model_stamp(model), [str(p) for p in data.get("parents") or []][:2], data.get("seed"), person, t)
         self.characters.save(character)
         return character.to_json()
 

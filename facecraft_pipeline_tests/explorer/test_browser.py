@@ -61,6 +61,7 @@ def save(page, name: str) -> None:
 def test_served_page(browser, served, home):
     page = open_page(browser, served.url)
     assert page.is_hidden("#error")
+    assert page.is_hidden("#identity")  # an unconditioned model: no person picker
     assert served.explorer.model.checkpoint.name in page.inner_text("#info")
     assert page.locator("#directions input").count() == 6
     start = pixels(page)
@@ -152,6 +153,7 @@ def test_static_export_renders_what_the_server_renders(browser, served, tmp_path
     static_page = open_page(browser, site.as_uri() + "/index.html")
     assert static_page.evaluate("window.explorer.mode") == "static"
     assert "onnxruntime-web" in static_page.inner_text("#status")
+    assert static_page.is_hidden("#identity")
     latent = rng.standard_normal(32).tolist()
     for page in (served_page, static_page):
         page.evaluate("z => window.explorer.setFace(z, [])", latent)
@@ -231,3 +233,53 @@ def test_attribute_controls_served_and_static(browser, home, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_person_picker_and_identity_slider_served_and_static(browser, served_conditioned, tmp_path):
+    """An identity-conditioned model: the picker lists its people, the slider morphs the owner into the picked one
+    (the served and static pages paint the same pixels, which are G's), and a character keeps person and t."""
+    from facecraft_pipeline.explorer.model import to_uint8
+    from facecraft_pipeline_tests.explorer.conftest import PEOPLE
+    from facecraft_pipeline_tests.explorer.test_identity_slider import morphed
+
+    build_site(served_conditioned.explorer, tmp_path / "site", NPM_CACHE)
+    served = open_page(browser, served_conditioned.url)
+    static = open_page(browser, (tmp_path / "site" / "index.html").resolve().as_uri())
+    generator = served_conditioned.explorer.model.generator
+    latent = np.random.default_rng(2).standard_normal(32).tolist()
+    rgb = lambda x: x.reshape(32, 32, 4)[..., :3]  # noqa: E731
+    for page in (served, static):
+        assert page.is_visible("#identity") and page.is_visible("#identity-t")
+        assert [o for o in page.eval_on_selector_all("#person option", "os => os.map(o => o.value)")] == list(PEOPLE)
+        page.evaluate("z => window.explorer.setFace(z, [])", latent)
+        owner = pixels(page)
+        page.select_option("#person", "cluster-1")
+        morphed_face = act(page, lambda page=page: page.fill("#identity-t", "1"))
+        assert page.evaluate("window.explorer.state().person") == "cluster-1" and page.evaluate("window.explorer.state().t") == 1
+        assert differ(morphed_face, owner) > 1, "the identity slider changed nothing"
+        assert np.abs(rgb(morphed_face) - to_uint8(morphed(generator, latent, "cluster-1", 1.0))[0]).max() <= 2
+        half = act(page, lambda page=page: page.fill("#identity-t", "0.4"))
+        assert np.abs(rgb(half) - to_uint8(morphed(generator, latent, "cluster-1", 0.4))[0]).max() <= 2
+
+    served.select_option("#person", "cluster-2")
+    act(served, lambda: served.fill("#identity-t", "0.7"))
+    save(served, "morph")
+    assert served_conditioned.explorer.character("morph").person == "cluster-2"
+    assert served_conditioned.explorer.character("morph").t == pytest.approx(0.7)
+    with served.expect_download() as download:
+        served.click("#download-json")
+    saved = tmp_path / "morph.json"
+    download.value.save_as(saved)
+    character = json.loads(saved.read_text())
+    assert (character["person"], character["t"]) == ("cluster-2", 0.7)
+    act(served, lambda: served.click("#reset"))
+    assert served.evaluate("window.explorer.state().t") == 0
+    act(served, lambda: served.click("#show-a"))  # showing the character brings its person and t back
+    assert served.evaluate("[window.explorer.state().person, window.explorer.state().t]") == ["cluster-2", 0.7]
+    static.select_option("#person", "owner")
+    static.set_input_files("#import-json", str(saved))
+    static.wait_for_function("() => window.explorer.state().person === 'cluster-2'")
+    static.evaluate(AFTER, static.evaluate("window.explorer.state().seq") - 1)
+    assert static.evaluate("window.explorer.state().t") == pytest.approx(0.7)
+    assert np.abs(pixels(static) - pixels(served)).max() <= 2
+    assert served.outside == [] and static.outside == [] and served.problems == [] and static.problems == []

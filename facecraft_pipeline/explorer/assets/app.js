@@ -56,8 +56,8 @@
     async init() { return api("GET", "/api/model"); },
     async load(uri) { return api("POST", "/api/load", { uri }); },
     async versions() { return api("GET", "/api/models"); },
-    async render(latent, controls, resolution) {
-      const rgb = new Uint8Array(await api("POST", "/api/render", { latent, controls }));
+    async render(latent, controls, resolution, identity) {
+      const rgb = new Uint8Array(await api("POST", "/api/render", { latent, controls, person: identity.person, t: identity.t }));
       const rgba = new Uint8ClampedArray(resolution * resolution * 4);
       for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) { rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255; }
       return new ImageData(rgba, resolution, resolution);
@@ -94,9 +94,16 @@
       this.session = await ort.InferenceSession.create(b64bytes(data.onnx), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
       return data.payload;
     },
-    async render(latent, controls, resolution) {
+    async render(latent, controls, resolution, identity) {
       const feeds = { z: new ort.Tensor("float32", Float32Array.from(latent), [1, latent.length]) };
       if (controls.length) feeds.controls = new ort.Tensor("float32", Float32Array.from(controls), [1, controls.length]);
+      const dim = STATE.payload.model.identity_dim;
+      if (dim) { // the graph morphs the owner: the picked person's centroid and t (zeros and 0: the owner's own draw)
+        const people = STATE.payload.model.people, vectors = window.FACECRAFT_STATIC.people_vectors;
+        const person = identity.person === null ? new Array(dim).fill(0) : vectors[people.indexOf(identity.person)];
+        feeds.person = new ort.Tensor("float32", Float32Array.from(person), [1, dim]);
+        feeds.t = new ort.Tensor("float32", Float32Array.from([identity.person === null ? 0 : identity.t]), [1, 1]);
+      }
       const out = (await this.session.run(feeds)).image.data;
       const n = resolution * resolution, rgba = new Uint8ClampedArray(n * 4);
       for (let c = 0; c < 3; c++) {
@@ -119,6 +126,7 @@
       const all = storeGet();
       const full = Object.assign({ format: "facecraft-character/1", model: STATE.payload.stamp }, character);
       full.controls = Object.fromEntries(STATE.payload.controls.map((c, i) => [c.name, character.controls[i] || 0]));
+      if (!full.person) { delete full.person; delete full.t; } else if (!STATE.payload.model.people.includes(full.person)) throw new Error(`no person ${full.person} in this model`);
       all[character.name] = full;
       storeSet(all);
       return full;
@@ -135,7 +143,9 @@
   const backend = MODE === "static" ? staticBackend : servedBackend;
 
   // ---- state --------------------------------------------------------------------------------------
-  const STATE = { payload: null, base: [], pcs: [], controls: [], characters: [], walking: false, seq: 0, painted: 0, inFlight: false, pending: null };
+  const STATE = { payload: null, base: [], pcs: [], controls: [], person: null, t: 0, characters: [], walking: false, seq: 0, painted: 0, inFlight: false, pending: null };
+  // the identity slider (identity-conditioned models): the owner morphed towards STATE.person by STATE.t
+  const currentIdentity = () => ({ person: STATE.person, t: STATE.person === null ? 0 : STATE.t });
 
   function currentLatent() {
     const z = STATE.base.slice();
@@ -170,7 +180,7 @@
   // Latest wins: while one render is in flight, only the newest request waits behind it.
   function requestRender(eventTime) {
     const seq = ++STATE.seq;
-    STATE.pending = { seq, eventTime: eventTime === undefined ? performance.now() : eventTime, latent: currentLatent(), controls: STATE.controls.slice() };
+    STATE.pending = { seq, eventTime: eventTime === undefined ? performance.now() : eventTime, latent: currentLatent(), controls: STATE.controls.slice(), identity: currentIdentity() };
     if (!STATE.inFlight) pump();
     return seq;
   }
@@ -180,7 +190,7 @@
       const job = STATE.pending;
       STATE.pending = null;
       try {
-        const image = await backend.render(job.latent, job.controls, STATE.payload.model.resolution);
+        const image = await backend.render(job.latent, job.controls, STATE.payload.model.resolution, job.identity);
         $("#face").getContext("2d").putImageData(image, 0, 0);
         DIAG.renders++;
         if (STATE.renderFailed) { STATE.renderFailed = false; showError(null); }
@@ -235,11 +245,30 @@
     } else {
       STATE.controls = [];
     }
+    buildIdentity();
+  }
+
+  function buildIdentity() {
+    const m = STATE.payload.model, people = m.identity_dim ? (m.people || []) : [];
+    const box = $("#identity"), select = $("#person"), holder = $("#identity-slider");
+    box.hidden = !m.identity_dim; // unconditioned models: no picker
+    select.textContent = ""; holder.textContent = "";
+    for (const name of people) select.append(new Option(name, name));
+    STATE.person = people.length ? people[0] : null;
+    STATE.t = 0;
+    if (!m.identity_dim) return;
+    select.disabled = !people.length;
+    select.onchange = (event) => { STATE.person = select.value; requestRender(event.timeStamp); };
+    const input = slider(holder, "owner → person", 0, 1, 0.01, 0, (v, t) => { STATE.t = v; requestRender(t); },
+      "0: the owner as the model draws them for this latent; 1: the picked person's mean identity");
+    input.id = "identity-t"; input.disabled = !people.length;
+    if (!people.length) holder.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "this model stores no people to morph into" }));
   }
 
   function syncSliders() {
     document.querySelectorAll("#directions input").forEach((input, k) => { input.value = STATE.pcs[k]; });
     document.querySelectorAll("#controls input").forEach((input, i) => { input.value = STATE.controls[i]; });
+    if (STATE.person !== null) { $("#person").value = STATE.person; $("#identity-t").value = STATE.t; }
     document.querySelectorAll(".slider").forEach((row) => { const input = row.querySelector("input"); row.querySelector("span").textContent = Number(input.value).toFixed(2); });
   }
 
@@ -280,8 +309,17 @@
   }
   const byName = (name) => STATE.characters.find((c) => c.name === name);
 
-  function setFace(latent, controls) {
+  function setIdentity(identity) {
+    if (!identity || STATE.person === null) return;
+    if (identity.person) {
+      if (!STATE.payload.model.people.includes(identity.person)) throw new Error(`no person ${identity.person} in this model: choose one of ${STATE.payload.model.people.join(", ")}`);
+      STATE.person = identity.person;
+    }
+    STATE.t = identity.person ? Math.max(0, Math.min(1, Number(identity.t) || 0)) : 0;
+  }
+  function setFace(latent, controls, identity) {
     if (!Array.isArray(latent) || latent.length !== STATE.payload.model.latent_dim) throw new Error(`this model takes a latent of ${STATE.payload.model.latent_dim} values`);
+    setIdentity(identity);
     STATE.base = latent.map(Number);
     STATE.pcs = STATE.pcs.map(() => 0);
     STATE.controls = STATE.payload.controls.map((c, i) => Math.max(-1, Math.min(1, Number((controls || [])[i]) || 0)));
@@ -290,10 +328,13 @@
   function characterControls(c) {
     return STATE.payload.controls.map((spec) => (c.controls || {})[spec.name] || 0);
   }
+  // a character's person and t (none: the owner, t = 0); what a saved character keeps
+  const characterIdentity = (c) => ({ person: c.person || null, t: c.person ? Number(c.t) || 0 : 0 });
+  const savedIdentity = () => (STATE.person !== null && STATE.t > 0 ? { person: STATE.person, t: STATE.t } : {});
   function showCharacter(name) {
     const c = byName(name);
     if (!c) throw new Error("choose a saved character first");
-    setFace(c.latent, characterControls(c));
+    setFace(c.latent, characterControls(c), characterIdentity(c));
     return requestRender();
   }
 
@@ -301,6 +342,9 @@
     const a = byName($("#parent-a").value), b = byName($("#parent-b").value);
     if (!a || !b) throw new Error("choose two saved characters to walk between");
     const ca = characterControls(a), cb = characterControls(b), frames = 48;
+    const ia = characterIdentity(a), ib = characterIdentity(b);
+    const morph = STATE.person !== null && (ia.person === ib.person || !ia.person || !ib.person); // one person: walk t too
+    if (morph) setIdentity({ person: ia.person || ib.person, t: 0 });
     STATE.walking = true;
     STATE.pcs = STATE.pcs.map(() => 0);
     syncSliders();
@@ -308,6 +352,7 @@
       const t = 0.5 - 0.5 * Math.cos(Math.PI * f / frames); // ease in and out
       STATE.base = a.latent.map((v, i) => v + t * (b.latent[i] - v));
       STATE.controls = ca.map((v, i) => v + t * (cb[i] - v));
+      if (morph) { STATE.t = ia.t + t * (ib.t - ia.t); syncSliders(); }
       const seq = requestRender();
       await waitForPaint(seq - 1);
       await new Promise((r) => setTimeout(r, 30));
@@ -327,11 +372,11 @@
 
   function wire() {
     $("#randomize").addEventListener("click", (e) => { STATE.base = gaussian(STATE.payload.model.latent_dim); STATE.pcs = STATE.pcs.map(() => 0); syncSliders(); requestRender(e.timeStamp); });
-    $("#reset").addEventListener("click", () => { STATE.pcs = STATE.pcs.map(() => 0); STATE.controls = STATE.controls.map(() => 0); syncSliders(); requestRender(); });
+    $("#reset").addEventListener("click", () => { STATE.pcs = STATE.pcs.map(() => 0); STATE.controls = STATE.controls.map(() => 0); STATE.t = 0; syncSliders(); requestRender(); });
     $("#save").addEventListener("click", guard(async () => {
       const name = $("#char-name").value.trim();
       if (!name) throw new Error("give the character a name");
-      await backend.save({ name, latent: currentLatent(), controls: STATE.controls.slice(), parents: STATE.parents || [], seed: STATE.mixSeed === undefined ? null : STATE.mixSeed });
+      await backend.save(Object.assign({ name, latent: currentLatent(), controls: STATE.controls.slice(), parents: STATE.parents || [], seed: STATE.mixSeed === undefined ? null : STATE.mixSeed }, savedIdentity()));
       const a = $("#parent-a").value;
       await refreshCharacters(a && a !== name ? [a, name] : [name]);
       $("#status").textContent = `saved ${name}`;
@@ -355,7 +400,7 @@
     $("#download-png").addEventListener("click", () => $("#face").toBlob((blob) => download("face.png", blob)));
     $("#download-json").addEventListener("click", guard(() => {
       const name = $("#char-name").value.trim() || "character";
-      const character = { format: "facecraft-character/1", name, latent: currentLatent(), controls: Object.fromEntries(STATE.payload.controls.map((c, i) => [c.name, STATE.controls[i]])), model: STATE.payload.stamp };
+      const character = Object.assign({ format: "facecraft-character/1", name, latent: currentLatent(), controls: Object.fromEntries(STATE.payload.controls.map((c, i) => [c.name, STATE.controls[i]])), model: STATE.payload.stamp }, savedIdentity());
       download(name + ".json", new Blob([JSON.stringify(character, null, 1)], { type: "application/json" }));
     }));
     $("#import-json").addEventListener("change", guard(async (event) => {
@@ -365,9 +410,11 @@
       try { data = JSON.parse(await file.text()); } catch (e) { throw new Error(`${file.name} is not JSON`); }
       if (!data || data.format !== "facecraft-character/1" || !Array.isArray(data.latent)) throw new Error(`${file.name} is not a FaceCraft character`);
       if (data.latent.length !== STATE.payload.model.latent_dim) throw new Error(`${data.name} was made with a latent of ${data.latent.length} values; this model takes ${STATE.payload.model.latent_dim}`);
-      await backend.save({ name: String(data.name || file.name.replace(/\.json$/, "")), latent: data.latent, controls: characterControls(data), parents: data.parents || [], seed: data.seed });
+      const identity = characterIdentity(data);
+      await backend.save(Object.assign({ name: String(data.name || file.name.replace(/\.json$/, "")), latent: data.latent, controls: characterControls(data), parents: data.parents || [], seed: data.seed },
+        identity.person ? identity : {}));
       await refreshCharacters([data.name]);
-      setFace(data.latent, characterControls(data));
+      setFace(data.latent, characterControls(data), identity);
       requestRender();
     }));
     $("#load-model").addEventListener("click", guard(async () => {
@@ -435,8 +482,8 @@
   ready.catch(() => {});
   window.explorer = {
     mode: MODE, ready, diag: DIAG, mulberry32, mixGenes,
-    state: () => ({ latent: currentLatent(), base: STATE.base.slice(), pcs: STATE.pcs.slice(), controls: STATE.controls.slice(), seq: STATE.seq, painted: STATE.painted, walking: STATE.walking }),
-    setFace(latent, controls) { setFace(latent, controls); return waitForPaint(requestRender() - 1); },
+    state: () => ({ latent: currentLatent(), base: STATE.base.slice(), pcs: STATE.pcs.slice(), controls: STATE.controls.slice(), ...currentIdentity(), seq: STATE.seq, painted: STATE.painted, walking: STATE.walking }),
+    setFace(latent, controls, identity) { setFace(latent, controls, identity); return waitForPaint(requestRender() - 1); },
     waitForPaint,
     pixels() { const c = $("#face"); return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data); },
   };
