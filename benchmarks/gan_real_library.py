@@ -6,10 +6,11 @@ has been through `curated_dataset`, then judge its samples with dlib directly.
     python benchmarks/gan_real_library.py --home /tmp/rl --owner-photos ../shared/data/real-library/reference \\
       --recipe demo-gan [--set run.steps=1500 ...] [--results benchmarks/results/gan_real_library.md]
 
-The judge is independent of the pipeline's scorer: dlib's HOG detector (upsample 1) on each sample
-upscaled to 256 px, dlib's 5-point shape and its own `compute_face_descriptor` (dlib's chip
-alignment). "Owner" = Euclidean distance < 0.6 (dlib's same-person rule) to one of the owner's
-labelled photos, embedded the same way. Diversity = mean pairwise distance between the samples'
+Faces are counted by the pipeline's own probe (dlib HOG with its score floor on the sample upscaled
+to 256 px: what the gallery counts). The owner is judged independently of the pipeline's scorer:
+dlib's HOG detector (upsample 1, no score floor) on the upscaled sample, dlib's 5-point shape and its
+own `compute_face_descriptor` (dlib's chip alignment). "Owner" = Euclidean distance < 0.6 (dlib's
+same-person rule) to one of the owner's labelled photos, embedded the same way. Diversity = mean pairwise distance between the samples'
 descriptors. For an identity-conditioned recipe it also reports, per person with >= 3 faces, the
 share of samples conditioned on them that the judge puts nearest that person (and within 0.6).
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from facecraft_pipeline.dataset.library import LibraryItem, write_library  # noqa: E402
 from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path  # noqa: E402
+from facecraft_pipeline.faces.probe import IdentityProbe  # noqa: E402
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
 from facecraft_pipeline.gan.checkpoint import load_generator  # noqa: E402
 from facecraft_pipeline.gan.conditioning import conditioning_quality  # noqa: E402
@@ -64,9 +66,12 @@ class DlibJudge:
         return np.asarray(self.net.compute_face_descriptor(array, self.shape(array, box)), np.float32)
 
 
-def judge(images: list[Image.Image], judge: DlibJudge, owner: np.ndarray) -> dict[str, float]:
+def judge(images: list[Image.Image], judge: DlibJudge, owner: np.ndarray, probe: IdentityProbe | None = None) -> dict[str, float]:
+    """faces: found by the pipeline's own probe (what the gallery counts: HOG with its score floor); owner and
+    diversity: dlib's own path, on every sample it finds a face in."""
     found = [v for v in (judge.describe(i) for i in images) if v is not None]
-    out = {"faces": len(found), "samples": len(images), "owner": 0, "diversity": float("nan")}
+    faces = sum(p.faces > 0 for p in (probe or IdentityProbe()).probe(images))
+    out = {"faces": faces, "faces_dlib": len(found), "samples": len(images), "owner": 0, "diversity": float("nan")}
     if found:
         vectors = np.stack(found)
         nearest = np.linalg.norm(vectors[:, None] - owner[None], axis=2).min(1)
@@ -154,6 +159,17 @@ def main() -> int:
                 handle.write(f"| {r['recipe']} | {r['step']} | {r['faces']}/{r['samples']} | {r['owner']}/{r['samples']} | "
                              f"{r['diversity']:.3f} | {r['train_images']} ({r['owner_train']} owner) | {r['minutes']} | {cond_text} |\n")
     return 0
+
+
+def rejudge(folders: list[Path], owner_photos: list[Path], samples: int) -> None:
+    """Judge the kept checkpoints of finished run folders again (same seeds), without training."""
+    dlib_judge, probe = DlibJudge(), IdentityProbe()
+    owner = np.stack([v for v in (dlib_judge.describe(Image.open(p), upscale=False) for p in owner_photos) if v is not None])
+    for folder in folders:
+        for checkpoint in sorted((folder / "checkpoints").glob("checkpoint-*.pt")):
+            generator = load_generator(checkpoint)
+            scores = judge(render(generator, fixed_latents(generator, samples, 12345)), dlib_judge, owner, probe)
+            print(json.dumps({"run": folder.name, "checkpoint": checkpoint.name, **scores}), flush=True)
 
 
 def train_and_judge(name: str, settings: GanSettings, paths: list[Path], args, kwargs: dict, dlib_judge: DlibJudge, owner: np.ndarray,
