@@ -39,6 +39,7 @@ from facecraft_pipeline.training.precision import autocast, dtype_name, grad_sca
 
 FLIP_SIGNS = {"yaw": -1.0, "roll": -1.0}  # controls that change sign when a face is mirrored (see faces/attributes.py)
 RECIPE_VERSION = 4  # bump when the training maths changes: old runs then get a new key
+IDENTITY_VERSION = 2  # the same for identity-conditioned runs only (2: embeddings centred on the library's mean)
 OnSample = Callable[[int, Path, dict[str, float]], None]  # (step, grid file, quality metrics)
 
 
@@ -105,6 +106,7 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
     ordered_identities = identities[order].float() if conditioned and identities is not None else None
     owner = owner_identities.float() if conditioned and owner_identities is not None else None
     extra = _tensors_digest(ordered_controls, ordered_identities, owner)
+    extra = f"identity-{IDENTITY_VERSION}-{extra}" if conditioned else extra
     inputs = {"images": len(paths), "distinct_images": len({sha256_file(Path(p)) for p in paths}), "digest": digest}
     if owner_images is not None:
         inputs["owner_images"] = owner_images

@@ -24,7 +24,7 @@ def test_the_demo_gan_draws_faces_the_sweep_finds_and_scores_as_the_owner(tmp_pa
     crops = [face.crop_path for face in extract_faces(inputs, tmp_path / "faces", FaceCropSettings()).kept_faces]
     monkeypatch.setenv("FACECRAFT_PROFILE", "demo")
     settings = to_settings(GanSettings, config_class(GanSettings, "gan_checkpoint", fixed=("kind",))(), kind="dcgan")
-    assert settings.resolution == 32 and settings.run.keep_every == 500  # the measured CPU recipe (profiles.py)
+    assert settings.resolution == 64 and settings.minibatch_std and settings.run.keep_every == 500  # the measured CPU recipe
 
     result = train_gan(crops, tmp_path / "runs", settings)
     scorer = Scorer(probe, reference, "test")
