@@ -29,7 +29,7 @@ from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
-from facecraft_pipeline.gan.conditioning import conditioning_quality
+from facecraft_pipeline.gan.conditioning import IdentityCondition, conditioning_quality
 from facecraft_pipeline.gan.quality import kid_name
 from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
@@ -100,10 +100,9 @@ def _gan_images(settings: GanSettings, dataset: CuratedDataset) -> tuple[list[Pa
     library = dataset.library
     if library is None or not len(library.owner_embeddings):
         raise dg.Failure("condition='identity' needs the library faces with the owner's among them: re-materialize curated_dataset")
-    return list(library.paths), {"identities": torch.from_numpy(library.embeddings),
-                                 "owner_identities": torch.from_numpy(library.owner_embeddings),
-                                 "owner_images": len(library.owner_embeddings),
-                                 "people": {name: torch.from_numpy(v) for name, v in library.centroids().items()}}
+    return list(library.paths), {"identity": IdentityCondition(torch.from_numpy(library.embeddings),
+                                                               torch.from_numpy(library.owner_embeddings),
+                                                               {name: torch.from_numpy(v) for name, v in library.centroids().items()})}
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
