@@ -10,7 +10,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from facecraft_pipeline.cli import main
