@@ -34,7 +34,7 @@ class Example:
 
 @dataclass
 class Batch:
-    latents: torch.Tensor  # (B, 4, h, w), instance rows first, then class rows
+    latents: torch.Tensor  # (B, C, h, w), instance rows first, then class rows
     cond: Conditioning
     weights: torch.Tensor | None  # (B, 1, h, w) face-weight map of the instance rows; None: plain MSE
     instance: int  # rows [0, instance) are the owner's, the rest class images
@@ -62,8 +62,9 @@ class TrainingBatches:
     def __init__(self, pipe, examples: Sequence[Example], settings: LoraSettings, dtype: torch.dtype,
                  generator: torch.Generator, train_text: bool, class_images: Sequence[Path] = ()):
         self.pipe, self.settings, self.dtype, self.generator, self.train_text = pipe, settings, dtype, generator, train_text
-        self.device = pipe.unet.device
+        self.device = (pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer).device
         self.scaling = pipe.vae.config.scaling_factor
+        self.shift = getattr(pipe.vae.config, "shift_factor", None) or 0.0  # FLUX.1's VAE: latents are (z - shift) * scale
         self.examples = list(examples)
         side = settings.resolution
         self.pixels = to_float(load_images([e.image for e in self.examples], side))
@@ -129,7 +130,7 @@ class TrainingBatches:
         mean, logvar = params.float().chunk(2, dim=1)
         std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))
         sample = mean + std * torch.randn(mean.shape, generator=self.generator, device=self.device)
-        return (sample * self.scaling).to(self.dtype)
+        return ((sample - self.shift) * self.scaling).to(self.dtype)
 
     def _conditioning(self, index: torch.Tensor, flip: torch.Tensor) -> Conditioning:
         if self._cond is not None:
