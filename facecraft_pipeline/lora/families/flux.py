@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from facecraft_pipeline.lora import flow_matching
+from facecraft_pipeline.lora.flow_matching import noisy_latents, sample_sigmas, velocity
 from facecraft_pipeline.lora.batches import TrainingBatches
 from facecraft_pipeline.lora.families import FAMILIES
 from facecraft_pipeline.lora.settings import UNET_TARGETS, LoraSettings
@@ -107,11 +107,10 @@ class FluxOps:
 
     def timesteps(self, count: int, generator: torch.Generator) -> torch.Tensor:
         s = self.settings
-        return flow_matching.sample_sigmas(count, generator, self.device, s.timestep_sampling, s.logit_mean, s.logit_std,
-                                           s.timestep_shift)
+        return sample_sigmas(count, generator, self.device, s.timestep_sampling, s.logit_mean, s.logit_std, s.timestep_shift)
 
     def noisy_and_target(self, latents: torch.Tensor, noise: torch.Tensor, sigmas: torch.Tensor):
-        return flow_matching.noisy_latents(latents, noise, sigmas), flow_matching.velocity(latents, noise)
+        return noisy_latents(latents, noise, sigmas), velocity(latents, noise)
 
     def predict(self, noisy: torch.Tensor, sigmas: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         b, _, h, w = noisy.shape
