@@ -215,7 +215,8 @@ def lora_weights(
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
-        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size) for e in view.examples]
+        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size, e.other_faces)
+                    for e in view.examples]
         result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
         weights = result.artifact("weights")

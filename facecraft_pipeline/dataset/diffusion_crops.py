@@ -8,7 +8,9 @@ photo is found through the face-crops manifest (photo sha256 -> path, and how ma
 For each item the crop is a square of `context` x the face box's side around the face (shifted
 down by `shift` face sides, so shoulders come in), shrunk to fit inside the photo. It is resized to
 `resolution` only if that enlarges it at most `max_upscale` times; smaller faces are left out of
-this view with the reason recorded (they still train the GAN). Each crop gets a caption from
+this view with the reason recorded (they still train the GAN). Every other face the detector found
+in the photo that reaches into the crop is recorded too (`other_faces`, crop pixels): the LoRA
+trainer leaves those regions out of its loss, so it does not learn other people as the owner. Each crop gets a caption from
 `caption_template` (trigger + class + what was measured: pose, framing, colour, other people) and
 an optional caption file per photo (`<photo>.txt` beside it, or `<captions_dir>/<photo stem>.txt`).
 
@@ -32,7 +34,7 @@ from PIL import Image
 from facecraft_pipeline.dataset.manifest import manifest_digest, publish, read_manifest, staging_dir
 from facecraft_pipeline.settings import setting, validate
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: other_faces
 DEFAULT_TEMPLATE = "photo of {trigger} {class_word}, {details}, {caption_file}"
 
 
@@ -58,6 +60,7 @@ class PhotoSource:
 
     path: Path
     faces: int = 1
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # every detected face (photo pixels after EXIF rotation)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class DiffusionExample:
     face_box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the image's pixels
     original_size: tuple[int, int]  # (height, width) of the photo region before resizing (SDXL's size conditioning)
     photo_id: str = ""
+    other_faces: tuple[tuple[float, float, float, float], ...] = ()  # other people's faces in the image's pixels
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,33 @@ class DiffusionView:
 
 
 def photo_sources(crops_manifest: Any) -> dict[str, PhotoSource]:
-    """photo sha256 -> PhotoSource from a `faces.crops_manifest.CropsManifest` (photo paths + faces per photo)."""
-    faces: dict[str, int] = {}
+    """photo sha256 -> PhotoSource from a `faces.crops_manifest.CropsManifest` (photo paths + every face's box)."""
+    boxes: dict[str, list[tuple[float, float, float, float]]] = {}
     for face in crops_manifest.faces:
-        faces[face.photo_sha256] = faces.get(face.photo_sha256, 0) + 1
-    return {p.photo_sha256: PhotoSource(Path(p.path), faces.get(p.photo_sha256, 1))
+        boxes.setdefault(face.photo_sha256, []).append(tuple(float(v) for v in face.box))
+    return {p.photo_sha256: PhotoSource(Path(p.path), len(boxes.get(p.photo_sha256, [])) or 1,
+                                        tuple(boxes.get(p.photo_sha256, [])))
             for p in crops_manifest.photos if p.path and p.status == "processed"}
+
+
+def other_faces_in_crop(boxes: Sequence[Sequence[float]], own: Sequence[float], left: int, top: int, side: int,
+                        scale: float) -> list[list[float]]:
+    """The faces other than `own` (IoU < 0.5 with it) that reach into the crop, in the resized crop's pixels, clipped."""
+    out = []
+    for box in boxes:
+        if _iou(box, own) >= 0.5:
+            continue
+        x1, y1, x2, y2 = (min(max(v - o, 0.0), side) for v, o in zip(box, (left, top, left, top), strict=True))
+        if x2 > x1 and y2 > y1:
+            out.append([round(v * scale, 2) for v in (x1, y1, x2, y2)])
+    return out
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 def crop_window(box: Sequence[float], width: int, height: int, context: float, shift: float) -> tuple[int, int, int]:
@@ -177,7 +202,8 @@ def build_diffusion_view(
     manifest = read_manifest(final)
     examples = tuple(
         DiffusionExample(final / r["file"], r["caption"], r["flipped_caption"], tuple(r["face_box"]),  # type: ignore[arg-type]
-                         tuple(r["original_size"]), r["photo_id"])  # type: ignore[arg-type]
+                         tuple(r["original_size"]), r["photo_id"],  # type: ignore[arg-type]
+                         tuple(tuple(b) for b in r.get("other_faces", [])))  # type: ignore[misc]
         for r in manifest["images"])
     return DiffusionView(digest, final, examples, tuple((e["photo_id"], e["reason"]) for e in manifest["excluded"]),
                          final / "manifest.json", reused=not published)
@@ -218,6 +244,7 @@ def _one(item, photos, settings, resolution, trigger, class_word, staging, load_
     return "", {"file": relative, "photo_id": item.get("photo_id", ""), "photo_sha256": item["photo_sha256"],
                 "crop_sha256": item.get("crop_sha256"), "window": [left, top, side], "scale": round(scale, 4),
                 "face_box": face_box, "original_size": [side, side], "caption": text, "flipped_caption": mirrored(text),
+                "other_faces": other_faces_in_crop(source.boxes, item["box"], left, top, side, scale),
                 "pixels_sha256": hashlib.sha256(array.tobytes()).hexdigest()}
 
 

@@ -80,6 +80,8 @@ class LoraSettings:
     face_loss_strength: float = setting(0.0, "weight the loss towards the face: 0 plain MSE, 1 only the face region counts",
                                         minimum=0, maximum=1)
     face_mask_grow: float = setting(1.3, "the face region is the face box grown by this factor (a soft ellipse)", minimum=1)
+    mask_other_faces: bool = setting(True, "leave other people's faces in a training crop (the crops manifest's boxes, grown "
+                                           "as the owner's) out of the loss, so the LoRA does not learn them as the owner")
     ema_decay: float = setting(0.0, "EMA of the LoRA weights (0: off; e.g. 0.999); the saved file holds the EMA", minimum=0, maximum=0.99999)
     random_flip: bool = setting(False, "mirror training images at random (captions swap left/right)")
     prior: PriorSettings = nested(PriorSettings, "DreamBooth prior preservation with cached class images")

@@ -106,8 +106,9 @@ def base_model_of(result: TrainResult) -> BaseModel:
 
 
 def examples_digest(items: Sequence[Example]) -> str:
-    """What the images and their captions, face boxes and sizes are; order does not matter."""
-    rows = sorted(json.dumps([sha256_file(e.image), e.caption, e.flipped_caption, e.face_box, e.original_size]) for e in items)
+    """What the images and their captions, face boxes (the owner's and others') and sizes are; order does not matter."""
+    rows = sorted(json.dumps([sha256_file(e.image), e.caption, e.flipped_caption, e.face_box, e.original_size]
+                             + ([e.other_faces] if e.other_faces else [])) for e in items)
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 

@@ -45,8 +45,9 @@ def item(photo: Path, box, photo_id: str, **extra) -> dict:
             "photo_sha256": sha256_file(photo), "crop_sha256": photo_id * 8, "box": box, "landmarks": LANDMARKS_LEFT, **extra}
 
 
-def view(photos, tmp_path, items, settings=DiffusionCropSettings(), faces=None, resolution=256):
-    sources = {sha256_file(p): PhotoSource(p, (faces or {}).get(name, 1)) for name, p in photos.items()}
+def view(photos, tmp_path, items, settings=DiffusionCropSettings(), faces=None, resolution=256, boxes=None):
+    sources = {sha256_file(p): PhotoSource(p, (faces or {}).get(name, 1), tuple((boxes or {}).get(name, ())))
+               for name, p in photos.items()}
     manifest = {"digest": "c" * 64, "images": items}
     return build_diffusion_view(manifest, sources, tmp_path / "views", settings, resolution=resolution, trigger="sks",
                                 class_word="woman")
@@ -129,3 +130,18 @@ def test_dropping_a_photo_by_id_changes_the_dataset_digest_and_is_recorded(tmp_p
     manifest = json.loads(dropped.manifest_path.read_text())
     assert manifest["settings"]["drop"] == ["photo-1", items[2].crop_sha256[:10]]
     assert {e["photo_id"] for e in manifest["excluded"] if e["kind"] == "dropped"} == {"photo-1", "photo-2"}
+
+
+def test_other_faces_reaching_into_the_crop_are_recorded_in_crop_pixels(photos, tmp_path) -> None:
+    neighbour, far_away = [320.0, 80.0, 400.0, 170.0], [0.0, 450.0, 40.0, 500.0]
+    result = view(photos, tmp_path, [item(photos["astronaut"], BIG_FACE, "big")], faces={"astronaut": 3},
+                  boxes={"astronaut": [tuple(BIG_FACE), tuple(neighbour), tuple(far_away)]})
+
+    example, = result.examples
+    record, = json.loads(result.manifest_path.read_text())["images"]
+    left, top, side = record["window"]
+    scale = 256 / side
+    (x1, y1, x2, y2), = example.other_faces  # the owner's own box and the face outside the crop are not there
+    assert (x1, y1) == pytest.approx(((neighbour[0] - left) * scale, (neighbour[1] - top) * scale), abs=0.01)
+    assert x2 <= 256 and y2 == pytest.approx((neighbour[3] - top) * scale, abs=0.01)
+    assert "2 other people nearby" in example.caption
