@@ -171,13 +171,17 @@ def wgan_gp_checkpoint(
     return _train_gan(context, to_settings(GanSettings, config, kind="wgan_gp"), curated_dataset, home, mlflow, compute)
 
 
-def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
-    """The LoRA view of the curated dataset: crops from the original photos (found through the face-crops manifest)."""
+def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home, split: str = "train") -> DiffusionView:
+    """The LoRA view of the curated dataset: crops from the original photos (found through the face-crops manifest);
+    `split` "val": the held-out photos' crops, for the validation loss (may be empty)."""
     crops = home.dir("faces") / "manifest.json"
     if not crops.is_file():
         raise dg.Failure(f"no face-crops manifest at {crops}: materialize face_crops first")
     view = build_diffusion_view(read_manifest(dataset.folder), photo_sources(CropsManifest.read_json(crops)), home.dir("lora_views"),
-                                settings.data, resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+                                settings.data, resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word,
+                                split=split)
+    if split != "train":
+        return view
     if not view.examples:
         raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
                          + "; ".join(sorted({reason for _, reason in view.excluded})))
@@ -217,8 +221,11 @@ def lora_weights(
         view = _lora_view(context, curated_dataset, settings, h)
         examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size, e.other_faces)
                     for e in view.examples]
+        held_out = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size, e.other_faces)
+                    for e in _lora_view(context, curated_dataset, settings, h, "val").examples] if settings.validation_loss_every else []
         result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
-                            cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
+                            cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest,
+                            held_out=held_out)
         weights = result.artifact("weights")
         digest = sha256_file(weights)
         base = base_model_of(result)

@@ -174,15 +174,17 @@ def build_diffusion_view(
     resolution: int,
     trigger: str,
     class_word: str,
+    split: str = "train",
 ) -> DiffusionView:
-    """Build (or reuse) the LoRA view of the curated dataset whose manifest is `dataset_manifest`."""
+    """Build (or reuse) the LoRA view of the curated dataset whose manifest is `dataset_manifest` (its `split` items:
+    "train" to train on, "val" for the held-out loss)."""
     from facecraft_pipeline.imaging import load_rgb
 
     records, excluded = [], []
     staging = staging_dir(Path(out_root))
     try:
         for item in sorted(dataset_manifest["images"], key=lambda r: r["file"]):
-            if item.get("split") != "train":
+            if item.get("split") != split:
                 continue
             photo_id = item.get("photo_id", "")
             reason, made = _one(item, photos, settings, resolution, trigger, class_word, staging, load_rgb)
@@ -191,6 +193,7 @@ def build_diffusion_view(
             else:
                 records.append(made)
         body = {"format": FORMAT_VERSION, "curated_digest": dataset_manifest.get("digest"), "resolution": resolution,
+                **({"split": split} if split != "train" else {}),
                 "trigger": trigger, "class_word": class_word, "settings": asdict(settings),
                 "images": sorted(records, key=lambda r: r["file"]), "excluded": excluded}
     except BaseException:

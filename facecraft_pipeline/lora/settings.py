@@ -88,6 +88,8 @@ class LoraSettings:
     validation_prompts: tuple[str, ...] = setting(("photo of {trigger} {class_word}",),
                                                   "prompts of the validation images drawn at each sample step and at the end (empty: none)")
     validation_seeds: tuple[int, ...] = setting((0,), "seeds of the validation images (one image per prompt and seed)")
+    validation_loss_every: int = setting(0, "every N steps (a multiple of run.log_every), the loss on the held-out images "
+                                            "(fixed noise) beside the training loss as val_loss (0: off)", minimum=0, run_key=False)
     validation_steps: int = setting(8, "sampling steps of the validation images", minimum=1, run_key=False)
     gradient_checkpointing: bool = setting(False, "recompute UNet activations in backward: less memory, slower", run_key=False)
     cache_latents: bool = setting(True, "encode images (and their mirrors) once, and the captions once when the text "

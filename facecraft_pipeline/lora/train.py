@@ -51,14 +51,16 @@ RECIPE_VERSION = 3  # bump when the training maths changes: old runs then get a 
 
 def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSettings, device: torch.device | str = "cpu",
                cache_dir: Path | None = None, progress: Sequence[Progress] = (), *,
-               pipe: StableDiffusionPipeline | None = None, dataset_digest: str | None = None) -> TrainResult:
+               pipe: StableDiffusionPipeline | None = None, dataset_digest: str | None = None,
+               held_out: Sequence[Path | Example] = ()) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-lora-...-<key>/`; artifacts `weights`, `kohya_weights`, `validation`.
 
     `examples` are plain image paths (captioned with `settings.instance_prompt`) or `Example`s
     (caption, mirrored caption, face box, original size: `dataset.diffusion_crops` makes them).
     `cache_dir` holds built/downloaded base models and class images (default root/base_model_cache).
     `pipe`, if given, is a pipeline of this base model to train in place (it ends with the LoRA
-    active). `dataset_digest` (e.g. the curated dataset's) goes into the weights' provenance.
+    active). `dataset_digest` (e.g. the curated dataset's) goes into the weights' provenance. `held_out` are
+    images not trained on: with `settings.validation_loss_every` their loss is logged as val_loss.
     """
     device = local_device(device)
     world = current_world(device)  # several processes under torchrun: the batch is the global one
@@ -69,6 +71,10 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
     items = [e if isinstance(e, Example) else Example(Path(e), settings.instance_prompt) for e in examples]
     if not items:
         raise ValueError("LoRA training needs at least one image")
+    held = [e if isinstance(e, Example) else Example(Path(e), settings.instance_prompt) for e in held_out]
+    if settings.validation_loss_every and settings.validation_loss_every % settings.run.log_every:
+        raise ValueError(f"LoraSettings.validation_loss_every must be a multiple of run.log_every ({settings.run.log_every}), "
+                         f"got {settings.validation_loss_every}")
     digest = examples_digest(items)
     key = run_key(digest, settings, RECIPE_VERSION, extra=[base.spec, base.location, base.family, *([base.components] if base.components else [])])
     info = {"settings": {**to_dict(settings), "instance_prompt": settings.instance_prompt},
@@ -92,7 +98,8 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
             world.barrier()
             classes = classes or class_images(pipeline, base, settings, cache)
         provenance["ss_num_reg_images"] = str(len(classes))
-        return LoraTrainer(pipeline, items, settings, device, classes, provenance, world, owns_pipeline=pipe is None)
+        return LoraTrainer(pipeline, items, settings, device, classes, provenance, world, owns_pipeline=pipe is None,
+                           held_out=held)
 
     result = train(spec, make_trainer, progress, device, world)
     if result.reused and pipe is not None:
@@ -126,9 +133,10 @@ class LoraTrainer:
 
     def __init__(self, pipe, examples: Sequence[Example], settings: LoraSettings, device: torch.device,
                  class_paths: Sequence[Path] = (), provenance: Mapping[str, str] | None = None, world: World = World(),
-                 owns_pipeline: bool = False):
+                 owns_pipeline: bool = False, held_out: Sequence[Example] = ()):
         """`owns_pipeline`: the trainer loaded `pipe` itself, so it may drop what training no longer needs (FLUX.1's
-        text encoders once the captions are encoded); a pipeline handed in only has them moved off the device."""
+        text encoders once the captions are encoded); a pipeline handed in only has them moved off the device.
+        `held_out`: images whose loss `held_out_metrics` measures every `settings.validation_loss_every` steps."""
         from diffusers.training_utils import cast_training_params
 
         self.dtype = dtype(settings.run.mixed_precision)
@@ -165,6 +173,8 @@ class LoraTrainer:
         self.scaler = grad_scaler(self.device, settings.run.mixed_precision)
         self.generator = torch.Generator(self.device).manual_seed(settings.run.seed)  # on the device: no host copies per step
         self.batches = self.ops.batches(examples, self.generator, class_paths)
+        self.held_out = (self.ops.batches(held_out, torch.Generator(self.device), ())
+                         if held_out and settings.validation_loss_every else None)
         self.ops.release_text_encoders(free=owns_pipeline)
         self.prior = bool(class_paths)
         self.metric_names = ("loss", "instance_loss", "prior_loss") if self.prior else ("loss",)
@@ -197,10 +207,29 @@ class LoraTrainer:
         self.steps_done += 1
         return total
 
-    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def held_out_metrics(self, step: int) -> dict[str, float]:
+        """val_loss: the mean loss over the held-out images, with the same noise and noise levels every time."""
+        if self.held_out is None or step % self.settings.validation_loss_every:
+            return {}
+        generator = torch.Generator(self.device).manual_seed(self.settings.run.seed + 1)
+        self.held_out.generator = generator  # latent samples and flips: the fixed draws too
+        models = list(self.models.values())
+        for model in models:
+            model.eval()
+        try:
+            count = len(self.held_out.examples)
+            steps = -(-count // self.settings.batch_size)
+            losses = [self._loss(self.held_out(i), generator)[0] for i in range(steps)]  # owner rows only: no prior term
+        finally:
+            for model in models:
+                model.train()
+        return {"val_loss": float(torch.stack(losses).mean())}
+
+    def _loss(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         settings, latents = self.settings, batch.latents
         count = latents.shape[0]
-        g, device = self.generator, self.device
+        g, device = generator or self.generator, self.device
         noise = torch.randn(latents.shape, generator=g, device=device)
         if settings.noise_offset:
             noise += settings.noise_offset * torch.randn((count, latents.shape[1], 1, 1), generator=g, device=device)
@@ -220,7 +249,7 @@ class LoraTrainer:
         if settings.snr_gamma is not None:
             per_item = per_item * self.ops.snr_weights(timesteps)
         instance = per_item[:instance_rows].mean()
-        if not self.prior:
+        if not self.prior or instance_rows == len(per_item):
             return instance, instance.reshape(1)
         prior = per_item[instance_rows:].mean()
         loss = instance + settings.prior.loss_weight * prior

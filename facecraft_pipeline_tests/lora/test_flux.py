@@ -237,3 +237,25 @@ def test_bad_flux_input_is_refused_in_one_sentence_naming_the_setting(face_image
         train_lora(face_images[:1], tmp_path, replace(RECIPE, snr_gamma=5.0), "cpu", model_cache)
     with pytest.raises(ValueError, match="LoraSettings.train_text_encoder is not supported for flux"):
         train_lora(face_images[:1], tmp_path, replace(RECIPE, train_text_encoder=True), "cpu", model_cache)
+
+
+def test_the_held_out_loss_is_logged_beside_the_training_loss_and_is_the_same_after_a_resume(
+        face_images, model_cache: Path, tmp_path: Path) -> None:
+    settings = replace(RECIPE, validation_loss_every=3, validation_prompts=())
+    held_out = examples(face_images[3:])
+
+    def stop(line: ProgressLine) -> None:
+        if line.step == 3:
+            raise KeyboardInterrupt
+
+    lines: list[ProgressLine] = []
+    whole = train_lora(examples(face_images), tmp_path / "whole", settings, "cpu", model_cache, [lines.append], held_out=held_out)
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(examples(face_images), tmp_path / "cut", settings, "cpu", model_cache, [stop], held_out=held_out)
+    resumed = train_lora(examples(face_images), tmp_path / "cut", settings, "cpu", model_cache, held_out=held_out)
+
+    assert [sorted(line.metrics) for line in lines] == [["instance_loss", "loss", "prior_loss", "val_loss"]] * 2
+    assert all(line.metrics["val_loss"] > 0 for line in lines)
+    assert resumed.metrics["val_loss"] == pytest.approx(whole.metrics["val_loss"])
+    with pytest.raises(ValueError, match="LoraSettings.validation_loss_every must be a multiple of run.log_every"):
+        train_lora(examples(face_images), tmp_path, replace(settings, validation_loss_every=4), "cpu", model_cache)
