@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from facecraft_pipeline.assets.checks import CHECKS
 from facecraft_pipeline.definitions import ASSETS, resources
@@ -23,6 +24,7 @@ FLUX_RUN = {
 }
 
 
+@pytest.mark.slow  # the whole graph: ~1 min alone, ~4 min on a loaded 2-core machine
 def test_a_flux_lora_trains_registers_and_every_kept_checkpoint_is_scored(tmp_path: Path) -> None:
     home = tmp_path / "home"
     res = resources(HomeResource(root=str(home)))
@@ -37,5 +39,5 @@ def test_a_flux_lora_trains_registers_and_every_kept_checkpoint_is_scored(tmp_pa
     assert (lora["base_model_family"], lora["base_model_is_tiny_random"], lora["model_version"]) == ("flux", True, "1")
     assert "noise" in lora["base_model"] and "noise" in galleries["summary"]
     gallery = json.loads(Path(galleries["location"]).joinpath("gallery.json").read_text())
-    scored = sorted(entry["step"] for entry in gallery["entries"] if entry["model"] == "lora")
+    scored = sorted(row["step"] for row in gallery["checkpoints"] if row["model"] == "lora")
     assert scored == [2, 4]

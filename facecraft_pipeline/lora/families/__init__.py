@@ -25,15 +25,16 @@ class Family:
     kohya_version: str  # ss_base_model_version
     architecture: str  # modelspec.sai_model_spec architecture of the LoRA
     network_module: str  # ss_network_module (the kohya module that reads the file)
-    sample_steps: int | None = None  # sampler defaults of the family (None: the gallery's own settings)
-    sample_guidance: float | None = None
+    sample_steps: int  # sampler defaults of the family (the evaluation sweep's, unless it sets its own)
+    sample_guidance: float
     default_targets: str | None = None  # peft target_modules (regex) when the settings keep the UNet default
 
 
 FAMILIES = {
-    "sd": Family("sd", "StableDiffusionPipeline", "unet", False, 8, "sd_v1", "stable-diffusion-v1/lora", "networks.lora"),
+    "sd": Family("sd", "StableDiffusionPipeline", "unet", False, 8, "sd_v1", "stable-diffusion-v1/lora", "networks.lora",
+                 sample_steps=10, sample_guidance=5.0),
     "sdxl": Family("sdxl", "StableDiffusionXLPipeline", "unet", False, 8, "sdxl_base_v1-0", "stable-diffusion-xl-v1-base/lora",
-                   "networks.lora"),
+                   "networks.lora", sample_steps=10, sample_guidance=5.0),
     "flux": Family("flux", "FluxPipeline", "transformer", True, 16, "flux1", "flux-1-dev/lora", "networks.lora_flux",
                    sample_steps=28, sample_guidance=3.5, default_targets=FLUX_TARGETS),
 }
