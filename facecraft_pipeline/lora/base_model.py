@@ -27,6 +27,7 @@ from facecraft_pipeline.lora.tiny_sd import (
     is_tiny_sd_folder,
 )
 from facecraft_pipeline.lora.families import family as family_spec
+from facecraft_pipeline.lora.memory import quantization_config
 from facecraft_pipeline.lora.tiny_flux import TINY_FLUX, TINY_FLUX_DESCRIPTION, build_tiny_flux
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
@@ -175,23 +176,33 @@ def _resolve(spec: str, cache_dir: Path) -> BaseModel:
 
 
 def load_pipeline(
-    base: BaseModel, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    base: BaseModel, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, quantize: str = "none"
 ) -> StableDiffusionPipeline:
-    """Load the base pipeline (SD, SDXL or FLUX.1) on `device`, frozen weights in `dtype`; never touches the network when offline."""
+    """Load the base pipeline (SD, SDXL or FLUX.1) on `device`, frozen weights in `dtype` (the denoiser quantized when
+    `quantize` is nf4 or float8: `memory.check_quantization` first); never touches the network when offline."""
     import diffusers
 
-    cls = getattr(diffusers, family_spec(base.family).pipeline)
+    spec = family_spec(base.family)
+    cls = getattr(diffusers, spec.pipeline)
     offline = hub_offline()
     if base.is_hub_id and offline and not hub_is_cached(base.location):
         raise BaseModelUnavailable(_not_cached_message(base.location))
     kwargs: dict[str, object] = {"dtype": dtype}
     if offline:
         kwargs["local_files_only"] = True
-    if base.is_tiny_random and not base.is_sdxl:
+    if base.is_tiny_random and base.family == "sd":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if quantize != "none" and base.is_single_file and base.family != "flux":
+        raise ValueError(f"LoraSettings.quantize_base={quantize} is not supported for a single-file {base.family} checkpoint: "
+                         "use its diffusers folder or hub id, or set quantize_base to none")
+    if quantize != "none" and not base.is_single_file:  # the denoiser loaded on its own, quantized, then handed in
+        model = getattr(diffusers, "FluxTransformer2DModel" if spec.denoiser == "transformer" else "UNet2DConditionModel")
+        kwargs[spec.denoiser] = model.from_pretrained(
+            base.location, subfolder=spec.denoiser, torch_dtype=dtype, quantization_config=quantization_config(quantize, dtype),
+            **({"local_files_only": True} if offline else {}))
     try:
         if base.is_single_file and base.family == "flux":
-            pipe = _flux_from_transformer_file(base, cls, kwargs)
+            pipe = _flux_from_transformer_file(base, cls, kwargs, quantize)
         elif base.is_single_file:
             pipe = cls.from_single_file(base.location, **kwargs)
         else:
@@ -210,14 +221,16 @@ def load_pipeline(
     return pipe.to(device)
 
 
-def _flux_from_transformer_file(base: BaseModel, cls, kwargs: dict):
+def _flux_from_transformer_file(base: BaseModel, cls, kwargs: dict, quantize: str = "none"):
     """A FLUX.1 fine-tune shipped as one transformer file (BFL or diffusers keys) with the rest of `base.components`."""
     from diffusers import FluxTransformer2DModel
 
     components = base.components or FLUX_COMPONENTS[_has_guidance(base.location)]
+    extra = {"local_files_only": True} if "local_files_only" in kwargs else {}
+    if quantize != "none":
+        extra["quantization_config"] = quantization_config(quantize, kwargs["dtype"])
     transformer = FluxTransformer2DModel.from_single_file(base.location, config=components, subfolder="transformer",
-                                                          torch_dtype=kwargs["dtype"], **({"local_files_only": True} if
-                                                                                          "local_files_only" in kwargs else {}))
+                                                          torch_dtype=kwargs["dtype"], **extra)
     return cls.from_pretrained(components, transformer=transformer, **kwargs)
 
 

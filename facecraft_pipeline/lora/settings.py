@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from facecraft_pipeline.dataset.diffusion_crops import DiffusionCropSettings
 from facecraft_pipeline.lora.families import NAMES
 from facecraft_pipeline.lora.flow_matching import SAMPLINGS
+from facecraft_pipeline.lora.memory import QUANTIZATIONS, VRAM_PRESETS
 from facecraft_pipeline.settings import nested, setting, validate
 from facecraft_pipeline.training.settings import RunSettings
 
@@ -96,6 +97,11 @@ class LoraSettings:
                                         "encoders are frozen", run_key=False)
     low_memory: bool = setting(False, "SD-1.5 at 512 px in 6 GiB: gradient checkpointing, frozen encoders off the GPU "
                                       "after caching, 8-bit AdamW when bitsandbytes is installed; use batch_size 1")
+    quantize_base: str = setting("none", "load the frozen denoiser quantized (CUDA only): nf4 (bitsandbytes, QLoRA) or float8 "
+                                         "(torchao, Ada/Hopper GPUs); the LoRA itself trains in fp32", choices=QUANTIZATIONS)
+    vram_gb: int | None = setting(None, "preset for a card with this much memory: 12, 16 or 24 GiB turns on quantization, "
+                                        "gradient checkpointing, 8-bit AdamW, batch 1 as the family needs (see lora/memory.py)",
+                                  choices=(None, *VRAM_PRESETS))
     compile: bool = setting(False, "torch.compile the UNet (minutes to compile; pays off on long GPU runs)", run_key=False)
     allow_tf32: bool = setting(True, "TF32 matmuls on Ampere+ GPUs", run_key=False)
     run: RunSettings = nested(RunSettings, "length, cadence, retention, seed and precision of the run",

@@ -33,6 +33,7 @@ from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline, resolve
 from facecraft_pipeline.lora.batches import Batch, Example
 from facecraft_pipeline.lora.families import check_settings, family
 from facecraft_pipeline.lora.families.ops import ops_for
+from facecraft_pipeline.lora.memory import apply_vram_preset, check_quantization
 from facecraft_pipeline.lora.optim import Ema, bitsandbytes_available, lr_lambda, make_optimizer
 from facecraft_pipeline.lora.prior import class_images
 from facecraft_pipeline.lora.settings import LoraSettings
@@ -68,6 +69,8 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
     cache = Path(cache_dir) if cache_dir else root / "base_model_cache"
     base = resolve_base_model(settings.base_model, cache, settings.model_family, settings.base_components)
     check_settings(settings, base.family)
+    settings = apply_vram_preset(settings, base.family)
+    check_quantization(settings.quantize_base, device)
     items = [e if isinstance(e, Example) else Example(Path(e), settings.instance_prompt) for e in examples]
     if not items:
         raise ValueError("LoRA training needs at least one image")
@@ -89,8 +92,9 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
         frozen = dtype(settings.run.mixed_precision)
         if device.type == "cuda" and settings.allow_tf32:
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        pipeline = pipe if pipe is not None else load_pipeline(base, device, frozen)
-        pipeline.to(device=device, dtype=frozen)
+        pipeline = pipe if pipe is not None else load_pipeline(base, device, frozen, settings.quantize_base)
+        if settings.quantize_base == "none":  # quantized weights keep their storage type
+            pipeline.to(device=device, dtype=frozen)
         classes = []
         if settings.prior.num_images:
             if world.main:  # drawn and cached once; the other ranks read the cache
@@ -319,6 +323,12 @@ class LoraTrainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         make_grid(images, cols=max(1, len(settings.validation_seeds)), cell=min(256, settings.resolution)).save(path)
         return path
+
+    def facts(self, folder: RunFolder) -> dict[str, Any]:
+        """Peak GPU memory of the run (run.json), the figure the vram_gb presets are judged by."""
+        if self.device.type != "cuda":
+            return {}
+        return {"peak_memory_gib": round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)}
 
     def finish(self, folder: RunFolder) -> dict[str, Path]:
         """The weights (the EMA when kept, also loaded into the pipeline), their kohya twin, a validation grid,

@@ -259,3 +259,37 @@ def test_the_held_out_loss_is_logged_beside_the_training_loss_and_is_the_same_af
     assert resumed.metrics["val_loss"] == pytest.approx(whole.metrics["val_loss"])
     with pytest.raises(ValueError, match="LoraSettings.validation_loss_every must be a multiple of run.log_every"):
         train_lora(examples(face_images), tmp_path, replace(settings, validation_loss_every=4), "cpu", model_cache)
+
+
+def test_quantized_bases_and_vram_presets_are_refused_on_a_machine_without_cuda(face_images, model_cache, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal is for machines without it")
+    with pytest.raises(ValueError, match=r"^LoraSettings.quantize_base=nf4 needs a CUDA GPU and this run is on cpu"):
+        train_lora(face_images[:1], tmp_path, replace(RECIPE, quantize_base="nf4"), "cpu", model_cache)
+    with pytest.raises(ValueError, match=r"^LoraSettings.quantize_base=float8 needs a CUDA GPU"):
+        train_lora(face_images[:1], tmp_path, replace(RECIPE, vram_gb=24), "cpu", model_cache)  # 24 GiB: float8 FLUX.1
+    with pytest.raises(ValueError, match=r"LoraSettings.vram_gb must be one of \[None, 12, 16, 24\]"):
+        replace(RECIPE, vram_gb=8)
+
+
+def test_vram_presets_turn_memory_savers_on_for_the_family() -> None:
+    from facecraft_pipeline.lora.memory import apply_vram_preset
+
+    flux16 = apply_vram_preset(replace(RECIPE, vram_gb=16), "flux")
+    sd12 = apply_vram_preset(replace(RECIPE, vram_gb=12, batch_size=4), "sd")
+
+    assert (flux16.quantize_base, flux16.gradient_checkpointing, flux16.optimizer) == ("nf4", True, "adamw8bit")
+    assert (sd12.quantize_base, sd12.gradient_checkpointing, sd12.batch_size) == ("none", True, 1)
+    assert apply_vram_preset(RECIPE, "flux") is RECIPE  # no preset: the settings as given
+
+
+def test_gradient_checkpointing_recomputes_the_transformer_and_trains_the_same_step(face_images, flux_base: BaseModel) -> None:
+    from facecraft_pipeline.lora.train import LoraTrainer
+
+    settings = replace(RECIPE, prior=PriorSettings(), validation_prompts=(), random_flip=False)
+    plain = LoraTrainer(load_pipeline(flux_base), examples(face_images), settings, torch.device("cpu"))
+    saving = LoraTrainer(load_pipeline(flux_base), examples(face_images), replace(settings, gradient_checkpointing=True),
+                         torch.device("cpu"))
+
+    assert saving.ops.denoiser.is_gradient_checkpointing and not plain.ops.denoiser.is_gradient_checkpointing
+    assert torch.allclose(plain.step(), saving.step(), rtol=1e-5)
