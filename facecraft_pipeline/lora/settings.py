@@ -56,6 +56,8 @@ class LoraSettings:
     dropout: float = setting(0.0, "LoRA dropout", minimum=0, maximum=0.9)
     target_modules: tuple[str, ...] = setting(UNET_TARGETS, "modules that get a LoRA (UNet attention projections by default; "
                                                             "flux: with this default, attention and MLP of every block)")
+    init_lora: str | None = setting(None, "start from this LoRA file (one this trainer wrote: diffusers format, or kohya for "
+                                          "flux) instead of zero; same family and rank")
     train_text_encoder: bool = setting(False, "also train a LoRA on the text encoder(s) (q/k/v/out projections)")
     text_encoder_lr: float | None = setting(None, "learning rate of the text-encoder LoRA (default: learning_rate)", minimum=0, exclusive=True)
     batch_size: int = setting(4, "images per micro-batch", minimum=1)

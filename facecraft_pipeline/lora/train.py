@@ -33,6 +33,7 @@ from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline, resolve
 from facecraft_pipeline.lora.batches import Batch, Example
 from facecraft_pipeline.lora.families import check_settings, family
 from facecraft_pipeline.lora.families.ops import ops_for
+from facecraft_pipeline.lora.init_lora import init_tensors, load_init
 from facecraft_pipeline.lora.memory import apply_vram_preset, check_quantization
 from facecraft_pipeline.lora.optim import Ema, bitsandbytes_available, lr_lambda, make_optimizer
 from facecraft_pipeline.lora.prior import class_images
@@ -71,6 +72,8 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
     check_settings(settings, base.family)
     settings = apply_vram_preset(settings, base.family)
     check_quantization(settings.quantize_base, device)
+    if settings.init_lora:  # refused now, before any weights load, when it is another family's or rank's
+        init_tensors(Path(settings.init_lora), base.family, settings.rank)
     items = [e if isinstance(e, Example) else Example(Path(e), settings.instance_prompt) for e in examples]
     if not items:
         raise ValueError("LoRA training needs at least one image")
@@ -79,7 +82,8 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
         raise ValueError(f"LoraSettings.validation_loss_every must be a multiple of run.log_every ({settings.run.log_every}), "
                          f"got {settings.validation_loss_every}")
     digest = examples_digest(items)
-    key = run_key(digest, settings, RECIPE_VERSION, extra=[base.spec, base.location, base.family, *([base.components] if base.components else [])])
+    key = run_key(digest, settings, RECIPE_VERSION, extra=[base.spec, base.location, base.family, *([base.components] if base.components else []),
+                                                            *([sha256_file(Path(settings.init_lora))] if settings.init_lora else [])])
     info = {"settings": {**to_dict(settings), "instance_prompt": settings.instance_prompt},
             "inputs": {"images": len(items), "digest": digest, "dataset_digest": dataset_digest},
             "base_model": dataclasses.asdict(base), "device": str(device), "dtype": dtype_name(settings.run.mixed_precision),
@@ -167,6 +171,8 @@ class LoraTrainer:
             if checkpointing:
                 model.enable_gradient_checkpointing() if model is denoiser else model.gradient_checkpointing_enable()
         self.params = {name: trainable_parameters(model) for name, model in self.models.items()}
+        if settings.init_lora:
+            load_init(self.params, init_tensors(Path(settings.init_lora), self.family, settings.rank))
         te_lr = settings.text_encoder_lr or settings.learning_rate
         groups = [{"params": list(p.values()), "lr": settings.learning_rate if name == "unet" else te_lr}
                   for name, p in self.params.items()]

@@ -293,3 +293,21 @@ def test_gradient_checkpointing_recomputes_the_transformer_and_trains_the_same_s
 
     assert saving.ops.denoiser.is_gradient_checkpointing and not plain.ops.denoiser.is_gradient_checkpointing
     assert torch.allclose(plain.step(), saving.step(), rtol=1e-5)
+
+
+def test_a_run_can_start_from_a_flux_lora_but_not_from_another_familys(trained: Trained, face_images, model_cache, tmp_path) -> None:
+    from facecraft_pipeline.lora.train import LoraTrainer
+
+    settings = replace(RECIPE, prior=PriorSettings(), validation_prompts=(),
+                       init_lora=str(trained.result.artifact("kohya_weights")))
+    trainer = LoraTrainer(load_pipeline(trained.base), examples(face_images), settings, torch.device("cpu"))
+    started = {f"transformer.{k.replace('.default', '')}": p for k, p in trainer.params["transformer"].items()}
+    saved = load_file(trained.result.artifact("weights"))
+    assert started.keys() == saved.keys() and all(torch.equal(started[k], saved[k]) for k in saved)
+
+    sd_lora = tmp_path / "sd.safetensors"
+    save_file({"unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora.down.weight": torch.zeros(4, 32)}, sd_lora)
+    with pytest.raises(ValueError, match=r"LoraSettings.init_lora 'sd.safetensors' is a sd LoRA, but the base model is flux"):
+        train_lora(examples(face_images), tmp_path, replace(RECIPE, init_lora=str(sd_lora)), "cpu", model_cache)
+    with pytest.raises(ValueError, match=r"has rank \[4\], LoraSettings.rank is 8"):
+        train_lora(examples(face_images), tmp_path, replace(settings, rank=8), "cpu", model_cache)
