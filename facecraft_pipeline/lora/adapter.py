@@ -73,7 +73,8 @@ def save_lora(folder: Path, layers: Mapping[str, Mapping[str, torch.Tensor]], co
     cls = getattr(diffusers, family_spec(family).pipeline)
     kwargs: dict[str, Any] = {}
     for component, tensors in layers.items():  # a transformer's peft names are already diffusers' (lora_A / lora_B)
-        kwargs[f"{component}_lora_layers"] = dict(tensors) if component == "transformer" else convert_state_dict_to_diffusers(dict(tensors))
+        kwargs[f"{component}_lora_layers"] = (dict(tensors) if component == "transformer"
+                                              else convert_state_dict_to_diffusers(dict(tensors)))
         # dropout is training-only: a loader that found it would inject Dropout modules left in train mode
         kwargs[f"{component}_lora_adapter_metadata"] = {**configs[component], "lora_dropout": 0.0}
     staging = Path(tempfile.mkdtemp(prefix=".lora-", dir=folder))

@@ -225,7 +225,7 @@ def _flux_from_transformer_file(base: BaseModel, cls, kwargs: dict, quantize: st
     """A FLUX.1 fine-tune shipped as one transformer file (BFL or diffusers keys) with the rest of `base.components`."""
     from diffusers import FluxTransformer2DModel
 
-    components = base.components or FLUX_COMPONENTS[_has_guidance(base.location)]
+    components = base.components  # set by resolve_base_model
     extra = {"local_files_only": True} if "local_files_only" in kwargs else {}
     if quantize != "none":
         extra["quantization_config"] = quantization_config(quantize, kwargs["dtype"])

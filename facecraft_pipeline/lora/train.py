@@ -82,8 +82,9 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
         raise ValueError(f"LoraSettings.validation_loss_every must be a multiple of run.log_every ({settings.run.log_every}), "
                          f"got {settings.validation_loss_every}")
     digest = examples_digest(items)
-    key = run_key(digest, settings, RECIPE_VERSION, extra=[base.spec, base.location, base.family, *([base.components] if base.components else []),
-                                                            *([sha256_file(Path(settings.init_lora))] if settings.init_lora else [])])
+    starts = [sha256_file(Path(settings.init_lora))] if settings.init_lora else []  # a warm start is another run
+    key = run_key(digest, settings, RECIPE_VERSION,
+                  extra=[base.spec, base.location, base.family, *([base.components] if base.components else []), *starts])
     info = {"settings": {**to_dict(settings), "instance_prompt": settings.instance_prompt},
             "inputs": {"images": len(items), "digest": digest, "dataset_digest": dataset_digest},
             "base_model": dataclasses.asdict(base), "device": str(device), "dtype": dtype_name(settings.run.mixed_precision),
@@ -174,7 +175,7 @@ class LoraTrainer:
         if settings.init_lora:
             load_init(self.params, init_tensors(Path(settings.init_lora), self.family, settings.rank))
         te_lr = settings.text_encoder_lr or settings.learning_rate
-        groups = [{"params": list(p.values()), "lr": settings.learning_rate if name == "unet" else te_lr}
+        groups = [{"params": list(p.values()), "lr": settings.learning_rate if name == self.ops.component else te_lr}
                   for name, p in self.params.items()]
         kind = "adamw8bit" if settings.low_memory and bitsandbytes_available() else settings.optimizer
         self.optimizer = make_optimizer(groups, kind, settings.adam_weight_decay, self.device)
