@@ -232,7 +232,8 @@ def lora_weights(
         run.set_tags({TAG_ARTIFACT_SHA: digest, "base_model": base.description, "device": result.device, "dtype": result.dtype,
                       "lora_view": view.digest, "trigger": settings.trigger})
         run.log_artifact(weights, "lora")
-        run.log_artifact(result.artifact("kohya_weights"), "lora")
+        if "kohya_weights" in result.artifacts:  # every family but Z-Image
+            run.log_artifact(result.artifact("kohya_weights"), "lora")
         run.log_artifact(result.folder / "run.json", "lora")
         run.log_artifact(view.manifest_path, "lora_view")
         for picture in [result.artifacts.get("validation"), *sorted((result.folder / "samples").glob("step_*.png"))]:
@@ -257,8 +258,9 @@ def lora_weights(
                 "\n".join(f"- {photo}: {reason}" for photo, reason in view.excluded) or "none"),
             "captions": dg.MetadataValue.md("\n".join(f"- {e.caption}" for e in view.examples[:20])),
             "location": dg.MetadataValue.path(str(weights)),
-            "kohya_weights": dg.MetadataValue.path(str(result.artifact("kohya_weights"))),
         }
+        if "kohya_weights" in result.artifacts:
+            metadata["kohya_weights"] = dg.MetadataValue.path(str(result.artifact("kohya_weights")))
         if "validation" in result.artifacts:
             metadata["validation"] = preview(result.artifact("validation"))
         return output(result, run, digest, metadata)

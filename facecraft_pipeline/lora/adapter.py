@@ -85,6 +85,8 @@ def save_lora(folder: Path, layers: Mapping[str, Mapping[str, torch.Tensor]], co
             save_file(load_file(staging / WEIGHTS_NAME), tmp, metadata={**header, **metadata})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if family not in ("sd", "sdxl", "flux"):  # no kohya key layout for it (Z-Image): the diffusers file only
+        return {"weights": folder / WEIGHTS_NAME}
     kohya = (to_kohya_flux(layers["transformer"], float(configs["transformer"]["lora_alpha"])) if family == "flux"
              else to_kohya(layers, configs, family == "sdxl"))
     with atomic_path(folder / KOHYA_NAME) as tmp:

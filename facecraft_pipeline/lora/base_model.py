@@ -29,6 +29,7 @@ from facecraft_pipeline.lora.tiny_sd import (
 from facecraft_pipeline.lora.families import family as family_spec
 from facecraft_pipeline.lora.memory import quantization_config
 from facecraft_pipeline.lora.tiny_flux import TINY_FLUX, TINY_FLUX_DESCRIPTION, build_tiny_flux
+from facecraft_pipeline.lora.tiny_zimage import TINY_ZIMAGE, TINY_ZIMAGE_DESCRIPTION, build_tiny_zimage
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 FLUX_COMPONENTS = {True: "black-forest-labs/FLUX.1-dev", False: "black-forest-labs/FLUX.1-schnell"}  # by guidance embedder
@@ -111,7 +112,7 @@ def detect_family(base: BaseModel) -> str:
         index = Path(cached) if isinstance(cached, str) else None
     if index is not None and index.is_file():
         name = json.loads(index.read_text()).get("_class_name", "")
-        return "flux" if name.startswith("Flux") else "sdxl" if "XL" in name else "sd"
+        return "flux" if name.startswith("Flux") else "zimage" if name.startswith("ZImage") else "sdxl" if "XL" in name else "sd"
     if base.is_single_file and location.lower().endswith(".safetensors") and Path(location).is_file():
         keys = _tensor_names(location)
         if keys is not None:
@@ -119,7 +120,7 @@ def detect_family(base: BaseModel) -> str:
                 return "flux"
             return "sdxl" if any(k.startswith("conditioner.embedders.1.") for k in keys) else "sd"
     lowered = location.lower()
-    return "flux" if "flux" in lowered else "sdxl" if "xl" in lowered else "sd"
+    return "flux" if "flux" in lowered else "zimage" if "z-image" in lowered else "sdxl" if "xl" in lowered else "sd"
 
 
 def _tensor_names(location: str) -> list[str] | None:
@@ -148,13 +149,17 @@ def _resolve(spec: str, cache_dir: Path) -> BaseModel:
     if spec == TINY_FLUX:
         folder = build_tiny_flux(Path(cache_dir) / "tiny-flux")
         return BaseModel(spec, str(folder), True, TINY_FLUX_DESCRIPTION, "flux")
+    if spec == TINY_ZIMAGE:
+        folder = build_tiny_zimage(Path(cache_dir) / "tiny-zimage")
+        return BaseModel(spec, str(folder), True, TINY_ZIMAGE_DESCRIPTION, "zimage")
     if _is_url(spec):
         return BaseModel(spec, spec, False, f"single-file checkpoint {spec}")
     path = Path(spec).expanduser()
     if path.is_dir():
         if is_tiny_sd_folder(path):
             built = json.loads((path / MARKER_FILE).read_text()).get("family", "sd")
-            note = {"sdxl": TINY_XL_DESCRIPTION, "flux": TINY_FLUX_DESCRIPTION}.get(built, TINY_DESCRIPTION)
+            note = {"sdxl": TINY_XL_DESCRIPTION, "flux": TINY_FLUX_DESCRIPTION, "zimage": TINY_ZIMAGE_DESCRIPTION}.get(
+                built, TINY_DESCRIPTION)
             return BaseModel(spec, str(path.resolve()), True, f"{note} ({path})")
         if not (path / "model_index.json").is_file():
             raise BaseModelUnavailable(f"{path} is a folder but not a diffusers pipeline (no model_index.json)")
@@ -170,7 +175,8 @@ def _resolve(spec: str, cache_dir: Path) -> BaseModel:
             raise BaseModelUnavailable(_not_cached_message(spec))
         return BaseModel(spec, spec, False, f"hub model {spec} (downloading on first use)")
     raise ValueError(
-        f"base model {spec!r} is not {TINY!r}, {TINY_XL!r}, {TINY_FLUX!r}, an existing folder, a hub id like 'owner/name', "
+        f"base model {spec!r} is not {TINY!r}, {TINY_XL!r}, {TINY_FLUX!r}, {TINY_ZIMAGE!r}, an existing folder, a hub id "
+        "like 'owner/name', "
         "or a .safetensors/.ckpt file or URL"
     )
 
@@ -196,7 +202,8 @@ def load_pipeline(
         raise ValueError(f"LoraSettings.quantize_base={quantize} is not supported for a single-file {base.family} checkpoint: "
                          "use its diffusers folder or hub id, or set quantize_base to none")
     if quantize != "none" and not base.is_single_file:  # the denoiser loaded on its own, quantized, then handed in
-        model = getattr(diffusers, "FluxTransformer2DModel" if spec.denoiser == "transformer" else "UNet2DConditionModel")
+        model = getattr(diffusers, {"flux": "FluxTransformer2DModel", "zimage": "ZImageTransformer2DModel"}.get(
+            base.family, "UNet2DConditionModel"))
         kwargs[spec.denoiser] = model.from_pretrained(
             base.location, subfolder=spec.denoiser, torch_dtype=dtype, quantization_config=quantization_config(quantize, dtype),
             **({"local_files_only": True} if offline else {}))

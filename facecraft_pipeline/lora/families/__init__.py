@@ -1,7 +1,7 @@
 """The base-model families the LoRA trainer knows, as data: what each one loads as, trains and writes.
 
 One `Family` per name; the code that differs per family (noise and target, the denoiser's call,
-prompt encoding, files) lives in `families.sd` and `families.flux`, picked by `families.ops.ops_for`.
+prompt encoding, files) lives in `families.sd`, `.flux` and `.zimage`, picked by `families.ops.ops_for`.
 This module imports nothing of the project: base_model, adapter and settings checks all read it.
 """
 
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ZIMAGE_TARGETS = (  # attention and MLP of every main and refiner layer
+    r"^(layers|noise_refiner|context_refiner)\.\d+\.(attention\.(to_q|to_k|to_v|to_out\.0)|feed_forward\.(w1|w2|w3))$"
+)
 FLUX_TARGETS = (  # every attention projection and MLP layer of every double- and single-stream block
     r"^(transformer_blocks|single_transformer_blocks)\.\d+\.(attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|"
     r"add_v_proj|to_add_out)|ff\.net\.0\.proj|ff\.net\.2|ff_context\.net\.0\.proj|ff_context\.net\.2|proj_mlp|proj_out)$"
@@ -37,6 +40,8 @@ FAMILIES = {
                    "networks.lora", sample_steps=10, sample_guidance=5.0),
     "flux": Family("flux", "FluxPipeline", "transformer", True, 16, "flux1", "flux-1-dev/lora", "networks.lora_flux",
                    sample_steps=28, sample_guidance=3.5, default_targets=FLUX_TARGETS),
+    "zimage": Family("zimage", "ZImagePipeline", "transformer", True, 16, "z_image", "z-image/lora", "networks.lora_zimage",
+                     sample_steps=9, sample_guidance=0.0, default_targets=ZIMAGE_TARGETS),  # Z-Image-Turbo: 9 steps, no CFG
 }
 NAMES = tuple(FAMILIES)
 
