@@ -15,9 +15,11 @@ from facecraft_pipeline.lora.kohya_flux import from_kohya_flux
 
 
 def lora_family(tensors: Mapping[str, torch.Tensor], header: Mapping[str, str]) -> str:
-    """"flux", "sdxl" or "sd", from the header when this trainer wrote it, else from the tensor names."""
+    """"flux", "zimage", "sdxl" or "sd", from the header when this trainer wrote it, else from the tensor names."""
     if header.get("facecraft.family"):
         return header["facecraft.family"]
+    if any(k.startswith(("transformer.layers.", "transformer.context_refiner.")) for k in tensors):
+        return "zimage"
     if any(k.startswith(("transformer.", "lora_unet_double_blocks_", "lora_unet_single_blocks_")) for k in tensors):
         return "flux"
     return "sdxl" if any(k.startswith(("text_encoder_2.", "lora_te2_")) or "add_embedding" in k for k in tensors) else "sd"

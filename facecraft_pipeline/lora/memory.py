@@ -4,10 +4,11 @@ A preset only turns memory savers on (never off) over what the settings say:
 
     family  | 24 GiB                          | 16 GiB                              | 12 GiB
     flux    | float8 base, checkpointing      | nf4 base, checkpointing, 8-bit AdamW | nf4, checkpointing, 8-bit AdamW, batch 1
+    zimage  | checkpointing                   | float8, checkpointing, 8-bit AdamW   | nf4, checkpointing, 8-bit AdamW, batch 1
     sd/sdxl | (as set)                        | checkpointing                        | checkpointing, 8-bit AdamW, batch 1
 
 FLUX.1's 12 B transformer is 23.8 GB in bf16, so a 24 GiB card needs it in float8 (ai-toolkit's
-default there) and 16/12 GiB cards in NF4 (QLoRA). Quantization needs CUDA: nf4 through
+default there) and 16/12 GiB cards in NF4 (QLoRA); Z-Image's 6 B transformer is 12 GB in bf16. Quantization needs CUDA: nf4 through
 bitsandbytes, float8 through torchao (weights stored in float8, computed in bf16). Refusals are one
 sentence naming the setting, raised before any weights load.
 """
@@ -25,6 +26,9 @@ _PRESETS = {
     ("flux", 24): {"quantize_base": "float8", "gradient_checkpointing": True},
     ("flux", 16): {"quantize_base": "nf4", "gradient_checkpointing": True, "optimizer": "adamw8bit"},
     ("flux", 12): {"quantize_base": "nf4", "gradient_checkpointing": True, "optimizer": "adamw8bit", "batch_size": 1},
+    ("zimage", 24): {"gradient_checkpointing": True},
+    ("zimage", 16): {"quantize_base": "float8", "gradient_checkpointing": True, "optimizer": "adamw8bit"},
+    ("zimage", 12): {"quantize_base": "nf4", "gradient_checkpointing": True, "optimizer": "adamw8bit", "batch_size": 1},
     ("sd", 16): {"gradient_checkpointing": True}, ("sdxl", 16): {"gradient_checkpointing": True},
     ("sd", 12): {"gradient_checkpointing": True, "optimizer": "adamw8bit", "batch_size": 1},
     ("sdxl", 12): {"gradient_checkpointing": True, "optimizer": "adamw8bit", "batch_size": 1},

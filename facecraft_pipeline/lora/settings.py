@@ -40,11 +40,12 @@ class PriorSettings:
 class LoraSettings:
     """DreamBooth-style LoRA (kohya / ai-toolkit recipe) on an SD 1.x/2.x or SDXL base."""
 
-    base_model: str = setting("tiny", "tiny / tiny-sdxl / tiny-flux (offline random models: images are noise), a hub id, a "
+    base_model: str = setting("tiny", "tiny / tiny-sdxl / tiny-flux / tiny-zimage (offline random models: images are noise), a hub id, a "
                                       "local diffusers folder, or a single .safetensors/.ckpt file or URL (FLUX.1: the transformer)")
     base_components: str | None = setting(None, "a single-file FLUX.1 transformer: hub id or folder of the pipeline its VAE, "
                                                 "text encoders and config come from (default FLUX.1-dev, or schnell without guidance)")
-    model_family: str = setting("auto", "sd (1.x/2.x), sdxl or flux (FLUX.1 dev/schnell); auto reads it from the model",
+    model_family: str = setting("auto", "sd (1.x/2.x), sdxl, flux (FLUX.1 dev/schnell) or zimage (Z-Image); auto reads it "
+                                        "from the model",
                                 choices=FAMILIES)
     resolution: int = setting(64, "training side in px (512 SD-1.5, 1024 SDXL, 512-1024 FLUX.1); a multiple of 8 "
                                   "(16 for flux)", minimum=8)
@@ -78,7 +79,8 @@ class LoraSettings:
                                          "as kohya's discrete_flow_shift)", minimum=0, exclusive=True)
     guidance: float = setting(1.0, "flow matching: the guidance embedding while training guidance-distilled models "
                                    "(FLUX.1-dev; 1.0 as kohya / ai-toolkit, diffusers' example uses 3.5)", minimum=0)
-    max_sequence_length: int = setting(512, "flux: T5 tokens per caption (512 FLUX.1-dev, 256 schnell)", minimum=1, maximum=512)
+    max_sequence_length: int = setting(512, "flux / zimage: text tokens per caption (T5: 512 FLUX.1-dev, 256 schnell; Qwen3)",
+                                       minimum=1, maximum=512)
     noise_offset: float = setting(0.0, "offset noise strength (helps very dark / bright images)", minimum=0)
     face_loss_strength: float = setting(0.0, "weight the loss towards the face: 0 plain MSE, 1 only the face region counts",
                                         minimum=0, maximum=1)
