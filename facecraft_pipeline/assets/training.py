@@ -210,9 +210,10 @@ def lora_weights(
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[TrainResult]:
-    """DreamBooth-style LoRA (SD 1.x/2.x or SDXL) on head-and-shoulders crops of the owner's original photos.
+    """DreamBooth-style LoRA (SD 1.x/2.x, SDXL, FLUX.1 or Z-Image) on head-and-shoulders crops of the owner's original
+    photos; other people's faces in a crop are left out of the loss, the held-out crops give val_loss.
 
-    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI),
+    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI; not Z-Image),
     both with provenance in the header, and a loadable LoRA beside each kept checkpoint for the sweep.
     """
     settings = to_settings(LoraSettings, config)
