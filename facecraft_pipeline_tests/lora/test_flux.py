@@ -311,3 +311,17 @@ def test_a_run_can_start_from_a_flux_lora_but_not_from_another_familys(trained: 
         train_lora(examples(face_images), tmp_path, replace(RECIPE, init_lora=str(sd_lora)), "cpu", model_cache)
     with pytest.raises(ValueError, match=r"has rank \[4\], LoraSettings.rank is 8"):
         train_lora(examples(face_images), tmp_path, replace(settings, rank=8), "cpu", model_cache)
+
+
+def test_offline_a_flux_hub_id_or_components_that_are_not_cached_are_refused(flux_base: BaseModel, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from facecraft_pipeline.lora import BaseModelUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    single = tmp_path / "finetune.safetensors"
+    save_file({"single_transformer_blocks.0.proj_out.weight": torch.zeros(1)}, single)
+
+    with pytest.raises(BaseModelUnavailable, match="'black-forest-labs/FLUX.1-dev' is not in the local Hugging Face cache"):
+        resolve_base_model("black-forest-labs/FLUX.1-dev", tmp_path)
+    with pytest.raises(BaseModelUnavailable, match="^LoraSettings.base_components: base model 'black-forest-labs/FLUX.1-schnell'"):
+        resolve_base_model(str(single), tmp_path)  # no guidance embedder: schnell's components, not cached here
