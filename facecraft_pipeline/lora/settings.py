@@ -40,15 +40,15 @@ class PriorSettings:
 class LoraSettings:
     """DreamBooth-style LoRA (kohya / ai-toolkit recipe) on an SD 1.x/2.x or SDXL base."""
 
-    base_model: str = setting("tiny", "tiny / tiny-sdxl / tiny-flux / tiny-zimage (offline random models: images are noise), a hub id, a "
-                                      "local diffusers folder, or a single .safetensors/.ckpt file or URL (FLUX.1: the transformer)")
+    base_model: str = setting("tiny", "tiny / tiny-sdxl / tiny-flux / tiny-zimage (offline random models: images are noise), "
+                                      "a hub id, a local diffusers folder, or a single .safetensors/.ckpt file or URL (FLUX.1: "
+                                      "the transformer)")
     base_components: str | None = setting(None, "a single-file FLUX.1 transformer: hub id or folder of the pipeline its VAE, "
                                                 "text encoders and config come from (default FLUX.1-dev, or schnell without guidance)")
     model_family: str = setting("auto", "sd (1.x/2.x), sdxl, flux (FLUX.1 dev/schnell) or zimage (Z-Image); auto reads it "
-                                        "from the model",
-                                choices=FAMILIES)
+                                        "from the model", choices=FAMILIES)
     resolution: int = setting(64, "training side in px (512 SD-1.5, 1024 SDXL, 512-1024 FLUX.1); a multiple of 8 "
-                                  "(16 for flux)", minimum=8)
+                                  "(16 for flux and zimage)", minimum=8)
     trigger: str = setting("sks", "the token that stands for the owner in prompts")
     class_word: str = setting("person", "the class the owner belongs to (captions, class images)")
     data: DiffusionCropSettings = nested(DiffusionCropSettings, "how the training crops are cut from the photos and captioned")
@@ -56,7 +56,8 @@ class LoraSettings:
     alpha: float = setting(4.0, "LoRA alpha: the update is scaled by alpha / rank", minimum=0, exclusive=True)
     dropout: float = setting(0.0, "LoRA dropout", minimum=0, maximum=0.9)
     target_modules: tuple[str, ...] = setting(UNET_TARGETS, "modules that get a LoRA (UNet attention projections by default; "
-                                                            "flux: with this default, attention and MLP of every block)")
+                                                            "flux / zimage: with this default, attention and MLP of every "
+                                                            "block)")
     init_lora: str | None = setting(None, "start from this LoRA file (one this trainer wrote: diffusers format, or kohya for "
                                           "flux) instead of zero; same family and rank")
     train_text_encoder: bool = setting(False, "also train a LoRA on the text encoder(s) (q/k/v/out projections)")
@@ -71,7 +72,7 @@ class LoraSettings:
     max_grad_norm: float = setting(1.0, "gradient clipping norm", minimum=0, exclusive=True)
     snr_gamma: float | None = setting(None, "Min-SNR loss weighting gamma (5.0 is the paper's); empty: plain MSE (DDPM families)",
                                       minimum=0, exclusive=True)
-    timestep_sampling: str = setting("logit_normal", "flow-matching families (flux): how the noise level is drawn: logit_normal "
+    timestep_sampling: str = setting("logit_normal", "flow-matching families (flux, zimage): how the noise level is drawn: logit_normal "
                                                      "(SD3/FLUX recipe, most draws mid-way) or uniform", choices=SAMPLINGS)
     logit_mean: float = setting(0.0, "flow matching: mean of the logit-normal noise level (> 0: noisier)")
     logit_std: float = setting(1.0, "flow matching: spread of the logit-normal noise level", minimum=0, exclusive=True)
