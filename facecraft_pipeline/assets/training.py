@@ -190,6 +190,10 @@ def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home, s
     return view
 
 
+def _examples(view: DiffusionView) -> list[Example]:
+    return [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size, e.other_faces) for e in view.examples]
+
+
 def _register_once(run, name: str, source, digest: str, description: str, tags: dict) -> str:
     """One model version per distinct weights file (lineage's register_model keys on the run's artifact digest),
     described with the trigger word and base model."""
@@ -220,10 +224,8 @@ def lora_weights(
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
-        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size, e.other_faces)
-                    for e in view.examples]
-        held_out = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size, e.other_faces)
-                    for e in _lora_view(context, curated_dataset, settings, h, "val").examples] if settings.validation_loss_every else []
+        examples = _examples(view)
+        held_out = _examples(_lora_view(context, curated_dataset, settings, h, "val")) if settings.validation_loss_every else []
         result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest,
                             held_out=held_out)

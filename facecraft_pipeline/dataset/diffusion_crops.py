@@ -10,7 +10,8 @@ down by `shift` face sides, so shoulders come in), shrunk to fit inside the phot
 `resolution` only if that enlarges it at most `max_upscale` times; smaller faces are left out of
 this view with the reason recorded (they still train the GAN). Every other face the detector found
 in the photo that reaches into the crop is recorded too (`other_faces`, crop pixels): the LoRA
-trainer leaves those regions out of its loss, so it does not learn other people as the owner. Each crop gets a caption from
+trainer leaves those regions out of its loss, so it does not learn other people as the owner.
+Each crop gets a caption from
 `caption_template` (trigger + class + what was measured: pose, framing, colour, other people) and
 an optional caption file per photo (`<photo>.txt` beside it, or `<captions_dir>/<photo stem>.txt`).
 
