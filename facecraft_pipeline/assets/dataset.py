@@ -7,23 +7,32 @@ import pandas as pd
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
+from facecraft_pipeline.deploy import step_options
+from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 
 CuratedDatasetConfig = config_class(CurateSettings, "curated_dataset")
 
 
-@dg.asset(code_version="curated_dataset-1", group_name="dataset", kinds={"python"})
+@dg.asset(code_version="curated_dataset-3", kinds={"python"}, **step_options("dataset"))
+@final_unless_transient
 def curated_dataset(
     context: dg.AssetExecutionContext,
     config: CuratedDatasetConfig,
     identity_clusters: OwnerIdentity,
+    face_crops: CropsManifest,
     home: HomeResource,
     mlflow: MlflowResource,
 ) -> dg.Output[CuratedDataset]:
-    """Training images of the owner; the folder's digest is the data version training keys on."""
+    """Training images of the owner; the folder's digest is the data version training keys on.
+
+    Each image records its source photo's path and every face detected in that photo (from face_crops), so the
+    LoRA view needs nothing but this dataset; the value carries identity_clusters' probe on to the trainers."""
     settings = to_settings(CurateSettings, config)
+    photos = _photos(face_crops)
     owner = identity_clusters.clusters.owner_indices()
     if len(owner) == 0:
         raise dg.Failure(f"no owner cluster to curate: {identity_clusters.clusters.no_owner_reason}")
@@ -37,12 +46,16 @@ def curated_dataset(
             landmarks=face.landmarks,
             identity_distance=float(identity_clusters.clusters.owner_distances[i]),
             face_px=face.face_px,
+            photo_path=photos[face.photo_sha256][0] if face.photo_sha256 in photos else None,
+            photo_faces=max(len(photos[face.photo_sha256][1]), 1) if face.photo_sha256 in photos else 1,
+            photo_boxes=photos[face.photo_sha256][1] if face.photo_sha256 in photos else (),
         )
         for i, face in ((int(i), identity_clusters.faces[int(i)]) for i in owner)
     ]
     embeddings = identity_clusters.embeddings[owner]
-    with asset_run(context, home, mlflow, inputs={"identity_clusters": identity_clusters.digest}, params=settings.__dict__) as run:
-        dataset = curate_dataset(items, home.home().dir("datasets"), settings, embeddings)
+    inputs = {"identity_clusters": identity_clusters.digest, "face_crops": face_crops.digest}
+    with asset_run(context, home, mlflow, inputs=inputs, params=settings.__dict__) as run:
+        dataset = curate_dataset(items, home.home().dir("datasets"), settings, embeddings, identity_clusters.probe)
         run.log_metrics(dict(dataset.counts))
         run.log_artifact(dataset.manifest_path)
         run.log_dataset("curated_dataset", dataset.digest, str(dataset.folder), dict(dataset.counts))
@@ -65,3 +78,11 @@ def curated_dataset(
             },
         )
 
+
+def _photos(face_crops: CropsManifest) -> dict[str, tuple[str, tuple[tuple[float, ...], ...]]]:
+    """photo sha256 -> (its path, the box of every face detected in it) for every processed photo."""
+    boxes: dict[str, list[tuple[float, ...]]] = {}
+    for face in face_crops.faces:
+        boxes.setdefault(face.photo_sha256, []).append(tuple(float(v) for v in face.box))
+    return {p.photo_sha256: (p.path, tuple(boxes.get(p.photo_sha256, ())))
+            for p in face_crops.photos if p.path and p.status == "processed"}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from facecraft_pipeline.dataset.diffusion_crops import Example
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.lora.adapter import (
     TEXT_TARGET_MODULES,
@@ -30,7 +31,7 @@ from facecraft_pipeline.lora.adapter import (
     trainable_parameters,
 )
 from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline, resolve_base_model
-from facecraft_pipeline.lora.batches import Batch, Example
+from facecraft_pipeline.lora.batches import Batch
 from facecraft_pipeline.lora.families import check_settings, family
 from facecraft_pipeline.lora.families.ops import ops_for
 from facecraft_pipeline.lora.init_lora import init_tensors, load_init
@@ -118,7 +119,9 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
 
 def base_model_of(result: TrainResult) -> BaseModel:
     """The base model a LoRA run trained on (from its run.json)."""
-    return BaseModel(**result.info["base_model"])
+    if result.info.base_model is None:
+        raise ValueError(f"{result.folder}/run.json records no base model: not a LoRA run")
+    return BaseModel(**result.info.base_model)
 
 
 def examples_digest(items: Sequence[Example]) -> str:

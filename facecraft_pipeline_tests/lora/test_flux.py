@@ -77,7 +77,7 @@ def test_tiny_flux_is_a_flux_pipeline_loaded_from_its_folder_and_says_it_draws_n
     assert (Path(trained.base.location) / "model_index.json").is_file()
     config = trained.pipe.transformer.config
     assert (config.num_layers, config.num_single_layers, config.guidance_embeds) == (19, 38, True)
-    assert trained.result.info["base_model"]["family"] == "flux"
+    assert trained.result.info.base_model["family"] == "flux"
 
 
 def test_the_loss_terms_are_finite_and_the_run_keeps_its_checkpoints(trained: Trained) -> None:
