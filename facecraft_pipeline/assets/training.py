@@ -210,10 +210,14 @@ def wgan_gp_checkpoint(
     return _train_gan(context, to_settings(GanSettings, config, kind="wgan_gp"), curated_dataset, home, mlflow, compute)
 
 
-def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
-    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records."""
+def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home, split: str = "train") -> DiffusionView:
+    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records;
+    `split` "val": the held-out photos' crops, for the validation loss (may be empty)."""
     view = build_diffusion_view(read_manifest(dataset.folder), home.dir("lora_views"), settings.data,
-                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word,
+                                split=split)
+    if split != "train":
+        return view
     if not view.examples:
         raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
                          + "; ".join(sorted({reason for _, reason in view.excluded})))
@@ -232,24 +236,28 @@ def lora_weights(
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[TrainResult]:
-    """DreamBooth-style LoRA (SD 1.x/2.x or SDXL) on head-and-shoulders crops of the owner's original photos.
+    """DreamBooth-style LoRA (SD 1.x/2.x, SDXL, FLUX.1 or Z-Image) on head-and-shoulders crops of the owner's original
+    photos; other people's faces in a crop are left out of the loss, the held-out crops give val_loss.
 
-    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI),
+    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI; not Z-Image),
     both with provenance in the header, and a loadable LoRA beside each kept checkpoint for the sweep.
     """
     settings = to_settings(LoraSettings, config)
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.version}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
+        held_out = _lora_view(context, curated_dataset, settings, h, "val").examples if settings.validation_loss_every else ()
         result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
-                            cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
+                            cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest,
+                            held_out=held_out)
         weights = result.artifact("weights")
         digest = sha256_file(weights)
         base = base_model_of(result)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "base_model": base.description, "device": result.device, "dtype": result.dtype,
                       "lora_view": view.digest, "trigger": settings.trigger})
         run.log_artifact(weights, "lora")
-        run.log_artifact(result.artifact("kohya_weights"), "lora")
+        if "kohya_weights" in result.artifacts:  # every family but Z-Image
+            run.log_artifact(result.artifact("kohya_weights"), "lora")
         run.log_artifact(result.folder / "run.json", "lora")
         run.log_artifact(view.manifest_path, "lora_view")
         for picture in [result.artifacts.get("validation"), *sorted((result.folder / "samples").glob("step_*.png"))]:
@@ -274,8 +282,9 @@ def lora_weights(
                 "\n".join(f"- {photo}: {reason}" for photo, reason in view.excluded) or "none"),
             "captions": dg.MetadataValue.md("\n".join(f"- {e.caption}" for e in view.examples[:20])),
             "location": dg.MetadataValue.path(str(weights)),
-            "kohya_weights": dg.MetadataValue.path(str(result.artifact("kohya_weights"))),
         }
+        if "kohya_weights" in result.artifacts:
+            metadata["kohya_weights"] = dg.MetadataValue.path(str(result.artifact("kohya_weights")))
         if "validation" in result.artifacts:
             metadata["validation"] = preview(result.artifact("validation"))
         return output(result, run, digest, metadata)
