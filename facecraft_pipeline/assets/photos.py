@@ -1,7 +1,9 @@
 """`photos`: sync the configured source and publish the library's listing.
 
 Metadata counts every listed item by status, plus `unverified`: photos kept although the source
-gave no hash to check their bytes by (OneDrive re-checks them on the next sync).
+gave no hash to check their bytes by (OneDrive re-checks them on the next sync). The listing lives
+in `photos/library.sqlite` (`facecraft manifest photos` exports it as JSON); what passes to
+`face_crops` is its handle, and a sync rewrites only the rows that changed.
 """
 
 
@@ -10,10 +12,13 @@ import dagster as dg
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
-from facecraft_pipeline.sources.manifest import PhotoManifest, manifest_from_report
+from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore
+from facecraft_pipeline.sqlite_store import StoreError, library_lock
+
+MAX_LISTED_PROBLEMS = 50  # metadata lists this many items not usable; the store has them all
 
 
-@dg.asset(code_version="photos-2", group_name="ingest", kinds={"python"})
+@dg.asset(code_version="photos-3", group_name="ingest", kinds={"python"})
 def photos(
     context: dg.AssetExecutionContext, home: HomeResource, mlflow: MlflowResource, photo_source: PhotoSourceResource
 ) -> dg.Output[PhotoManifest]:
@@ -22,15 +27,20 @@ def photos(
     with asset_run(context, home, mlflow, params={"source": source.description, "source_kind": photo_source.kind}) as run:
         source_cursor = _poll_cursor(source, context)  # before the sync: a change during it shows at the next poll
         cursor_digest = record_source_cursor(home.home(), source_cursor) if source_cursor else None
-        report = source.sync()
-        manifest = manifest_from_report(report)
-        manifest_path = manifest.write_json(home.home().dir("photos") / "manifest.json")
+        try:
+            with library_lock(home.home().dir("state"), "photos"):
+                report = source.sync()
+                update = PhotoStore(photo_store_path(home)).update(report)
+        except StoreError as error:
+            raise dg.Failure(description=str(error)) from error
+        manifest = update.manifest
+        (home.home().dir("photos") / "manifest.json").unlink(missing_ok=True)  # the JSON of before: the store replaces it
         counts = manifest.counts()
         run.log_metrics({f"photos_{k}": v for k, v in counts.items()} | {"added": len(report.added), "removed": len(report.removed)})
-        run.log_artifact(manifest_path)
-        problems = [r for r in manifest.records if r.status != "ok"]
-        for record in problems:
+        problems = [r for r in report.photos if r.status != "ok"]
+        for record in problems[:MAX_LISTED_PROBLEMS]:
             context.log.warning(f"{record.status}: {record.source_id}: {record.reason}")
+        more = f"\n- ... and {len(problems) - MAX_LISTED_PROBLEMS} more (`facecraft manifest photos`)" if len(problems) > MAX_LISTED_PROBLEMS else ""
         return output(
             manifest,
             run,
@@ -45,11 +55,12 @@ def photos(
                 "added": len(report.added),
                 "changed": len(report.changed),
                 "removed": len(report.removed),
-                "notes": "\n".join(report.notes) or "none",
+                "rows_written": update.written + update.deleted,
+                "notes": "\n".join([*report.notes, *update.notes]) or "none",
                 "not_usable": dg.MetadataValue.md(
-                    "\n".join(f"- `{r.source_id}`: {r.status}: {r.reason}" for r in problems) or "none"
+                    "\n".join(f"- `{r.source_id}`: {r.status}: {r.reason}" for r in problems[:MAX_LISTED_PROBLEMS]) + more or "none"
                 ),
-                "manifest": dg.MetadataValue.path(str(manifest_path)),
+                "manifest": dg.MetadataValue.path(str(manifest.store)),
             },
         )
 
@@ -61,3 +72,8 @@ def _poll_cursor(source, context: dg.AssetExecutionContext) -> str | None:  # no
     except Exception as error:  # noqa: BLE001 - without it the sensor's first tick just runs one ingest
         context.log.warning(f"could not record the source's poll cursor ({type(error).__name__}: {error})")
         return None
+
+
+def photo_store_path(home: HomeResource):  # noqa: ANN201
+    """The photo listing's store in the data root."""
+    return home.home().dir("photos") / "library.sqlite"

@@ -2,7 +2,15 @@
 
 Each sync lists every file of the folder (hidden files and folders excepted), hashes only the
 image files whose (size, mtime_ns) changed since the last sync -- the quick check rsync makes --
-and reports added/changed/removed against the previous sync's listing. Every listed file lands in
+and reports added/changed/removed against the previous sync's listing (kept in a SQLite store,
+`local_state.py`, of which a sync rewrites only the changed rows).
+
+A poll (`check_for_changes`, the sensor's question) stats folders, not files: a folder whose
+mtime is unchanged has the same entries, so only changed folders are re-listed (names and inode
+numbers from the directory itself, no stat per file): ~0.3 s for a million files in one folder.
+It sees photos added, removed, renamed, or saved anew (a new file renamed over the old: what
+photo editors do); a file rewritten in place keeps its inode and its folder's mtime, and is found
+by the next sync (its stat changed), not by the poll. Every listed file lands in
 the report: "ok", or "skipped"/"failed" with a reason ("unsupported type: .xyz", over the size
 limit, a symbolic link not followed, unreadable), so no file vanishes silently and one bad file
 never stops a sync. The source judges files, not pixels: a truncated or corrupt image is listed
@@ -19,16 +27,18 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncReport, sha256_file, unsupported_reason
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
-from facecraft_pipeline.sources.local_state import CachedEntry, load_entries, save_entries
+from facecraft_pipeline.sources.local_state import CachedEntry, LocalState, PolledDir
 
 _MB = 1_000_000
 _UNSUPPORTED = "unsupported type"
+_RACY_NS = 2_000_000_000  # a folder modified this recently may change again within its mtime's tick: re-list it next poll
 
 
 @dataclass(frozen=True)
@@ -76,22 +86,28 @@ class LocalFolderSource:
     def state_path(self) -> Path:
         """One state file per folder, so several sources can share a state_dir."""
         key = hashlib.sha256(str(self.folder).encode("utf-8")).hexdigest()[:16]
-        return self.state_dir / f"local-{key}.json"
+        return self.state_dir / f"local-{key}.sqlite"
+
+    def _state(self) -> LocalState:
+        return LocalState(self.state_path, self.folder)
 
     def sync(self) -> SyncReport:
         """List every image file, hash the new or touched ones, and compare with the last sync."""
         listed, notes = self._list()
-        previous, state_note = load_entries(self.state_path, self.folder)
-        if state_note:
-            notes.append(state_note)
-        entries: dict[str, CachedEntry] = {}
-        records: list[PhotoRecord] = []
-        hashed: list[str] = []
-        for item in listed:
-            entry = self._judge(item, previous.get(item.rel), hashed)
-            entries[item.rel] = entry
-            records.append(_record(item, entry))
-        save_entries(self.state_path, self.folder, entries)
+        state = self._state()
+        try:
+            notes.extend(state.notes)
+            previous = state.entries()
+            entries: dict[str, CachedEntry] = {}
+            records: list[PhotoRecord] = []
+            hashed: list[str] = []
+            for item in listed:
+                entry = self._judge(item, previous.get(item.rel), hashed)
+                entries[item.rel] = entry
+                records.append(_record(item, entry))
+            state.apply({rel: e for rel, e in entries.items() if previous.get(rel) != e}, [rel for rel in previous if rel not in entries])
+        finally:
+            state.close()
         # Files of a type the source does not take are listed, but are not photo changes.
         previous = {rel: entry for rel, entry in previous.items() if not entry.reason.startswith(_UNSUPPORTED)}
         photos = {rel: entry for rel, entry in entries.items() if not entry.reason.startswith(_UNSUPPORTED)}
@@ -111,16 +127,69 @@ class LocalFolderSource:
         )
 
     def check_for_changes(self, cursor: str | None) -> ChangeCheck:
-        """Stat-only poll: the cursor is a digest of the sorted (path, size, mtime_ns) listing of image files."""
-        listed, _ = self._list()
-        listed = [item for item in listed if not item.skip.startswith(_UNSUPPORTED)]
+        """Folder-level poll: the cursor is a digest of every listed folder's image files (name, inode).
+
+        Folders whose mtime is what the last poll saw are not re-listed; the sync state is not touched.
+        """
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"photo folder {self.folder} does not exist or is not a folder")
+        state = self._state()
+        try:
+            before = state.polled_dirs()
+            now: dict[str, PolledDir] = {}
+            pending: list[tuple[str, Path]] = [("", self.folder)]
+            visited = {self.folder}
+            while pending:
+                rel, path = pending.pop()
+                try:
+                    mtime = os.stat(path).st_mtime_ns
+                except OSError:
+                    continue
+                known = before.get(rel)
+                if known is None or known.mtime_ns != mtime or known.mtime_ns < 0:
+                    known = self._poll_folder(path, rel, mtime, visited)
+                now[rel] = known
+                pending.extend((rel + name + "/", path / name) for name in known.subdirs)
+            state.save_polled_dirs(before, now)
+        finally:
+            state.close()
         digest = hashlib.sha256()
-        for item in listed:
-            digest.update(f"{item.rel}\t{item.size}\t{item.mtime_ns}\n".encode())
-        new_cursor = digest.hexdigest()
-        total_mb = sum(max(item.size, 0) for item in listed) / _MB
-        summary = f"{len(listed)} image files, {total_mb:.1f} MB in {self.folder}"
-        return ChangeCheck(changed=new_cursor != cursor, cursor=new_cursor, summary=summary)
+        for rel in sorted(now):
+            digest.update(f"{rel}\t{now[rel].digest}\n".encode())
+        images = sum(d.images for d in now.values())
+        summary = f"{images} image files in {len(now)} folder(s) of {self.folder}"
+        return ChangeCheck(changed=digest.hexdigest() != cursor, cursor=digest.hexdigest(), summary=summary)
+
+    def _poll_folder(self, path: Path, rel: str, mtime_ns: int, visited: set[Path]) -> PolledDir:
+        """One folder's image files (name, inode) and accepted sub-folders, from the directory alone."""
+        names: list[str] = []
+        subdirs: list[str] = []
+        notes: list[str] = []
+        try:
+            with os.scandir(path) as scan:
+                for entry in scan:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    if entry.is_symlink() and self._link_refused(Path(entry.path)):
+                        continue
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        pending: list[tuple[Path, str]] = []
+                        self._descend(Path(entry.path), rel + name, visited, pending, notes)
+                        if pending:
+                            subdirs.append(name)
+                    elif os.path.splitext(name)[1].lower() in self.suffixes:
+                        names.append(f"{name}\t{entry.inode()}")
+        except OSError:
+            return PolledDir(-1, "unreadable", 0, ())
+        names.sort()
+        racy = time.time_ns() - mtime_ns < _RACY_NS
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        return PolledDir(-1 if racy else mtime_ns, digest, len(names), tuple(sorted(subdirs)))
 
     def _judge(self, item: _Listed, cached: CachedEntry | None, hashed: list[str]) -> CachedEntry:
         """Status and hash of one file; reads its bytes only when the cache cannot vouch for them."""

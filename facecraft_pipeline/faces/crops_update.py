@@ -1,0 +1,77 @@
+"""Bring the stored face-crops manifest up to date with the library, touching only what changed.
+
+Compares the library's usable photos with the store's rows by (photo id, sha256, path): only
+new or changed photos go through `extract_faces` (which itself reads its per-photo cache first),
+photos that left are dropped, everything else stays as stored. A crop deleted by hand is noticed
+through its folder's mtime (its photo is then computed again). The result is the same manifest
+`extract_faces` would build over the whole library, held in the store (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facecraft_pipeline.faces.crops_manifest import CropsManifest, StoredCropsManifest
+from facecraft_pipeline.faces.crops_store import STORE_NAME, CropsStore
+from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, ProgressCallback, extract_faces
+from facecraft_pipeline.settings import to_dict
+
+if TYPE_CHECKING:
+    import torch
+
+_RACY_NS = 2_000_000_000  # a crop folder modified this recently is checked again next time
+
+
+@dataclass(frozen=True)
+class CropsUpdate:
+    """The whole manifest (a handle on the store), and the part this run computed or re-read."""
+
+    manifest: StoredCropsManifest
+    part: CropsManifest
+    removed: int
+    rebuilt: bool  # the settings key changed: every photo was taken again from the per-photo cache
+
+
+def update_crops(
+    photos: Sequence[PhotoInput],
+    out_dir: Path,
+    settings: FaceCropSettings = FaceCropSettings(),
+    device: str | torch.device = "cpu",
+    on_progress: ProgressCallback | None = None,
+) -> CropsUpdate:
+    """The store under `out_dir` made equal to `extract_faces(photos, ...)`, computing only the new photos."""
+    out_dir = Path(out_dir)
+    store = CropsStore(out_dir / STORE_NAME)
+    meta = store.meta()
+    key = settings.cache_key
+    rebuild = json.loads(meta.get("settings_key", '""')) != key
+    listed = {} if rebuild else store.listed()
+    wanted = {photo.photo_id: photo for photo in photos}
+    todo = {p.photo_id: p for p in photos if listed.get(p.photo_id) != (p.sha256, str(p.path))}
+    removed = [photo_id for photo_id in listed if photo_id not in wanted]
+    crop_dir = out_dir / "crops" / key
+    recorded = meta.get("crops_mtime", "-1")
+    if not rebuild and (recorded == "-1" or recorded != str(_mtime(crop_dir))):
+        present = set(os.listdir(crop_dir)) if crop_dir.is_dir() else set()
+        for photo_id, crops in store.kept_crops().items():
+            if photo_id in wanted and any(Path(crop).name not in present for crop in crops):
+                todo.setdefault(photo_id, wanted[photo_id])
+    part = extract_faces(list(todo.values()), out_dir, settings, device, on_progress)
+    header = {"settings_key": key, "crop_size": settings.crop_size, "detector": part.detector, "settings": to_dict(settings)}
+    summary = store.apply(header, part.photos, part.faces, removed, reset=rebuild, extra_meta={"crops_mtime": str(_mtime(crop_dir))})
+    return CropsUpdate(StoredCropsManifest(store.path, summary), part, len(removed), rebuild)
+
+
+def _mtime(folder: Path) -> int:
+    """The folder's mtime, or -1 when absent or too recent to vouch for its contents."""
+    try:
+        mtime = folder.stat().st_mtime_ns
+    except OSError:
+        return -1
+    return -1 if time.time_ns() - mtime < _RACY_NS else mtime
