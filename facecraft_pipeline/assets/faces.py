@@ -55,7 +55,7 @@ def face_crops(
     """
     settings = to_settings(FaceCropSettings, config)
     root = home.home().dir("faces")
-    inputs = [PhotoInput(r.source_id, r.path, r.sha256) for r in photos.usable]  # type: ignore[arg-type]
+    inputs = photos.usable_rows()  # (id, path, sha256): no object per photo
     with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=_flat(to_dict(settings))) as run:
         try:
             with library_lock(home.home().dir("state"), "face_crops"):

@@ -12,7 +12,7 @@ import dagster as dg
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
-from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore
+from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore, sync_into
 from facecraft_pipeline.sqlite_store import StoreError, library_lock
 
 MAX_LISTED_PROBLEMS = 50  # metadata lists this many items not usable; the store has them all
@@ -29,18 +29,18 @@ def photos(
         cursor_digest = record_source_cursor(home.home(), source_cursor) if source_cursor else None
         try:
             with library_lock(home.home().dir("state"), "photos"):
-                report = source.sync()
-                update = PhotoStore(photo_store_path(home)).update(report)
+                store = PhotoStore(photo_store_path(home))
+                report, update = sync_into(source, store)  # a local folder: only the changed records, not one per photo
+                problem_count, problems = store.problems(MAX_LISTED_PROBLEMS)
         except StoreError as error:
             raise dg.Failure(description=str(error)) from error
         manifest = update.manifest
         (home.home().dir("photos") / "manifest.json").unlink(missing_ok=True)  # the JSON of before: the store replaces it
         counts = manifest.counts()
         run.log_metrics({f"photos_{k}": v for k, v in counts.items()} | {"added": len(report.added), "removed": len(report.removed)})
-        problems = [r for r in report.photos if r.status != "ok"]
-        for record in problems[:MAX_LISTED_PROBLEMS]:
+        for record in problems:
             context.log.warning(f"{record.status}: {record.source_id}: {record.reason}")
-        more = f"\n- ... and {len(problems) - MAX_LISTED_PROBLEMS} more (`facecraft manifest photos`)" if len(problems) > MAX_LISTED_PROBLEMS else ""
+        more = f"\n- ... and {problem_count - len(problems)} more (`facecraft manifest photos`)" if problem_count > len(problems) else ""
         return output(
             manifest,
             run,

@@ -39,21 +39,26 @@ class CropsUpdate:
 
 
 def update_crops(
-    photos: Sequence[PhotoInput],
+    photos: Sequence[PhotoInput] | Sequence[tuple[str, str, str]],
     out_dir: Path,
     settings: FaceCropSettings = FaceCropSettings(),
     device: str | torch.device = "cpu",
     on_progress: ProgressCallback | None = None,
 ) -> CropsUpdate:
-    """The store under `out_dir` made equal to `extract_faces(photos, ...)`, computing only the new photos."""
+    """The store under `out_dir` made equal to `extract_faces(photos, ...)`, computing only the new photos.
+
+    `photos`: `PhotoInput`s, or (photo id, path, sha256) rows as `PhotoManifest.usable_rows` gives
+    them (no object per photo: only the photos to compute become `PhotoInput`s).
+    """
     out_dir = Path(out_dir)
     store = CropsStore(out_dir / STORE_NAME)
     meta = store.meta()
     key = settings.cache_key
     rebuild = json.loads(meta.get("settings_key", '""')) != key
     listed = {} if rebuild else store.listed()
-    wanted = {photo.photo_id: photo for photo in photos}
-    todo = {p.photo_id: p for p in photos if listed.get(p.photo_id) != (p.sha256, str(p.path))}
+    rows = [(p.photo_id, str(p.path), p.sha256) if isinstance(p, PhotoInput) else p for p in photos]
+    wanted = {photo_id: (photo_id, path, sha256) for photo_id, path, sha256 in rows}
+    todo = {row[0]: row for row in rows if listed.get(row[0]) != (row[2], row[1])}
     removed = [photo_id for photo_id in listed if photo_id not in wanted]
     crop_dir = out_dir / "crops" / key
     recorded = meta.get("crops_mtime", "-1")
@@ -62,7 +67,7 @@ def update_crops(
         for photo_id, crops in store.kept_crops().items():
             if photo_id in wanted and any(Path(crop).name not in present for crop in crops):
                 todo.setdefault(photo_id, wanted[photo_id])
-    part = extract_faces(list(todo.values()), out_dir, settings, device, on_progress)
+    part = extract_faces([PhotoInput(i, Path(path), sha) for i, path, sha in todo.values()], out_dir, settings, device, on_progress)
     header = {"settings_key": key, "crop_size": settings.crop_size, "detector": part.detector, "settings": to_dict(settings)}
     summary = store.apply(header, part.photos, part.faces, removed, reset=rebuild, extra_meta={"crops_mtime": str(_mtime(crop_dir))})
     return CropsUpdate(StoredCropsManifest(store.path, summary), part, len(removed), rebuild)

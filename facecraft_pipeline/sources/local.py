@@ -28,25 +28,26 @@ import hashlib
 import os
 import stat
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncReport, sha256_file, unsupported_reason
+from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncChanges, SyncReport, sha256_file, unsupported_reason
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.local_state import CachedEntry, LocalState, PolledDir
 
+T = TypeVar("T")
 _MB = 1_000_000
 _UNSUPPORTED = "unsupported type"
 _RACY_NS = 2_000_000_000  # a folder modified this recently may change again within its mtime's tick: re-list it next poll
 
 
-@dataclass(frozen=True)
-class _Listed:
+class _Listed(NamedTuple):
     """A listed file and what one stat() said about it (`error` set when stat failed, `skip` when not taken)."""
 
     rel: str
-    path: Path
+    path: str  # a str, not a Path: building 100k Paths was a third of a sync
     size: int
     mtime_ns: int
     regular: bool
@@ -93,38 +94,46 @@ class LocalFolderSource:
 
     def sync(self) -> SyncReport:
         """List every image file, hash the new or touched ones, and compare with the last sync."""
+        return self._sync(full=True)  # type: ignore[return-value]
+
+    def sync_changes(self, publish: Callable[[SyncChanges], T]) -> T:
+        """What `sync` does, told as the records that differ from the last sync's (no object per unchanged file).
+
+        `publish(changes)` (the photo store's write) runs before this source saves its own state, so
+        a run killed between the two computes the same changes again next time: nothing is lost.
+        """
+        return self._sync(full=False, publish=publish)  # type: ignore[return-value]
+
+    def _sync(self, full: bool, publish: Callable[[SyncChanges], T] | None = None) -> SyncReport | T:
         listed, notes = self._list()
         state = self._state()
         try:
             notes.extend(state.notes)
             previous = state.entries()
-            entries: dict[str, CachedEntry] = {}
             records: list[PhotoRecord] = []
+            upserts: dict[str, CachedEntry] = {}
             hashed: list[str] = []
             for item in listed:
-                entry = self._judge(item, previous.get(item.rel), hashed)
-                entries[item.rel] = entry
-                records.append(_record(item, entry))
-            state.apply({rel: e for rel, e in entries.items() if previous.get(rel) != e}, [rel for rel in previous if rel not in entries])
+                cached = previous.get(item.rel)
+                entry = self._judge(item, cached, hashed)
+                if entry != cached:
+                    upserts[item.rel] = entry
+                if full or entry != cached:
+                    records.append(_record(item, entry))
+            listed_rels = {item.rel for item in listed}
+            gone = [rel for rel in previous if rel not in listed_rels]
+            self.last_hashed = tuple(hashed)
+            added, changed, removed = _photo_changes(previous, upserts, gone)
+            notes += _notes(listed, hashed)
+            if full:
+                result: SyncReport | T = SyncReport(self.description, tuple(records), added, changed, removed, tuple(notes))
+            else:
+                assert publish is not None
+                result = publish(SyncChanges(self.description, tuple(records), tuple(sorted(gone)), len(listed), added, changed, removed, tuple(notes)))
+            state.apply(upserts, gone)
         finally:
             state.close()
-        # Files of a type the source does not take are listed, but are not photo changes.
-        previous = {rel: entry for rel, entry in previous.items() if not entry.reason.startswith(_UNSUPPORTED)}
-        photos = {rel: entry for rel, entry in entries.items() if not entry.reason.startswith(_UNSUPPORTED)}
-        changed = [rel for rel in photos if rel in previous and _content(previous[rel]) != _content(photos[rel])]
-        self.last_hashed = tuple(hashed)
-        unsupported = sum(1 for item in listed if item.skip.startswith(_UNSUPPORTED))
-        if unsupported:
-            notes.append(f"{unsupported} file(s) of a type this source does not take are listed as skipped")
-        notes.append(f"read {len(hashed)} of {len(listed)} files; the others were unchanged, skipped or failed")
-        return SyncReport(
-            source=self.description,
-            photos=tuple(records),
-            added=tuple(rel for rel in photos if rel not in previous),
-            changed=tuple(changed),
-            removed=tuple(sorted(rel for rel in previous if rel not in photos)),
-            notes=tuple(notes),
-        )
+        return result
 
     def check_for_changes(self, cursor: str | None) -> ChangeCheck:
         """Folder-level poll: the cursor is a digest of every listed folder's image files (name, inode).
@@ -237,8 +246,8 @@ class LocalFolderSource:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                rel, path = prefix + entry.name, Path(entry.path)
-                if entry.is_symlink() and (why := self._link_refused(path)):
+                rel, path = prefix + entry.name, entry.path  # a str: a Path per file is a third of a sync's time
+                if entry.is_symlink() and (why := self._link_refused(Path(path))):
                     found.append(_lstat(path, rel, why))
                     continue
                 try:
@@ -246,9 +255,9 @@ class LocalFolderSource:
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    self._descend(path, rel, visited, pending, notes)
+                    self._descend(Path(path), rel, visited, pending, notes)
                     continue
-                listed = _stat(path, rel)
+                listed = _stat(path, rel, entry)
                 if os.path.splitext(entry.name)[1].lower() not in self.suffixes:
                     listed = _Listed(rel, path, max(listed.size, 0), listed.mtime_ns, False, skip=unsupported_reason(entry.name))
                 found.append(listed)
@@ -285,20 +294,44 @@ class LocalFolderSource:
         return ""
 
 
-def _stat(path: Path, rel: str) -> _Listed:
+def _stat(path: str, rel: str, entry: os.DirEntry) -> _Listed:
     try:
-        info = path.stat()
+        info = entry.stat()  # follows an accepted link, like path.stat(); no path re-parsing
     except OSError as error:
         return _Listed(rel, path, -1, -1, regular=False, error=str(error))
     return _Listed(rel, path, info.st_size, info.st_mtime_ns, regular=stat.S_ISREG(info.st_mode))
 
 
-def _lstat(path: Path, rel: str, skip: str) -> _Listed:
+def _lstat(path: str, rel: str, skip: str) -> _Listed:
     try:
-        info = path.lstat()
+        info = os.lstat(path)
     except OSError:
         return _Listed(rel, path, 0, -1, regular=False, skip=skip)
     return _Listed(rel, path, 0, info.st_mtime_ns, regular=False, skip=skip)
+
+
+def _photo_changes(
+    previous: dict[str, CachedEntry], upserts: dict[str, CachedEntry], gone: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(added, changed, removed) photos: files of a type the source does not take are listed, but are not photo changes."""
+    def photo(entry: CachedEntry) -> bool:
+        return not entry.reason.startswith(_UNSUPPORTED)
+
+    added = tuple(rel for rel, e in upserts.items() if photo(e) and (rel not in previous or not photo(previous[rel])))
+    changed = tuple(rel for rel, e in upserts.items()
+                    if photo(e) and rel in previous and photo(previous[rel]) and _content(previous[rel]) != _content(e))
+    removed = tuple(sorted([rel for rel in gone if photo(previous[rel])]
+                           + [rel for rel, e in upserts.items() if not photo(e) and rel in previous and photo(previous[rel])]))
+    return added, changed, removed
+
+
+def _notes(listed: list[_Listed], hashed: list[str]) -> list[str]:
+    notes = []
+    unsupported = sum(1 for item in listed if item.skip.startswith(_UNSUPPORTED))
+    if unsupported:
+        notes.append(f"{unsupported} file(s) of a type this source does not take are listed as skipped")
+    notes.append(f"read {len(hashed)} of {len(listed)} files; the others were unchanged, skipped or failed")
+    return notes
 
 
 def _content(entry: CachedEntry) -> tuple[str | None, str]:
@@ -312,8 +345,8 @@ def _record(item: _Listed, entry: CachedEntry) -> PhotoRecord:
         modified = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=UTC).isoformat()
     return PhotoRecord(
         source_id=item.rel,
-        name=item.path.name,
-        path=None if entry.status == "failed" else item.path,
+        name=os.path.basename(item.path),
+        path=None if entry.status == "failed" else Path(item.path),
         size=max(item.size, 0),
         sha256=entry.sha256,
         status=entry.status,

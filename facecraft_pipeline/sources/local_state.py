@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from facecraft_pipeline.sources.base import PhotoStatus
 from facecraft_pipeline.sqlite_store import StoreError, open_store, transaction
@@ -22,9 +23,8 @@ STATE_VERSION = 1  # of the JSON state of before (still read, once, to migrate)
 SCHEMA_VERSION = 2
 
 
-@dataclass(frozen=True)
-class CachedEntry:
-    """One file as the last sync saw it."""
+class CachedEntry(NamedTuple):
+    """One file as the last sync saw it (a tuple: 100k of them load in a fraction of a second)."""
 
     size: int
     mtime_ns: int
@@ -82,7 +82,8 @@ class LocalState:
 
     def entries(self) -> dict[str, CachedEntry]:
         rows = self.conn.execute("SELECT rel, size, mtime_ns, sha256, status, reason FROM files")
-        return {rel: CachedEntry(size, mtime, sha, status, reason) for rel, size, mtime, sha, status, reason in rows}
+        make = CachedEntry._make
+        return {row[0]: make(row[1:]) for row in rows}
 
     def apply(self, upserts: dict[str, CachedEntry], removed: list[str]) -> None:
         """Write the entries that changed and drop the files that went, in one transaction."""
@@ -90,7 +91,7 @@ class LocalState:
             return
         with transaction(self.conn):
             self.conn.executemany("DELETE FROM files WHERE rel=?", ((rel,) for rel in removed))
-            self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", ((rel, *astuple(e)) for rel, e in upserts.items()))
+            self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)", ((rel, *entry) for rel, entry in upserts.items()))
 
     def polled_dirs(self) -> dict[str, PolledDir]:
         rows = self.conn.execute("SELECT rel, mtime_ns, digest, images, subdirs FROM poll_dirs")
@@ -111,7 +112,7 @@ class LocalState:
             payload = json.loads(legacy.read_text(encoding="utf-8"))
             if payload.get("version") != STATE_VERSION or payload.get("folder") != str(self.folder):
                 return
-            rows = [(rel, *astuple(CachedEntry(**value))) for rel, value in payload["entries"].items()]
+            rows = [(rel, *CachedEntry(**value)) for rel, value in payload["entries"].items()]
         except FileNotFoundError:
             return
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from facecraft_pipeline.atomic import write_json_atomic
-from facecraft_pipeline.sources.base import PhotoRecord, SyncReport
+from facecraft_pipeline.sources.base import IncrementalPhotoSource, PhotoRecord, PhotoSource, SyncChanges, SyncReport
 from facecraft_pipeline.sqlite_store import AdditiveDigest, open_store, transaction
 
 SCHEMA_VERSION = 1
@@ -44,6 +44,10 @@ class PhotoManifest:
     @property
     def usable(self) -> tuple[PhotoRecord, ...]:
         return tuple(r for r in self.records if _usable(r))
+
+    def usable_rows(self) -> list[tuple[str, str, str]]:
+        """(source id, local path, sha256) of each usable photo: no object per photo (100k rows in ~0.1 s)."""
+        return [(r.source_id, str(r.path), r.sha256) for r in self.usable]  # type: ignore[misc]
 
     def counts(self) -> dict[str, int]:
         """Records per status, plus `unverified`: fetched photos kept without a hash to check them by."""
@@ -100,6 +104,9 @@ class StoredPhotoManifest(PhotoManifest):
     def usable(self) -> tuple[PhotoRecord, ...]:
         return PhotoStore(self.store).records(usable_only=True)
 
+    def usable_rows(self) -> list[tuple[str, str, str]]:
+        return PhotoStore(self.store).usable_rows()
+
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
 
@@ -134,7 +141,7 @@ class PhotoStore:
         try:
             old = {row[0]: row for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM photos")}
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            digest = AdditiveDigest.from_hex(meta.get("digest_sum"))
+            digest = AdditiveDigest()  # the full listing is at hand: summed afresh, whatever the store held
             notes = []
             if meta.get("source") not in (None, report.source):
                 notes.append(f"the source changed from {meta['source']} to {report.source}: its listing replaces the old one")
@@ -143,16 +150,10 @@ class PhotoStore:
             for record in report.photos:
                 row = _row(record)
                 seen.add(record.source_id)
-                before = old.get(record.source_id)
-                if before == row:
-                    continue
-                if before is not None:
-                    digest.remove(_term(_record(before)))
                 digest.add(_term(record))
-                writes.append(row)
+                if old.get(record.source_id) != row:
+                    writes.append(row)
             gone = [source_id for source_id in old if source_id not in seen]
-            for source_id in gone:
-                digest.remove(_term(_record(old[source_id])))
             with transaction(conn):
                 conn.executemany("DELETE FROM photos WHERE source_id=?", ((s,) for s in gone))
                 conn.executemany(f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})", writes)
@@ -166,6 +167,58 @@ class PhotoStore:
         manifest = StoredPhotoManifest(self.path, report.source, digest.hexdigest(_SALT), counts)
         return StoreUpdate(manifest, len(writes), len(gone), notes)
 
+    def apply_changes(self, changes: SyncChanges) -> StoreUpdate:
+        """Write what an incremental sync says changed (rows of unchanged items are not even read)."""
+        conn = self._connect()
+        try:
+            with transaction(conn):
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                digest = AdditiveDigest.from_hex(meta.get("digest_sum"))
+                notes = []
+                if meta.get("source") not in (None, changes.source):
+                    notes.append(f"the source changed from {meta['source']} to {changes.source}: its listing replaces the old one")
+                    conn.execute("DELETE FROM photos")
+                    digest = AdditiveDigest()
+                ids = [r.source_id for r in changes.upserts] + list(changes.gone)
+                select = f"SELECT {', '.join(_COLUMNS)} FROM photos WHERE source_id=?"
+                for source_id in ids:
+                    if (row := conn.execute(select, (source_id,)).fetchone()) is not None:
+                        digest.remove(_term(_record(row)))
+                for record in changes.upserts:
+                    digest.add(_term(record))
+                conn.executemany("DELETE FROM photos WHERE source_id=?", ((s,) for s in changes.gone))
+                conn.executemany(f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})", [_row(r) for r in changes.upserts])
+                counts = self._sql_counts(conn)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("source", changes.source), ("digest_sum", digest.hex()), ("counts", json.dumps(counts))],
+                )
+        finally:
+            conn.close()
+        manifest = StoredPhotoManifest(self.path, changes.source, digest.hexdigest(_SALT), counts)
+        return StoreUpdate(manifest, len(changes.upserts), len(changes.gone), notes)
+
+    def holds(self, source: str) -> bool:
+        """Whether the store already holds a listing of `source` (else a sync must be compared in full)."""
+        if not self.path.is_file():
+            return False
+        conn = self._connect()
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='source'").fetchone()
+        finally:
+            conn.close()
+        return row is not None and row[0] == source
+
+    def problems(self, limit: int) -> tuple[int, list[PhotoRecord]]:
+        """How many items are not "ok", and the first `limit` of them."""
+        conn = self._connect()
+        try:
+            total = conn.execute("SELECT count(*) FROM photos WHERE status != 'ok'").fetchone()[0]
+            rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM photos WHERE status != 'ok' ORDER BY source_id LIMIT ?", (limit,)).fetchall()
+        finally:
+            conn.close()
+        return total, [_record(row) for row in rows]
+
     def manifest(self) -> StoredPhotoManifest:
         """The handle of what the store holds now."""
         conn = self._connect()
@@ -177,13 +230,18 @@ class PhotoStore:
         return StoredPhotoManifest(self.path, meta.get("source", ""), AdditiveDigest.from_hex(meta.get("digest_sum")).hexdigest(_SALT), counts)
 
     def records(self, usable_only: bool = False) -> tuple[PhotoRecord, ...]:
+        return tuple(_record(row) for row in self._select(", ".join(_COLUMNS), usable_only))
+
+    def usable_rows(self) -> list[tuple[str, str, str]]:
+        return self._select("source_id, path, sha256", usable_only=True)
+
+    def _select(self, columns: str, usable_only: bool) -> list[tuple]:
         where = " WHERE status='ok' AND path IS NOT NULL AND sha256 IS NOT NULL AND sha256 != ''" if usable_only else ""
         conn = self._connect()
         try:
-            rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM photos{where} ORDER BY source_id").fetchall()
+            return conn.execute(f"SELECT {columns} FROM photos{where} ORDER BY source_id").fetchall()
         finally:
             conn.close()
-        return tuple(_record(row) for row in rows)
 
     @staticmethod
     def _sql_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -205,3 +263,30 @@ def _record(row: tuple) -> PhotoRecord:
     source_id, name, path, size, sha256, status, reason, modified, verified = row
     return PhotoRecord(source_id, name, Path(path) if path else None, size, sha256, status, reason, modified,
                        None if verified is None else bool(verified))
+
+
+def sync_into(source: PhotoSource, store: PhotoStore) -> tuple[SyncReport | SyncChanges, StoreUpdate]:
+    """Sync `source` into `store`: by changes only when the source can and the store is in step, else in full.
+
+    In step means the store holds this source's listing and, after the changes, as many items as
+    the source listed; otherwise (a new or replaced store, an old data root) the full listing is
+    compared, which is always right.
+    """
+    if isinstance(source, IncrementalPhotoSource) and store.holds(source.description):
+        told: list[SyncChanges] = []
+
+        def publish(changes: SyncChanges) -> StoreUpdate:
+            told.append(changes)
+            return store.apply_changes(changes)
+
+        update = source.sync_changes(publish)
+        if update.manifest.counts()["total"] == told[0].listed:
+            return told[0], update
+        note = "the photo store was out of step with the source's sync state: compared in full"
+    else:
+        note = ""
+    report = source.sync()
+    update = store.update(report)
+    if note:
+        update.notes.append(note)
+    return report, update

@@ -8,8 +8,11 @@ import os
 import pickle
 from pathlib import Path
 
+import pytest
+
+from facecraft_pipeline.sources.base import SyncChanges, SyncReport
 from facecraft_pipeline.sources.local import LocalFolderSource
-from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore, manifest_from_report
+from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore, manifest_from_report, sync_into
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -89,3 +92,62 @@ def test_a_million_files_in_one_folder_is_polled_from_the_folder_alone(tmp_path:
 
     check = source.check_for_changes(cursor)
     assert not check.changed and "3000 image files in 1 folder(s)" in check.summary
+
+
+def test_a_sync_told_as_changes_leaves_the_store_as_a_full_sync_would(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, 30)
+    source = LocalFolderSource(folder, tmp_path / "state")
+    store = PhotoStore(tmp_path / "library.sqlite")
+    first, _ = sync_into(source, store)  # a new store: compared in full
+    write(folder / "9" / "IMG_new.jpg", b"a new photo")
+    (folder / "0" / "IMG_3.jpg").unlink()
+    write(folder / "1" / "clip.mov", b"a video")
+    os.replace(write(folder / "edited.part", b"photo 12, edited"), folder / "1" / "IMG_12.jpg")
+
+    changes, update = sync_into(source, store)
+
+    assert isinstance(changes, SyncChanges) and len(changes.upserts) == 3 and changes.gone == ("0/IMG_3.jpg",)
+    assert (changes.added, changes.changed, changes.removed) == (("9/IMG_new.jpg",), ("1/IMG_12.jpg",), ("0/IMG_3.jpg",))
+    full = manifest_from_report(LocalFolderSource(folder, tmp_path / "other-state").sync())
+    assert update.manifest.digest == full.digest and update.manifest.records == full.records
+
+
+def test_a_run_killed_after_the_store_write_but_before_the_sync_state_is_repaired_next_time(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, 10)
+    source = LocalFolderSource(folder, tmp_path / "state")
+    store = PhotoStore(tmp_path / "library.sqlite")
+    sync_into(source, store)
+    os.replace(write(folder / "edited.part", b"photo 4, edited"), folder / "0" / "IMG_4.jpg")
+
+    class Killed(BaseException):
+        pass
+
+    def publish_then_die(changes: SyncChanges) -> None:
+        store.apply_changes(changes)
+        raise Killed  # the process dies here: the store has the edit, the sync state does not
+
+    with pytest.raises(Killed):
+        source.sync_changes(publish_then_die)
+    changes, update = sync_into(source, store)
+
+    assert changes.upserts and update.manifest.digest == manifest_from_report(LocalFolderSource(folder, tmp_path / "s2").sync()).digest
+
+
+def test_a_store_out_of_step_with_the_sync_state_is_compared_in_full(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, 10)
+    source = LocalFolderSource(folder, tmp_path / "state")
+    sync_into(source, PhotoStore(tmp_path / "library.sqlite"))
+    (tmp_path / "library.sqlite").unlink()  # the photo store lost; the sync state kept
+
+    report, update = sync_into(source, PhotoStore(tmp_path / "library.sqlite"))
+    assert update.manifest.counts()["ok"] == 10 and isinstance(report, SyncReport)
+
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "library.sqlite")
+    conn.execute("DELETE FROM photos WHERE source_id='0/IMG_1.jpg'")
+    conn.commit()
+    conn.close()
+    _, repaired = sync_into(source, PhotoStore(tmp_path / "library.sqlite"))
+    assert repaired.manifest.counts()["ok"] == 10 and any("out of step" in note for note in repaired.notes)
+    assert repaired.manifest.digest == manifest_from_report(LocalFolderSource(folder, tmp_path / "s2").sync()).digest
