@@ -103,19 +103,20 @@ def materialize(home: Path, photos: Path) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), sys.executable, "-m", "facecraft_pipeline.cli",
                            "materialize", "--select", SELECT], env=env, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - started
-    peak = int(peak_file.read_text())
+    peak, cpu = peak_file.read_text().split()
     if done.returncode != 0:
         raise SystemExit(f"materialize failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     run_id = re.search(r"Dagster run (\S+): SUCCESS", done.stdout).group(1)  # type: ignore[union-attr]
     steps = step_seconds(home / "dagster", run_id)
     return {"photos": steps.get("photos", float("nan")), "face_crops": steps.get("face_crops", float("nan")), "process": wall,
-            "peak_mib": peak / 1024, "data_mib": folder_size(home) / 2**20}
+            "cpu": float(cpu), "load": os.getloadavg()[0], "peak_mib": int(peak) / 1024, "data_mib": folder_size(home) / 2**20}
 
 
-# Runs the command as its child and writes the largest RSS among its descendants (KiB): one fresh process per run.
+# Runs the command as its child and writes the largest RSS among its descendants (KiB) and their CPU seconds.
 _PEAK_WRAPPER = (
     "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}'); sys.exit(code)"
 )
 
 
@@ -154,10 +155,11 @@ def main() -> None:
         "",
         "`facecraft materialize --select 'key:photos or key:face_crops'`, demo profile, local folder of N distinct 96 px "
         "JPEGs without faces (1,000 per sub-folder). Step times from the Dagster event log; process = the whole command "
-        "(interpreter start, imports, Dagster, MLflow); peak = RSS of the largest process of the run.",
+        "(interpreter start, imports, Dagster, MLflow); process CPU = user + system seconds of it and its workers "
+        "(what other work on the machine does not inflate); peak = RSS of the largest process of the run.",
         "",
-        "| N | run | photos step s | face_crops step s | both steps s | process s | peak MiB | data root MiB |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| N | run | photos step s | face_crops step s | both steps s | process s | process CPU s | peak MiB | data root MiB | load avg (1 min) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     polls = []
     for size in args.sizes:
@@ -172,7 +174,7 @@ def main() -> None:
         runs.append(("one photo added", materialize(home, photos)))
         for name, r in runs:
             row = (f"| {size:,} | {name} | {r['photos']:.2f} | {r['face_crops']:.2f} | {r['photos'] + r['face_crops']:.2f} | "
-                   f"{r['process']:.1f} | {r['peak_mib']:.0f} | {r['data_mib']:.0f} |")
+                   f"{r['process']:.1f} | {r['cpu']:.1f} | {r['peak_mib']:.0f} | {r['data_mib']:.0f} | {r['load']:.1f} |")
             print(row, flush=True)
             lines.append(row)
         polls.append((f"{size:,} in {max(1, size // PER_FOLDER)} folders", *poll(photos, work / "poll-state")))

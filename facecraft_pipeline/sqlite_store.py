@@ -24,6 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 _MOD = 1 << 256
+# A folder whose mtime is this recent may still change within the same tick of its clock: bookkeeping
+# that trusts an unchanged mtime (the folder poll, the crop check) looks at such a folder again next time.
+RACY_MTIME_NS = 2_000_000_000
 
 
 class StoreError(RuntimeError):

@@ -21,11 +21,11 @@ from facecraft_pipeline.faces.crops_manifest import CropsManifest, StoredCropsMa
 from facecraft_pipeline.faces.crops_store import STORE_NAME, CropsStore
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, ProgressCallback, extract_faces
 from facecraft_pipeline.settings import to_dict
+from facecraft_pipeline.sqlite_store import RACY_MTIME_NS
 
 if TYPE_CHECKING:
     import torch
 
-_RACY_NS = 2_000_000_000  # a crop folder modified this recently is checked again next time
 
 
 @dataclass(frozen=True)
@@ -79,4 +79,4 @@ def _mtime(folder: Path) -> int:
         mtime = folder.stat().st_mtime_ns
     except OSError:
         return -1
-    return -1 if time.time_ns() - mtime < _RACY_NS else mtime
+    return -1 if time.time_ns() - mtime < RACY_MTIME_NS else mtime

@@ -36,11 +36,11 @@ from pathlib import Path
 from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncChanges, SyncReport, sha256_file, unsupported_reason
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.local_state import CachedEntry, LocalState, PolledDir
+from facecraft_pipeline.sqlite_store import RACY_MTIME_NS
 
 T = TypeVar("T")
 _MB = 1_000_000
 _UNSUPPORTED = "unsupported type"
-_RACY_NS = 2_000_000_000  # a folder modified this recently may change again within its mtime's tick: re-list it next poll
 
 
 class _Listed(NamedTuple):
@@ -196,7 +196,7 @@ class LocalFolderSource:
         except OSError:
             return PolledDir(-1, "unreadable", 0, ())
         names.sort()
-        racy = time.time_ns() - mtime_ns < _RACY_NS
+        racy = time.time_ns() - mtime_ns < RACY_MTIME_NS
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
         return PolledDir(-1 if racy else mtime_ns, digest, len(names), tuple(sorted(subdirs)))
 
