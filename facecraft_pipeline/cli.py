@@ -242,11 +242,12 @@ def lineage(target: str) -> int:
 def export_manifest(which: str, out: str) -> int:
     """Write the photo listing or the face-crops manifest, as kept in the data root's stores, as JSON."""
     from facecraft_pipeline.faces.crops_manifest import StoredCropsManifest
-    from facecraft_pipeline.faces.crops_store import STORE_NAME
+    from facecraft_pipeline.faces.crops_store import STORE_NAME as CROPS_STORE
+    from facecraft_pipeline.sources.manifest import STORE_NAME as PHOTO_STORE
     from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore
 
     home = default_home()
-    store = home / ("photos/library.sqlite" if which == "photos" else f"faces/{STORE_NAME}")
+    store = home / "photos" / PHOTO_STORE if which == "photos" else home / "faces" / CROPS_STORE
     if not store.is_file():
         print(f"no {which} store at {store}: materialize {'photos' if which == 'photos' else 'face_crops'} first", file=sys.stderr)
         return 1

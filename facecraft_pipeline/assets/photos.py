@@ -12,7 +12,7 @@ import dagster as dg
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
-from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore, sync_into
+from facecraft_pipeline.sources.manifest import STORE_NAME, PhotoManifest, PhotoStore, sync_into
 from facecraft_pipeline.sqlite_store import StoreError, library_lock
 
 MAX_LISTED_PROBLEMS = 50  # metadata lists this many items not usable; the store has them all
@@ -29,7 +29,7 @@ def photos(
         cursor_digest = record_source_cursor(home.home(), source_cursor) if source_cursor else None
         try:
             with library_lock(home.home().dir("state"), "photos"):
-                store = PhotoStore(photo_store_path(home))
+                store = PhotoStore(home.home().dir("photos") / STORE_NAME)
                 report, update = sync_into(source, store)  # a local folder: only the changed records, not one per photo
                 problem_count, problems = store.problems(MAX_LISTED_PROBLEMS)
         except StoreError as error:
@@ -58,7 +58,7 @@ def photos(
                 "rows_written": update.written + update.deleted,
                 "notes": "\n".join([*report.notes, *update.notes]) or "none",
                 "not_usable": dg.MetadataValue.md(
-                    "\n".join(f"- `{r.source_id}`: {r.status}: {r.reason}" for r in problems[:MAX_LISTED_PROBLEMS]) + more or "none"
+                    "\n".join(f"- `{r.source_id}`: {r.status}: {r.reason}" for r in problems) + more or "none"
                 ),
                 "manifest": dg.MetadataValue.path(str(manifest.store)),
             },
@@ -72,8 +72,3 @@ def _poll_cursor(source, context: dg.AssetExecutionContext) -> str | None:  # no
     except Exception as error:  # noqa: BLE001 - without it the sensor's first tick just runs one ingest
         context.log.warning(f"could not record the source's poll cursor ({type(error).__name__}: {error})")
         return None
-
-
-def photo_store_path(home: HomeResource):  # noqa: ANN201
-    """The photo listing's store in the data root."""
-    return home.home().dir("photos") / "library.sqlite"

@@ -20,6 +20,7 @@ from facecraft_pipeline.sources.base import IncrementalPhotoSource, PhotoRecord,
 from facecraft_pipeline.sqlite_store import AdditiveDigest, open_store, transaction
 
 SCHEMA_VERSION = 1
+STORE_NAME = "library.sqlite"  # in the data root's photos/ folder
 _SALT = "photos-1"
 _COLUMNS = ("source_id", "name", "path", "size", "sha256", "status", "reason", "modified", "verified")
 
