@@ -155,8 +155,9 @@ def main() -> None:
         "",
         "`facecraft materialize --select 'key:photos or key:face_crops'`, demo profile, local folder of N distinct 96 px "
         "JPEGs without faces (1,000 per sub-folder). Step times from the Dagster event log; process = the whole command "
-        "(interpreter start, imports, Dagster, MLflow); process CPU = user + system seconds of it and its workers "
-        "(what other work on the machine does not inflate); peak = RSS of the largest process of the run.",
+        "(interpreter start, imports, Dagster, MLflow); process CPU = user + system seconds of the command's process "
+        "(not of its face workers, which the forkserver starts; what other work on the machine does not inflate); "
+        "peak = RSS of the largest process of the run.",
         "",
         "| N | run | photos step s | face_crops step s | both steps s | process s | process CPU s | peak MiB | data root MiB | load avg (1 min) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
