@@ -18,7 +18,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: demo dev test validate benchmarks clean-data env instance explore
+.PHONY: demo dev test validate benchmarks clean-data env instance explore gpu-wheels
 
 env: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ benchmarks: env
 	$(BIN)/python benchmarks/onedrive_sync.py
 	$(BIN)/python benchmarks/explorer_latency.py
 	$(BIN)/python benchmarks/lora_train.py --results benchmarks/results/lora_train.md
+
+# The wheels benchmarks/gpu_check.py needs on a bare GPU machine (Python 3.12), into .whl/ (git-ignored); BENCHMARKS.md says how to use them.
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 -r benchmarks/gpu_requirements.txt -d .whl/
 
 clean-data:
 	rm -rf $(FACECRAFT_HOME)

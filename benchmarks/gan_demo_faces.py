@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, sample_images, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
-from facecraft_pipeline.gan.quality import dlib_face_finder
 from facecraft_pipeline.profiles import overrides
 from facecraft_pipeline.settings import from_dict, replace_path, to_dict
 
@@ -50,7 +50,7 @@ def main() -> int:
             parsed = value
         settings = replace_path(settings, name, parsed)
     print(f"settings: {settings}", flush=True)
-    find = dlib_face_finder()
+    find = IdentityProbe().embed  # the demo's probe: HOG, ArcFace alignment, dlib-128
     owner = np.stack([v for v in find([__import__("PIL.Image", fromlist=["Image"]).open(p) for p in train]) if v is not None])
     centroid = owner.mean(0)
     with tempfile.TemporaryDirectory() as tmp:

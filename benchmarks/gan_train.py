@@ -34,21 +34,21 @@ from facecraft_pipeline.gan.settings import GanSettings  # noqa: E402
 from facecraft_pipeline.gan.train import GanTrainer  # noqa: E402
 from facecraft_pipeline.training.settings import RunSettings  # noqa: E402
 
-NZ, NGF, NDF = 100, 64, 64
+NZ, NGF = 100, 64  # the tutorial: ngf = ndf = 64
 
 
-def tutorial_networks(resolution: int) -> tuple[nn.Module, nn.Module]:
-    """The tutorial's G and D (64 px), with one extra block per doubling for larger sides."""
+def tutorial_networks(resolution: int, width: int = NGF) -> tuple[nn.Module, nn.Module]:
+    """The tutorial's G and D (64 px, ngf = ndf = `width`), with one extra block per doubling for larger sides."""
     extra = int(math.log2(resolution // 64))
-    g: list[nn.Module] = [nn.ConvTranspose2d(NZ, NGF * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(NGF * 8), nn.ReLU(True)]
-    c = NGF * 8
-    for out in [NGF * 8] * extra + [NGF * 4, NGF * 2, NGF]:
+    g: list[nn.Module] = [nn.ConvTranspose2d(NZ, width * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(width * 8), nn.ReLU(True)]
+    c = width * 8
+    for out in [width * 8] * extra + [width * 4, width * 2, width]:
         g += [nn.ConvTranspose2d(c, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(True)]
         c = out
     g += [nn.ConvTranspose2d(c, 3, 4, 2, 1, bias=False), nn.Tanh()]
-    d: list[nn.Module] = [nn.Conv2d(3, NDF, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
-    c = NDF
-    for out in [NDF * 2, NDF * 4, NDF * 8] + [NDF * 8] * extra:
+    d: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    c = width
+    for out in [width * 2, width * 4, width * 8] + [width * 8] * extra:
         d += [nn.Conv2d(c, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.LeakyReLU(0.2, inplace=True)]
         c = out
     d += [nn.Conv2d(c, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
@@ -63,9 +63,9 @@ def weights_init(m: nn.Module) -> None:
         nn.init.constant_(m.bias.data, 0)
 
 
-def tutorial_loop(images: torch.Tensor, batch: int, device: torch.device):
+def tutorial_loop(images: torch.Tensor, batch: int, device: torch.device, width: int = NGF):
     """One step of the tutorial's training loop per call (real batch, fake batch, G step)."""
-    netG, netD = tutorial_networks(images.shape[-1])
+    netG, netD = tutorial_networks(images.shape[-1], width)
     netG, netD = netG.to(device).apply(weights_init), netD.to(device).apply(weights_init)
     criterion = nn.BCELoss()
     optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -93,8 +93,9 @@ def tutorial_loop(images: torch.Tensor, batch: int, device: torch.device):
     return step
 
 
-def project_settings(name: str, resolution: int, batch: int, precision: str = "no", channels_last: bool = False) -> GanSettings:
-    base = GanSettings(resolution=resolution, batch_size=batch, latent_dim=NZ, base_channels=NGF, lr_d=2e-4,
+def project_settings(name: str, resolution: int, batch: int, precision: str = "no", channels_last: bool = False,
+                     width: int = NGF) -> GanSettings:
+    base = GanSettings(resolution=resolution, batch_size=batch, latent_dim=NZ, base_channels=width, lr_d=2e-4,
                        channels_last=channels_last, run=RunSettings(mixed_precision=precision))
     if name == "dcgan":
         return dataclasses.replace(base, arch="dcgan", spectral_norm=False, minibatch_std=False, diffaugment="color,translation")

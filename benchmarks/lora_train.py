@@ -45,11 +45,17 @@ DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def build_base(folder: Path, shape: str) -> Path:
     """An SD-1.5-shaped StableDiffusionPipeline with random weights, saved so it loads like a real one."""
+    torch.manual_seed(0)
+    build_pipeline(shape, folder.parent).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_pipeline(shape: str, tokenizer_dir: Path):
+    """The SD-1.5-shaped pipeline of `shape` with random weights, built where torch's default device and dtype say."""
     from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     s = SHAPES[shape]
-    torch.manual_seed(0)
     unet = UNet2DConditionModel(
         sample_size=64, block_out_channels=s["unet"], layers_per_block=2, attention_head_dim=s["heads"],
         cross_attention_dim=s["cross"], norm_num_groups=32 if min(s["unet"]) >= 32 else 8,
@@ -61,10 +67,8 @@ def build_base(folder: Path, shape: str) -> Path:
                                         intermediate_size=inner, projection_dim=hidden, max_position_embeddings=77,
                                         bos_token_id=512, eos_token_id=513, pad_token_id=513))
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=_byte_tokenizer(folder.parent), unet=unet,
+    return StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=_byte_tokenizer(tokenizer_dir), unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return folder
 
 
 def make_images(folder: Path, count: int, resolution: int) -> list[Path]:
@@ -79,14 +83,14 @@ def make_images(folder: Path, count: int, resolution: int) -> list[Path]:
     return paths
 
 
-def example_loop(base, paths, resolution, batch, steps, warmup, precision, device) -> dict:
-    """diffusers' train_dreambooth_lora.py inner loop, nothing else."""
+def example_loop(base, paths, resolution, batch, steps, warmup, precision, device, pipe=None) -> dict:
+    """diffusers' train_dreambooth_lora.py inner loop, nothing else (on `pipe` when given, else `base` loaded)."""
     from diffusers import DDPMScheduler
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig
 
     weight_dtype = DTYPES[precision]
-    pipe = load_pipeline(base, device, weight_dtype)
+    pipe = (pipe if pipe is not None else load_pipeline(base, device, weight_dtype)).to(device, weight_dtype)
     unet, vae, text, tokenizer = pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer
     for model in (unet, vae, text):
         model.requires_grad_(False)
@@ -122,14 +126,15 @@ def example_loop(base, paths, resolution, batch, steps, warmup, precision, devic
     return {"s_per_step": statistics.median(times), "img_per_s": batch / statistics.median(times)}
 
 
-def project_loop(base, paths, resolution, batch, steps, warmup, precision, device, work: Path, compile: bool, low_memory: bool) -> dict:
-    """lora.train_lora through the run protocol; steady-state speed from the last logging window."""
+def project_loop(base, paths, resolution, batch, steps, warmup, precision, device, work: Path, compile: bool, low_memory: bool,
+                 pipe=None) -> dict:
+    """lora.train_lora through the run protocol (training `pipe` in place when given); steady-state speed after warm-up."""
     settings = LoraSettings(base_model=base.location, resolution=resolution, rank=8, alpha=8.0, batch_size=batch, validation_prompts=(),
                             compile=compile, low_memory=low_memory,
                             run=RunSettings(steps=warmup + steps, log_every=warmup, checkpoint_every=10_000, mixed_precision=precision))
     root = work / f"runs-{batch}-{precision}-{int(compile)}-{int(low_memory)}-{time.monotonic_ns()}"
     examples = [Example(p, "photo of sks person") for p in paths]
-    train_lora(examples, root, settings, device, work / "cache")
+    train_lora(examples, root, settings, device, work / "cache", pipe=pipe)
     stats = [json.loads(line) for line in next(root.iterdir()).joinpath("stats.jsonl").read_text().splitlines()]
     timed = stats[-1]["seconds"] - stats[0]["seconds"]  # training time after the first `warmup` steps
     rate = batch * (stats[-1]["step"] - stats[0]["step"]) / timed

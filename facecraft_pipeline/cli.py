@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from facecraft_pipeline.home import PROJECT_ROOT, default_home
+from facecraft_pipeline.mlflow_store import configured_uri, is_model_uri, is_remote_uri, store_uri  # also: MLflow telemetry off
 
 
 def _instance_env() -> None:
@@ -34,7 +35,6 @@ def _instance_env() -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     # FACECRAFT_DAGSTER_YAML=deploy/dagster-postgres.yaml: Dagster's storage on PostgreSQL.
     shutil.copyfile(os.environ.get("FACECRAFT_DAGSTER_YAML") or PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
         os.environ.setdefault(name, "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -67,6 +67,7 @@ def materialize(select: str, sets: list[str]) -> int:
     import dagster as dg
 
     from facecraft_pipeline.definitions import defs
+    from facecraft_pipeline.log_safety import redact
 
     home = default_home()
     run_id = str(uuid.uuid4())
@@ -100,8 +101,8 @@ def materialize(select: str, sets: list[str]) -> int:
     skipped = sorted(key.to_user_string() for key in wanted if key.to_user_string() not in done)
     if failures and skipped:
         print(f"  {'not run':<20} {', '.join(skipped)} (upstream failed)")
-    print(f"\n  data root: {home}\n  MLflow store: sqlite:///{home / 'mlflow' / 'mlflow.db'}"
-          f"  (mlflow ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'})")
+    store = redact(store_uri(home, configured_uri()))  # a server's URI may hold a password
+    print(f"\n  data root: {home}\n  MLflow store: {store}" + ("" if is_remote_uri(store) else f"  (mlflow ui --backend-store-uri {store})"))
     print(f"  Dagster run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
     if failures or not result.success:
         print(f"  full log with tracebacks: {log_path}")
@@ -206,7 +207,7 @@ def lineage(target: str) -> int:
 
     tracker = MlflowResource.from_env().lineage(Home(default_home()))
     rows = None
-    if target.startswith("models:/"):
+    if is_model_uri(target):
         try:
             rows = trace_model(tracker, target)
         except LookupError as error:

@@ -26,14 +26,17 @@ def config_class(
 ) -> type[dg.Config]:
     """A `dg.Config` subclass with the fields of `settings_cls` (+ `extra`, - `fixed`), profile defaults applied.
 
-    `extra` maps a name to (type, default, help) for config that is not a library setting.
+    `extra` maps a name to (type, default, help) for config that is not a field of `settings_cls`; a type that is
+    itself a settings dataclass (default None: its own defaults) becomes a nested section, as nested fields do.
     `fixed` fields are set by the asset itself (e.g. which GAN kind it trains), not by the user.
     """
     profile = overrides(asset)
-    model = _model(settings_cls, "".join(part.title() for part in asset.split("_")) + "Config", profile, fixed, dg.Config)
+    name = "".join(part.title() for part in asset.split("_")) + "Config"
+    model = _model(settings_cls, name, profile, fixed, dg.Config)
     if extra:
-        fields = {name: (kind, pydantic.Field(default=profile.pop(name, default), description=help))
-                  for name, (kind, default, help) in extra.items()}
+        fields = {field: _section(kind, name, field, profile, default, help) if dataclasses.is_dataclass(kind)
+                  else (kind, pydantic.Field(default=profile.pop(field, default), description=help))
+                  for field, (kind, default, help) in extra.items()}
         model = pydantic.create_model(model.__name__, __base__=model, **fields)  # type: ignore[call-overload]
     if profile:
         raise ValueError(f"profile sets unknown fields for {asset}: {sorted(profile)}")
@@ -55,18 +58,23 @@ def _model(settings_cls: type, name: str, profile: dict[str, Any], fixed: tuple[
         kind = hints[field.name]
         default = getattr(defaults, field.name) if defaults is not None else default_of(field)
         if dataclasses.is_dataclass(kind):
-            sub_profile = dict(profile.pop(field.name, {}))
-            sub_name = name.removesuffix("Config") + field.name.title().replace("_", "") + "Config"
-            sub = _model(kind, sub_name, sub_profile, (), dg.Config, default)  # type: ignore[arg-type]
-            if sub_profile:
-                raise ValueError(f"profile sets unknown fields in {name}.{field.name}: {sorted(sub_profile)}")
-            fields[field.name] = (sub, pydantic.Field(default_factory=sub, description=help))
+            fields[field.name] = _section(kind, name, field.name, profile, default, help)  # type: ignore[arg-type]
             continue
         value = profile.pop(field.name, default)
         if typing.get_origin(kind) is tuple:  # Dagster config has lists, not tuples (`from_dict` turns them back)
             kind, value = list[typing.get_args(kind)[0]], list(value)  # type: ignore[index]
         fields[field.name] = (kind, pydantic.Field(default=value, description=help))
     return pydantic.create_model(name, __base__=base, **fields)  # type: ignore[call-overload]
+
+
+def _section(kind: type, owner: str, field: str, profile: dict[str, Any], default: Any, help: str | None) -> tuple[Any, Any]:
+    """A nested settings dataclass as a nested config section (its profile entries consumed)."""
+    sub_profile = dict(profile.pop(field, {}))
+    sub_name = owner.removesuffix("Config") + field.title().replace("_", "") + "Config"
+    sub = _model(kind, sub_name, sub_profile, (), dg.Config, default)
+    if sub_profile:
+        raise ValueError(f"profile sets unknown fields in {owner}.{field}: {sorted(sub_profile)}")
+    return sub, pydantic.Field(default_factory=sub, description=help)
 
 
 def to_settings(settings_cls: type[S], config: dg.Config, **fixed: Any) -> S:

@@ -19,18 +19,17 @@ from facecraft_pipeline.assets.galleries import sample_galleries
 from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.automation import ingest_job, new_photos_sensor, retrain_sensor
+from facecraft_pipeline.deploy import everything_on_kubernetes
+from facecraft_pipeline.failure_report import failed_run_report
 from facecraft_pipeline.log_safety import install as install_log_safety
-from facecraft_pipeline.operations import deployable, everything_on_kubernetes, failed_run_report
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, photo_source_from_env
 
 # Data versions on outputs are how this project tells Dagster what is stale: a deliberate beta API.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 install_log_safety()  # no token or pre-authenticated URL in any log, whatever the level
 
-# deployable: retry policy for transient faults, and Kubernetes step tags (a GPU for training steps).
-ASSETS = deployable(
-    [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
-)
+# Each carries its retry policy for transient faults and its Kubernetes step tags (deploy.step_options).
+ASSETS = [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint, lora_weights, sample_galleries]
 
 everything_job = dg.define_asset_job(
     "everything",

@@ -1,9 +1,10 @@
-"""Where each step runs on Kubernetes: the `dagster-k8s/config` tags of FaceCraft's steps.
+"""How each step runs: its retry policy, its Kubernetes pod (`dagster-k8s/config` tags), the Kubernetes job.
 
 Training and sampling steps (pool "accelerator", group "training") ask for a GPU
 (`nvidia.com/gpu`) and may land on GPU nodes; every other step asks for CPU and memory only.
-Plain data, no Dagster and no Kubernetes client: `definitions.py` puts the tags on the ops,
-dagster-k8s (run launcher and `k8s_job_executor`) reads them when it builds a step's pod.
+`step_options(group, pool)` is what each `@dg.asset` spreads into its decorator (group, pool,
+retry policy, op tags); dagster-k8s (run launcher and `k8s_job_executor`) reads the tags when it
+builds a step's pod. No Kubernetes client here.
 
 Sizes come from the environment of the process that loads the definitions (the code location),
 so one image serves any cluster:
@@ -27,6 +28,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import dagster as dg
+
+from facecraft_pipeline.retries import retry_policy_from_env
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -98,3 +103,24 @@ def k8s_config(accelerator: bool, settings: K8sSettings | None = None) -> dict[s
 def step_tags(pool: str | None, group: str | None, settings: K8sSettings | None = None) -> dict[str, str]:
     """Op tags for a step in `pool` / `group` (tag values are strings: the config as JSON)."""
     return {K8S_CONFIG_TAG: json.dumps(k8s_config(needs_accelerator(pool, group), settings), sort_keys=True)}
+
+
+def step_options(group: str, pool: str | None = None) -> dict[str, Any]:
+    """The `@dg.asset` keyword arguments of a step in `group` (and `pool`): the retry policy and the
+    Kubernetes tags, sized by the environment of the process that loads the definitions."""
+    tags = step_tags(pool, group, K8sSettings.from_env())
+    return {"group_name": group, "pool": pool, "retry_policy": retry_policy_from_env(), "op_tags": tags}
+
+
+def everything_on_kubernetes() -> dg.UnresolvedAssetJobDefinition:
+    """The whole graph with one Kubernetes pod per step (dagster-k8s' k8s_job_executor): each step's
+    pod gets its op's `dagster-k8s/config` tags, so training steps get their GPU and nothing else does.
+    Launch it with deploy/k8s-run-config.yaml under the K8sRunLauncher (deploy/dagster-k8s.yaml)."""
+    from dagster_k8s import k8s_job_executor
+
+    return dg.define_asset_job(
+        "everything_k8s",
+        selection=dg.AssetSelection.all(),
+        executor_def=k8s_job_executor,
+        description="The whole graph on Kubernetes, one pod per step (GPU only for training and sampling steps).",
+    )

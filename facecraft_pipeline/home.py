@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from facecraft_pipeline.mlflow_store import STORE_FOLDER
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,12 +36,9 @@ class Home:
         return path
 
     @property
-    def mlflow_db(self) -> Path:
-        return self.dir("mlflow") / "mlflow.db"
-
-    @property
     def mlflow_artifacts(self) -> Path:
-        return self.dir("mlflow", "artifacts")
+        """Artifacts of the MLflow store kept in the data root (mlflow_store.local_store), beside its database."""
+        return self.dir(STORE_FOLDER, "artifacts")
 
     @property
     def models_cache(self) -> Path:

@@ -3,48 +3,27 @@
 Every nested run is tagged with the pipeline run id, the asset, its code and data versions and the
 data versions of its inputs, so a LoRA file can be walked back to the photos it came from (see
 `trace`). Uses `MlflowClient` only (no global active-run state), so several trackers can live in
-one process and nothing depends on Dagster.
+one process and nothing depends on Dagster. Names, tags, the registry and `models:/` URIs are
+`mlflow_store`'s; an `AssetRun` registers its model through it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
-
-TAG_PIPELINE_RUN = "facecraft.pipeline_run_id"
-TAG_KIND = "facecraft.kind"
-TAG_ASSET = "facecraft.asset"
-TAG_CODE_VERSION = "facecraft.code_version"
-TAG_DATA_VERSION = "facecraft.data_version"
-TAG_INPUT_PREFIX = "facecraft.input."
-TAG_ARTIFACT_SHA = "facecraft.artifact_sha256"
+from facecraft_pipeline import mlflow_store  # first: it switches MLflow's telemetry off before mlflow is imported
+from facecraft_pipeline.log_safety import is_secret_name
+from facecraft_pipeline.mlflow_store import (TAG_ARTIFACT_SHA, TAG_ASSET, TAG_CODE_VERSION, TAG_DATA_VERSION, TAG_INPUT_PREFIX,
+                                             TAG_KIND, TAG_PIPELINE_RUN, ModelUri, ScoredModel, is_remote_uri)
+from mlflow import MlflowClient  # isort: skip  (after mlflow_store)
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # isort: skip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-
-# Words that mark a value as a secret: such params are never sent to MLflow.
-_SECRET_WORDS = ("token", "secret", "password", "credential", "authorization")
-
-
-def is_secret_key(key: str) -> bool:
-    return any(word in key.lower() for word in _SECRET_WORDS)
-
-
-def is_remote_uri(tracking_uri: str | None) -> bool:
-    """A tracking server (http/https/databricks...) rather than a store on this machine (sqlite, file, a path)."""
-    if not tracking_uri:
-        return False
-    scheme = tracking_uri.split(":", 1)[0].lower() if "://" in tracking_uri or tracking_uri.startswith("databricks") else ""
-    return scheme not in {"", "file", "sqlite"}
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
@@ -71,7 +50,7 @@ class AssetRun:
     url: str | None = None  # the run's page when the store is a tracking server
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        safe = [Param(k, str(v)[:6000]) for k, v in params.items() if not is_secret_key(k)]
+        safe = [Param(k, str(v)[:6000]) for k, v in params.items() if not is_secret_name(k)]
         for start in range(0, len(safe), 100):
             self.client.log_batch(self.run_id, params=safe[start : start + 100])
 
@@ -102,8 +81,9 @@ class AssetRun:
     def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
 
-    def log_image(self, image: Any, artifact_file: str) -> None:
-        self.client.log_image(self.run_id, image, artifact_file=artifact_file)
+    def log_image(self, image: Any, artifact_file: str | None = None, key: str | None = None, step: int | None = None) -> None:
+        """An image as a file, or as step `step` of the image series `key` (MLflow's image slider)."""
+        self.client.log_image(self.run_id, image, artifact_file=artifact_file, key=key, step=step)
 
     def log_dataset(self, name: str, digest: str, source: str, profile: Mapping[str, Any] | None = None) -> None:
         """Record a dataset this run consumed (shows under the run's 'Datasets used')."""
@@ -116,39 +96,32 @@ class AssetRun:
         )
         self.client.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
 
-    def register_model(self, name: str, source: Path, aliases: tuple[str, ...] = ()) -> str:
-        """Register a weights folder as a model version, once per artifact digest.
+    def register_model(self, name: str, source: Path, aliases: tuple[str, ...] = (), description: str | None = None,
+                       tags: Mapping[str, Any] | None = None) -> str:
+        """Register a weights folder as a model version, once per artifact digest; give it `description`,
+        `tags` and `aliases`.
 
         When the run carries an artifact digest (TAG_ARTIFACT_SHA) and a version of `name` with
         that digest exists, that version is returned and nothing new is registered: re-using a
         trained model re-uses its version. On a local store the registry keeps a pointer to the
         folder; on a tracking server the folder's files are uploaded to this run's artifacts
-        (`model/`) and the version points there. MLflow resolves `models:/NAME/latest` itself
-        ("latest" is a reserved alias).
+        (`model/`) and the version points there.
         """
-        from mlflow.exceptions import MlflowException
+        version = mlflow_store.version_with_digest(self.client, name, self.artifact_sha256)
+        if version is None:
+            if self.remote:
+                for path in self._model_files(Path(source)):
+                    self.client.log_artifact(self.run_id, str(path), "model")
+                uri = f"runs:/{self.run_id}/model"
+            else:
+                uri = Path(source).resolve().as_uri()
+            version = mlflow_store.create_version(self.client, name, uri, self.run_id, self.artifact_sha256)
+        mlflow_store.describe_version(self.client, name, version, description, tags, aliases)
+        return version
 
-        existing = self.find_model_version(name)
-        if existing is not None:
-            for alias in aliases:
-                self.client.set_registered_model_alias(name, alias, existing)
-            return existing
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        if self.remote:
-            for path in self._model_files(Path(source)):
-                self.client.log_artifact(self.run_id, str(path), "model")
-            uri = f"runs:/{self.run_id}/model"
-        else:
-            uri = Path(source).resolve().as_uri()
-        tags = {TAG_ARTIFACT_SHA: self.artifact_sha256} if self.artifact_sha256 else None
-        version = self.client.create_model_version(name, source=uri, run_id=self.run_id, tags=tags)
-        for alias in aliases:
-            self.client.set_registered_model_alias(name, alias, version.version)
-        return str(version.version)  # a string from every store (SQLite answers an int)
+    def move_champion_alias(self, names: list[str], winner: ScoredModel | None, step: int | None, reason: str) -> str:
+        """`mlflow_store.move_champion_alias` on this run's store."""
+        return mlflow_store.move_champion_alias(self.client, names, winner, step, reason)
 
     def _model_files(self, folder: Path) -> list[Path]:
         """What a tracking server gets for a model: the folder's top-level files (facts, weights) and,
@@ -170,19 +143,6 @@ class AssetRun:
             files += [p for p in nested if digest(p) == self.artifact_sha256][:1]
         return files
 
-    def find_model_version(self, name: str) -> str | None:
-        """The version of `name` registered for this run's artifact digest, if any."""
-        if not self.artifact_sha256:
-            return None
-        query = f"name = '{name}' and tags.`{TAG_ARTIFACT_SHA}` = '{self.artifact_sha256}'"
-        found = self.client.search_model_versions(query, order_by=["version_number ASC"], max_results=1)
-        return str(found[0].version) if found else None
-
-
-def latest_model_version(client: MlflowClient, name: str) -> str | None:
-    versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"], max_results=1)
-    return versions[0].version if versions else None
-
 
 class Lineage:
     """Opens MLflow runs for pipeline runs and asset materializations on one tracking store."""
@@ -193,7 +153,7 @@ class Lineage:
         self.tracking_uri = tracking_uri
         self.log_images = log_images
         self.remote = is_remote_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.client = mlflow_store.client(tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             # A tracking server keeps artifacts in its own artifact root (--artifacts-destination).
@@ -303,31 +263,9 @@ def trace_run(lineage: Lineage, start: Any) -> list[dict[str, str]]:
     return rows
 
 
-def model_version(lineage: Lineage, uri: str) -> Any:
-    """`models:/NAME@ALIAS` or `models:/NAME/VERSION` -> the registry's ModelVersion (LookupError if unknown)."""
-    from mlflow.exceptions import MlflowException
-
-    if not uri.startswith("models:/"):
-        raise ValueError(f"not a model URI: {uri!r} (want models:/NAME@ALIAS or models:/NAME/VERSION)")
-    rest = uri[len("models:/") :]
-    try:
-        if "@" in rest:
-            name, alias = rest.split("@", 1)
-            return lineage.client.get_model_version_by_alias(name, alias)
-        name, _, version = rest.partition("/")
-        if version in ("", "latest"):
-            found = latest_model_version(lineage.client, name)
-            if found is None:
-                raise LookupError(f"{uri}: model {name!r} has no versions")
-            version = found
-        return lineage.client.get_model_version(name, version)
-    except MlflowException as error:
-        raise LookupError(f"{uri}: {error.message}") from error
-
-
 def trace_model(lineage: Lineage, uri: str) -> list[dict[str, str]]:
     """Walk from a registered model version back to the photos (the version's run starts the walk)."""
-    version = model_version(lineage, uri)
+    version = mlflow_store.resolve(lineage.client, ModelUri.parse(uri))
     if not version.run_id:
         raise LookupError(f"{uri} (version {version.version}) names no MLflow run")
     return trace_run(lineage, lineage.client.get_run(version.run_id))

@@ -1,4 +1,9 @@
-"""Keep credentials out of every log, at every level, whoever turns logging up.
+"""Keep credentials out of every log, at every level, whoever turns logging up; what counts as a secret.
+
+`SECRET_WORDS` is the one list of words that mark a name (an environment variable, a parameter, a
+setting) as holding a secret: such parameters never reach MLflow (`lineage`), and `redact(text)`
+masks the values of such environment variables, URL passwords, bearer tokens, secret header values
+and URL queries (the failure report sends nothing else).
 
 Two third-party loggers can print secrets at DEBUG:
 - httpcore (`httpcore.http11`, `httpcore.http2`, ...) prints every response's headers: the
@@ -9,15 +14,19 @@ Two third-party loggers can print secrets at DEBUG:
 `install()` (idempotent; called when the Definitions, the CLI or a OneDrive client load) sets
 those loggers no lower than WARNING, and adds a filter to each that survives anyone lowering
 the level again (e.g. "every logger at DEBUG"): hpack/h2 records are dropped below WARNING, and
-httpcore/httpx records are redacted (Authorization, Location, Cookie header values; bearer
-tokens; URL query strings such as `tempauth=`). Filters on a logger apply only to records made by
-that very logger, hence the explicit list of names.
+httpcore/httpx records go through `redact` (Authorization, Location, Cookie header values; bearer
+tokens; URL query strings such as `tempauth=`; URL passwords; secret environment values). Filters
+on a logger apply only to records made by that very logger, hence the explicit list of names.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+from collections.abc import Mapping
+
+SECRET_WORDS = ("password", "token", "secret", "credential", "authorization", "webhook", "api_key")
 
 # Every logger those libraries create (httpcore: one per module; hpack: hpack.hpack, hpack.table).
 DROPPED = ("hpack", "hpack.hpack", "hpack.table", "hpack.huffman", "h2", "h2.connection", "hyperframe")
@@ -33,12 +42,31 @@ _PATTERNS = (
 )
 
 
-def redact(text: str) -> str:
-    """`text` with header values, bearer tokens and URL queries that may be credentials replaced."""
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable, parameter or setting called `name` holds a secret (any of SECRET_WORDS, any case)."""
+    return any(word in name.lower() for word in SECRET_WORDS)
+
+
+def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
+    """The values of secret-named environment variables (6 characters or more), longest first."""
+    env = os.environ if env is None else env
+    return sorted({v for k, v in env.items() if v and len(v) >= 6 and is_secret_name(k)}, key=len, reverse=True)
+
+
+def redact(text: str, env: Mapping[str, str] | None = None) -> str:
+    """`text` with what may be a credential masked: header values, bearer tokens, URL queries, URL
+    passwords, and the values of secret-named environment variables."""
     data = text.encode("utf-8", "surrogateescape")
     for pattern, replacement in _PATTERNS:
         data = pattern.sub(replacement, data)
-    return data.decode("utf-8", "surrogateescape")
+    text = data.decode("utf-8", "surrogateescape")
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    for value in secret_values(env):
+        text = text.replace(value, "***")
+    return text
 
 
 class _DropDebug(logging.Filter):

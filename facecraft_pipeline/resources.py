@@ -21,6 +21,7 @@ import pydantic
 from facecraft_pipeline.config import config_class, to_settings
 from facecraft_pipeline.env import env_bool, env_int, env_optional, env_str
 from facecraft_pipeline.home import Home, default_home
+from facecraft_pipeline.mlflow_store import configured_uri, is_remote_uri, store_uri
 from facecraft_pipeline.sources.base import PhotoSource
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
@@ -82,17 +83,18 @@ class MlflowResource(dg.ConfigurableResource):
     def from_env(cls) -> MlflowResource:
         """MLFLOW_TRACKING_URI, FACECRAFT_MLFLOW_EXPERIMENT, FACECRAFT_MLFLOW_IMAGES (on/off; unset: by tracking URI)."""
         return cls(
-            tracking_uri=env_optional("MLFLOW_TRACKING_URI"),
+            tracking_uri=configured_uri(),
             experiment=env_str("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft"),
             log_images=env_bool("FACECRAFT_MLFLOW_IMAGES", True) if env_optional("FACECRAFT_MLFLOW_IMAGES") else None,
         )
 
     def lineage(self, home: Home):
-        from facecraft_pipeline.lineage import Lineage, is_remote_uri
+        from facecraft_pipeline.lineage import Lineage
 
-        uri = self.tracking_uri or f"sqlite:///{home.mlflow_db}"
+        artifacts = home.mlflow_artifacts  # creates the store's folder in the data root
+        uri = store_uri(home.root, self.tracking_uri)
         images = self.log_images if self.log_images is not None else not is_remote_uri(uri)
-        return Lineage(uri, self.experiment, artifact_location=home.mlflow_artifacts, log_images=images)
+        return Lineage(uri, self.experiment, artifact_location=artifacts, log_images=images)
 
 
 class PhotoSourceResource(dg.ConfigurableResource):

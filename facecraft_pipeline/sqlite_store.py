@@ -91,7 +91,7 @@ def library_lock(folder: Path, what: str, wait_s: float = 10.0) -> Iterator[None
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                    raise StoreError(f"another run is updating the photo library in {folder.parent} ({holder}); "
+                    raise StoreError(f"another run is updating the photo library in {folder} ({holder}); "
                                      f"wait for it to finish, then run {what} again") from None
                 time.sleep(0.2)
         os.ftruncate(fd, 0)

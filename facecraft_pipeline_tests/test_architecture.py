@@ -1,4 +1,5 @@
-"""The shape of the code: imports point one way, libraries stay Dagster-free, every setting explains itself."""
+"""The shape of the code: imports point one way, libraries stay Dagster-free, assets read other assets' files only
+through their declared inputs, every setting explains itself."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
+TESTS = Path(__file__).resolve().parent
 # Modules that may use Dagster: the thin layer over the libraries.
-DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "operations")
+DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "retries", "deploy", "failure_report")
 
 
 def module_name(path: Path) -> str:
@@ -17,11 +19,13 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def runtime_imports(path: Path, modules: set[str]) -> set[str]:
-    """facecraft_pipeline modules `path` imports at run time (anywhere but under `if TYPE_CHECKING:`)."""
+def runtime_imports(path: Path, modules: set[str], type_checking: bool = False) -> set[str]:
+    """facecraft_pipeline modules `path` imports: at module level or inside functions (lazily), and with
+    `type_checking` also under `if TYPE_CHECKING:`."""
     tree = ast.parse(path.read_text())
-    skipped = {id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test)
-               for body in stmt.body for node in ast.walk(body)}
+    skipped = set() if type_checking else {
+        id(node) for stmt in ast.walk(tree) if isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test)
+        for body in stmt.body for node in ast.walk(body)}
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -34,9 +38,14 @@ def runtime_imports(path: Path, modules: set[str]) -> set[str]:
     return {name for name in found if name in modules}
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
     paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: runtime_imports(path, set(paths)) - {name} for name, path in paths.items()}
+    return {name: runtime_imports(path, set(paths), type_checking) - {name} for name, path in paths.items()}
+
+
+def mutual_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Pairs of modules that import each other."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets if a < b and a in graph.get(b, set()))
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -71,6 +80,19 @@ def test_imports_inside_the_package_form_no_cycle() -> None:
     assert cycle is None, " -> ".join(cycle or [])
 
 
+def test_the_import_graph_counts_lazy_and_type_checking_imports(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import b\n")
+    (tmp_path / "b.py").write_text("def draw():\n    from pkg.a import thing\n")
+    modules = {"pkg.a", "pkg.b"}
+    graph = {"pkg.a": runtime_imports(tmp_path / "a.py", modules, True), "pkg.b": runtime_imports(tmp_path / "b.py", modules, True)}
+    assert mutual_imports(graph) == [("pkg.a", "pkg.b")]
+    assert runtime_imports(tmp_path / "a.py", modules) == set()  # at run time a does not import b
+
+
+def test_no_two_modules_import_each_other_not_even_lazily_or_for_type_checking() -> None:
+    assert mutual_imports(import_graph(type_checking=True)) == []
+
+
 def test_libraries_import_no_dagster_and_nothing_imports_the_assets() -> None:
     offenders = []
     for path in PACKAGE.rglob("*.py"):
@@ -84,6 +106,136 @@ def test_libraries_import_no_dagster_and_nothing_imports_the_assets() -> None:
         if layer not in ("assets", "definitions", "cli") and any(m.startswith("facecraft_pipeline.assets") for m in imported):
             offenders.append(f"{name} imports the assets")
     assert offenders == []
+
+
+def private_dagster_uses(path: Path) -> list[str]:
+    """Imports of Dagster's private modules (`dagster._...`) and calls of its internal constructors in `path`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        found += [f"imports {name}" for name in names if name.startswith(("dagster._", "dagster_shared._"))]
+        if isinstance(node, ast.Attribute) and node.attr == "dagster_internal_init":
+            found.append("calls dagster_internal_init")
+    return found
+
+
+def test_the_private_dagster_finder_finds_a_planted_use(tmp_path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text("import dagster as dg\nfrom dagster._core.errors import X\nimport dagster._grpc.client\n"
+                       "dg.OpDefinition.dagster_internal_init(name='x')\n")
+    assert private_dagster_uses(planted) == ["imports dagster._core.errors", "imports dagster._grpc.client", "calls dagster_internal_init"]
+
+
+def test_only_public_dagster_apis_are_used_by_the_package_and_its_tests() -> None:
+    offenders = [f"{path.relative_to(PACKAGE.parent)} {use}" for root in (PACKAGE, TESTS) for path in sorted(root.rglob("*.py"))
+                 for use in private_dagster_uses(path)]
+    assert offenders == []
+
+
+def test_modules_that_import_mlflow_import_mlflow_store_first() -> None:
+    """mlflow_store switches MLflow's telemetry off on import; mlflow reads the switch when it is imported."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        order = []
+        for node in ast.parse(path.read_text()).body:  # module-level imports, in order
+            if isinstance(node, ast.Import):
+                order += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                order += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        first_mlflow = next((i for i, name in enumerate(order) if name == "mlflow" or name.startswith("mlflow.")), None)
+        if first_mlflow is not None and "facecraft_pipeline.mlflow_store" not in order[:first_mlflow]:
+            offenders.append(module_name(path))
+    assert offenders == []
+
+
+def test_mlflow_names_are_written_once_in_mlflow_store() -> None:
+    from facecraft_pipeline import mlflow_store
+
+    names = {*mlflow_store.MODEL_OF_ASSET.values(), mlflow_store.TRACKING_URI_ENV, "MLFLOW_DISABLE_TELEMETRY", "mlflow.db"}
+    written = {name: [] for name in names}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in written:
+                written[node.value].append(module_name(path))
+    assert written == {name: ["facecraft_pipeline.mlflow_store"] for name in names}
+
+
+HOME_PROPERTIES = {"models_cache": ("cache", "models"), "mlflow_artifacts": ("mlflow",)}
+
+
+def data_root_folders(source: str) -> dict[str, set[tuple[str, ...]]]:
+    """Per `@dg.asset` function: the data-root folders it (or a module function it calls) opens with `Home.dir(...)`
+    or a Home property. A part that is not a literal is the asset's own name (`dir("models", asset)`)."""
+    tree = ast.parse(source)
+    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+
+    def calls(function: ast.FunctionDef) -> set[str]:
+        return {n.func.id for n in ast.walk(function) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and n.func.id in functions}
+
+    def folders(function: ast.FunctionDef, asset: str) -> set[tuple[str, ...]]:
+        found = set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "dir" and node.args:
+                found.add(tuple(a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else asset for a in node.args))
+            elif isinstance(node, ast.Attribute) and node.attr in HOME_PROPERTIES:
+                found.add(HOME_PROPERTIES[node.attr])
+        return found
+
+    out = {}
+    for name, function in functions.items():
+        if not any("asset" in ast.unparse(d).split("(")[0].split(".")[-1] for d in function.decorator_list):
+            continue
+        seen, todo, used = {name}, [name], set()
+        while todo:
+            current = functions[todo.pop()]
+            used |= folders(current, name)
+            for callee in calls(current) - seen:
+                seen.add(callee)
+                todo.append(callee)
+        out[name] = used
+    return out
+
+
+def shared_folders(by_asset: dict[str, set[tuple[str, ...]]], shared: tuple[tuple[str, ...], ...] = (("mlflow",),)) -> list[str]:
+    """Folders two assets open (one folder inside or equal to another's): an asset reading another's files off disk."""
+    found = []
+    owners = sorted((folder, asset) for asset, folders in by_asset.items() for folder in folders if folder not in shared)
+    for i, (a, first) in enumerate(owners):
+        for b, second in owners[i + 1:]:
+            if first != second and (b[:len(a)] == a or a[:len(b)] == b):
+                found.append(f"{first} opens {'/'.join(a)} and {second} opens {'/'.join(b)}")
+    return found
+
+
+def test_the_folder_check_finds_an_asset_reading_another_assets_folder() -> None:
+    source = """
+@dg.asset
+def crops(home):
+    home.dir("faces")
+
+def _view(home):
+    return home.dir("faces") / "manifest.json"
+
+@dg.asset(code_version="1")
+def lora(home, context):
+    _view(home)
+    home.dir("models", asset)
+"""
+    assert data_root_folders(source) == {"crops": {("faces",)}, "lora": {("faces",), ("models", "lora")}}
+    assert shared_folders(data_root_folders(source)) == ["crops opens faces and lora opens faces"]
+
+
+def test_assets_open_only_their_own_data_root_folders() -> None:
+    """Another asset's files are reached through the value of a declared input (a path it records), never by knowing
+    where that asset writes: otherwise Dagster cannot tell that the reader went stale when the writer changed."""
+    by_asset: dict[str, set[tuple[str, ...]]] = {}
+    for path in (PACKAGE / "assets").glob("*.py"):
+        by_asset |= data_root_folders(path.read_text())
+    library_lock = ("state", "lock")  # holds no data: photos and face_crops take one lock so a sync never rewrites photos being read
+    assert len(by_asset) >= 7 and shared_folders(by_asset, shared=(("mlflow",), library_lock)) == []
 
 
 def launchpad_fields(config_type, prefix: str = ""):

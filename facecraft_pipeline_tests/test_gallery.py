@@ -12,13 +12,12 @@ from facecraft_pipeline.assets.checks import identity_score_floor
 from facecraft_pipeline.assets.galleries import _table
 from facecraft_pipeline.evaluation import Candidate, FixedImages, GallerySettings, Scorer, run_sweep
 from facecraft_pipeline.evaluation.baselines import Baseline, Baselines
-from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
 from facecraft_pipeline_tests.evaluation.conftest import face_tools, photo_image  # noqa: F401 (fixture)
 
 
 def _gallery(tmp_path, face_tools, floor: float):
-    _, embedder, reference = face_tools
-    scorer = Scorer(lambda: make_detector(DetectorSettings()), embedder, reference, {"source": "test", "settings": {}})
+    probe, reference = face_tools
+    scorer = Scorer(probe, reference, "test")
     owner = [photo_image("grace", v).reduce(2) for v in ("flip", "rot+15")]
     noise = [Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8))] * 2
     candidates = [Candidate("gan", 10, Path("/gan/10.pt"), "g10", FixedImages(owner)),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA, TAG_DATA_VERSION, Lineage, trace
+from facecraft_pipeline.lineage import Lineage, trace
+from facecraft_pipeline.mlflow_store import TAG_ARTIFACT_SHA, TAG_DATA_VERSION
 
 
 @pytest.fixture(scope="module")

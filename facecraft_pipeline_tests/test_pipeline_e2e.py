@@ -130,7 +130,8 @@ def test_mlflow_can_walk_from_the_lora_file_back_to_the_photos(two_runs):
     lineage = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="e2e").lineage(Home(home))
     weights = first.output_for_node("lora_weights").artifact("weights")
     rows = trace(lineage, "lora_weights", artifact_sha256=sha256_file(weights))
-    assert [r["asset"] for r in rows] == ["lora_weights", "curated_dataset", "identity_clusters", "face_crops", "photos"]
+    # breadth first; the curated dataset reads face_crops (photo paths) beside identity_clusters
+    assert [r["asset"] for r in rows] == ["lora_weights", "curated_dataset", "face_crops", "identity_clusters", "photos"]
     assert rows[-1]["data_version"] == metadata(first, "photos")["data_version"]
 
 

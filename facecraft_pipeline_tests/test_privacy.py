@@ -6,7 +6,8 @@ from __future__ import annotations
 import stat
 
 from facecraft_pipeline.home import Home
-from facecraft_pipeline.lineage import is_remote_uri, run_url
+from facecraft_pipeline.lineage import run_url
+from facecraft_pipeline.mlflow_store import is_remote_uri
 from facecraft_pipeline.resources import MlflowResource
 
 

@@ -33,9 +33,9 @@ def test_asking_for_cuda_without_cuda_is_a_clear_failure():
 def test_the_data_root_is_configurable_and_holds_the_mlflow_store(tmp_path):
     home = HomeResource(root=str(tmp_path / "root")).home()
     assert home == Home(tmp_path / "root")
-    assert home.mlflow_db.parent == tmp_path / "root" / "mlflow"
     lineage = MlflowResource(tracking_uri=None).lineage(home)
-    assert lineage.tracking_uri == f"sqlite:///{home.mlflow_db}"
+    assert lineage.tracking_uri == f"sqlite:///{tmp_path / 'root' / 'mlflow' / 'mlflow.db'}"
+    assert (tmp_path / "root" / "mlflow" / "mlflow.db").is_file() and home.mlflow_artifacts == tmp_path / "root" / "mlflow" / "artifacts"
 
 
 def test_photo_sources_are_one_resource_class_per_kind(tmp_path):

@@ -7,23 +7,32 @@ import pandas as pd
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
+from facecraft_pipeline.deploy import step_options
+from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 
 CuratedDatasetConfig = config_class(CurateSettings, "curated_dataset")
 
 
-@dg.asset(code_version="curated_dataset-1", group_name="dataset", kinds={"python"})
+@dg.asset(code_version="curated_dataset-2", kinds={"python"}, **step_options("dataset"))
+@final_unless_transient
 def curated_dataset(
     context: dg.AssetExecutionContext,
     config: CuratedDatasetConfig,
     identity_clusters: OwnerIdentity,
+    face_crops: CropsManifest,
     home: HomeResource,
     mlflow: MlflowResource,
 ) -> dg.Output[CuratedDataset]:
-    """Training images of the owner; the folder's digest is the data version training keys on."""
+    """Training images of the owner; the folder's digest is the data version training keys on.
+
+    Each image records its source photo's path and how many faces that photo holds (from face_crops), so the LoRA
+    view needs nothing but this dataset; the value carries identity_clusters' probe on to the trainers."""
     settings = to_settings(CurateSettings, config)
+    photos = face_crops.processed_photos()  # photo sha256 -> (path, faces detected): from face_crops' store, not its rows
     owner = identity_clusters.clusters.owner_indices()
     if len(owner) == 0:
         raise dg.Failure(f"no owner cluster to curate: {identity_clusters.clusters.no_owner_reason}")
@@ -37,12 +46,15 @@ def curated_dataset(
             landmarks=face.landmarks,
             identity_distance=float(identity_clusters.clusters.owner_distances[i]),
             face_px=face.face_px,
+            photo_path=photos[face.photo_sha256][0] if face.photo_sha256 in photos else None,
+            photo_faces=photos[face.photo_sha256][1] if face.photo_sha256 in photos else 1,
         )
         for i, face in ((int(i), identity_clusters.faces[int(i)]) for i in owner)
     ]
     embeddings = identity_clusters.embeddings[owner]
-    with asset_run(context, home, mlflow, inputs={"identity_clusters": identity_clusters.digest}, params=settings.__dict__) as run:
-        dataset = curate_dataset(items, home.home().dir("datasets"), settings, embeddings)
+    inputs = {"identity_clusters": identity_clusters.digest, "face_crops": face_crops.digest}
+    with asset_run(context, home, mlflow, inputs=inputs, params=settings.__dict__) as run:
+        dataset = curate_dataset(items, home.home().dir("datasets"), settings, embeddings, identity_clusters.probe)
         run.log_metrics(dict(dataset.counts))
         run.log_artifact(dataset.manifest_path)
         run.log_dataset("curated_dataset", dataset.digest, str(dataset.folder), dict(dataset.counts))
@@ -64,4 +76,3 @@ def curated_dataset(
                 "location": dg.MetadataValue.path(str(dataset.folder)),
             },
         )
-

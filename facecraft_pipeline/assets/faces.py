@@ -9,17 +9,21 @@ import pandas as pd
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.faces.cluster import ClusterSettings
 from facecraft_pipeline.faces.contact_sheet import contact_sheets
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.crops_update import update_crops
-from facecraft_pipeline.faces.embed import EmbeddingCache, make_embedder
+from facecraft_pipeline.faces.embed import EmbeddingCache
+from facecraft_pipeline.faces.embedder_settings import EmbedderSettings
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
 from facecraft_pipeline.faces.retinaface_errors import WeightsNotFoundError
 from facecraft_pipeline.faces.identity import OwnerIdentity, identify_owner, reference_vectors
+from facecraft_pipeline.faces.probe import IdentityProbe, ProbeSpec
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
 from facecraft_pipeline.sqlite_store import StoreError, library_lock
@@ -31,15 +35,15 @@ IdentityConfig = config_class(
     ClusterSettings,
     "identity_clusters",
     extra={
-        "embedder": (str, "dlib", "identity embedder: dlib (128-d ResNet, offline) or onnx (an ArcFace-style ONNX model)"),
-        "onnx_model": (str | None, None, "path of the ONNX embedding model when embedder is onnx"),
+        "embedder": (EmbedderSettings, None, "the identity embedder; every later comparison of faces uses the same one"),
         "owner_reference_dir": (str | None, None, "folder of photos of the owner; empty: the source's reference photos, else the largest cluster"),
         "owner_reference_photo_ids": (str | None, None, "comma-separated photo ids in the library that show the owner"),
     },
 )
 
 
-@dg.asset(code_version="face_crops-2", group_name="faces", kinds={"pytorch", "dlib"})
+@dg.asset(code_version="face_crops-2", kinds={"pytorch", "dlib"}, **step_options("faces"))
+@final_unless_transient
 def face_crops(
     context: dg.AssetExecutionContext,
     config: FaceCropsConfig,
@@ -58,7 +62,7 @@ def face_crops(
     inputs = photos.usable_rows()  # (id, path, sha256): no object per photo
     with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=_flat(to_dict(settings))) as run:
         try:
-            with library_lock(home.home().dir("state"), "face_crops"):
+            with library_lock(home.home().dir("state", "lock"), "face_crops"):
                 update = update_crops(inputs, root, settings, compute.torch_device())
         except WeightsNotFoundError as error:  # the one failure a user fixes by hand: say how, in one line
             raise dg.Failure(description=error.reason, metadata={"hint": error.hint}) from error
@@ -94,7 +98,8 @@ def face_crops(
         return output(manifest, run, manifest.digest, meta)
 
 
-@dg.asset(code_version="identity_clusters-1", group_name="faces", kinds={"scikitlearn", "dlib"})
+@dg.asset(code_version="identity_clusters-2", kinds={"scikitlearn", "dlib"}, **step_options("faces"))
+@final_unless_transient
 def identity_clusters(
     context: dg.AssetExecutionContext,
     config: IdentityConfig,
@@ -104,16 +109,19 @@ def identity_clusters(
     photo_source: PhotoSourceResource,
     compute: ComputeResource,
 ) -> dg.Output[OwnerIdentity]:
-    """People found by clustering face embeddings; the owner picked by reference photos or size."""
+    """People found by clustering face embeddings; the owner picked by reference photos or size.
+
+    Records the identity probe (face_crops' detector, this embedder) later stages measure generated faces with."""
     settings = to_settings(ClusterSettings, config)
     h = home.home()
     device = compute.torch_device()
-    embedder = make_embedder(config.embedder, config.onnx_model, device=str(device))
+    probe = ProbeSpec(_crop_settings(face_crops).detector_settings(), to_settings(EmbedderSettings, config.embedder))
+    embedder = IdentityProbe(probe, device).embedder
     cache = EmbeddingCache(h.dir("cache", "embeddings"))
-    with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=config.model_dump()) as run:
+    with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=_flat(config.model_dump())) as run:
         references, reference_note = _reference_vectors(config, face_crops, photo_source, h, embedder, cache, device)
         context.log.info(reference_note)
-        identity = identify_owner(face_crops, embedder, cache, settings, references)
+        identity = identify_owner(face_crops, embedder, cache, settings, references, probe)
         clusters = identity.clusters
         folder = h.dir("identity")
         identity.save(folder / "embeddings.npz")
@@ -159,9 +167,8 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
     if not paths and not config.owner_reference_photo_ids:
         paths = source.reference_photos(home)
     if paths:
-        settings = FaceCropSettings.from_stored(face_crops.settings) if face_crops.settings else FaceCropSettings()
         inputs = [PhotoInput(p.name, p, sha256_file(p)) for p in paths]
-        found = reference_vectors(extract_faces(inputs, home.dir("faces-references"), settings, device), embedder, cache)
+        found = reference_vectors(extract_faces(inputs, home.dir("faces-references"), _crop_settings(face_crops), device), embedder, cache)
         vectors.append(found)
         notes.append(f"{len(found)} faces from {len(paths)} reference photos")
     if config.owner_reference_photo_ids:
@@ -176,6 +183,11 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
     if not vectors:
         return None, "no reference photos: the owner is the largest cluster"
     return np.concatenate(vectors), "; ".join(notes)
+
+
+def _crop_settings(face_crops: CropsManifest) -> FaceCropSettings:
+    """The settings face_crops recorded in its manifest (today's defaults for a manifest that recorded none)."""
+    return FaceCropSettings.from_stored(face_crops.settings) if face_crops.settings else FaceCropSettings()
 
 
 def _flat(values: dict, prefix: str = "") -> dict:

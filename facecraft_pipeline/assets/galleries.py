@@ -1,49 +1,44 @@
 """`sample_galleries`: the evaluation sweep over every kept checkpoint, scored against the owner's held-out photos."""
 
 
-import dataclasses
-
 import dagster as dg
 
 from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
 from facecraft_pipeline.dataset.curate import CuratedDataset
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
                                            lora_candidates, owner_photos, run_sweep)
 from facecraft_pipeline.evaluation.html import table_rows
-from facecraft_pipeline.evaluation.registry import ScoredModel, move_champion_alias
 from facecraft_pipeline.explorer import explorer_url
-from facecraft_pipeline.faces.crops_manifest import CropsManifest
-from facecraft_pipeline.faces.detect import make_detector
-from facecraft_pipeline.faces.embed import make_embedder
-from facecraft_pipeline.faces.extract import FaceCropSettings
 from facecraft_pipeline.faces.identity import OwnerIdentity
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.lora import base_model_of
+from facecraft_pipeline.mlflow_store import CHAMPION, GAN_MODEL, LORA_MODEL, WGAN_GP_MODEL, ModelUri, ScoredModel
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import help_text
 from facecraft_pipeline.training import TrainResult
 
 SampleGalleriesConfig = config_class(
     GallerySettings, "sample_galleries", fixed=("prompts",), extra={
         "prompts": (list[str], list(GallerySettings().prompts), help_text(GallerySettings, "prompts")),
-        "onnx_model": (str | None, None, "path of the ONNX model identity_clusters embedded with, when it used onnx"),
     },
 )
-REGISTERED = {"gan": "facecraft-gan-checkpoint", "wgan_gp": "facecraft-wgan-gp-checkpoint", "lora": "facecraft-lora"}
+REGISTERED = {"gan": GAN_MODEL, "wgan_gp": WGAN_GP_MODEL, "lora": LORA_MODEL}
 ASSET_OF = {"gan": "gan_checkpoint", "wgan_gp": "wgan_gp_checkpoint", "lora": "lora_weights"}
 FINAL = {"gan": "checkpoint", "wgan_gp": "checkpoint", "lora": "weights"}
-DETECTOR_NOT_IN_KEY = ("batch_size", "workers", "retinaface_download")
 
 
 @dg.asset(
-    code_version="sample_galleries-2",
-    group_name="evaluation",
+    code_version="sample_galleries-3",
     kinds={"pytorch"},
     automation_condition=GALLERIES_WHEN_INPUTS_CHANGE,
-    pool="accelerator",
+    **step_options("evaluation", pool="accelerator"),
 )
+@final_unless_transient
 def sample_galleries(
     context: dg.AssetExecutionContext,
     config: SampleGalleriesConfig,
@@ -52,20 +47,19 @@ def sample_galleries(
     lora_weights: TrainResult,
     identity_clusters: OwnerIdentity,
     curated_dataset: CuratedDataset,
-    face_crops: CropsManifest,
     home: HomeResource,
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[Gallery]:
-    """Every kept checkpoint drawn with fixed seeds (and prompts), scored with the pipeline's detector and embedder
-    against the owner's held-out photos, next to owner/other-people baselines; champion, HTML gallery, MLflow metrics."""
+    """Every kept checkpoint drawn with fixed seeds (and prompts), scored with the identity probe identity_clusters
+    recorded (face_crops' detector, its embedder) against the owner's held-out photos, next to owner/other-people
+    baselines; champion, HTML gallery, MLflow metrics."""
     settings = to_settings(GallerySettings, config)
     device = compute.torch_device()
-    embedder = _embedder(identity_clusters, config.onnx_model, str(device))
     if identity_clusters.owner_centroid is None:
         raise dg.Failure("no owner cluster: nothing to score generated faces against")
-    detector_settings, detector_facts = _detector(face_crops, settings)
-    photos = owner_photos(identity_clusters, curated_dataset, embedder.same_person_distance)
+    probe, detector_source = _probe(identity_clusters, settings, device)
+    photos = owner_photos(identity_clusters, curated_dataset, probe.embedder.same_person_distance)
     baselines = compute_baselines(photos)
     reference = _reference(context, photos)
     results = {"gan": gan_checkpoint, "wgan_gp": wgan_gp_checkpoint, "lora": lora_weights}
@@ -75,18 +69,18 @@ def sample_galleries(
     honest = " Base model is tiny and random: its images are noise." if base.is_tiny_random else ""
     notes = {"gan": f"DCGAN, {gan_checkpoint.steps} steps", "wgan_gp": f"WGAN-GP, {wgan_gp_checkpoint.steps} steps",
              "lora": f"LoRA on {base.description}"}
-    prompts = {"lora": list(settings.resolved_prompts(lora_weights.info.get("settings", {}).get("instance_prompt", "")))}
+    prompts = {"lora": list(settings.resolved_prompts(lora_weights.info.settings.get("instance_prompt", "")))}
     digests = {name: sha256_file(result.artifact(FINAL[name])) for name, result in results.items()}
     upstream = {ASSET_OF[name]: digest for name, digest in digests.items()} | {
-        "identity_clusters": identity_clusters.digest, "curated_dataset": curated_dataset.digest, "face_crops": face_crops.digest}
+        "identity_clusters": identity_clusters.digest, "curated_dataset": curated_dataset.digest}
     with asset_run(context, home, mlflow, inputs=upstream, params=config.model_dump()) as run:
         lineage = mlflow.lineage(home.home())
         training_runs = {name: _run_id(lineage, ASSET_OF[name], digest) for name, digest in digests.items()}
         facts = {"dataset_version": curated_dataset.digest, "identity_clusters": identity_clusters.digest,
-                 "face_crops": face_crops.digest, "created_by": {"dagster_run_id": context.run.run_id, "mlflow_run_id": run.run_id},
+                 "created_by": {"dagster_run_id": context.run.run_id, "mlflow_run_id": run.run_id},
                  "models": {name: {"run_folder": str(result.folder), "run_key": result.key, "steps": result.steps,
                                    "mlflow_run_id": training_runs[name] or "unknown"} for name, result in results.items()}}
-        scorer = Scorer(lambda: make_detector(detector_settings, device), embedder, reference, detector_facts)
+        scorer = Scorer(probe, reference, detector_source)
         gallery = run_sweep(candidates, home.home().dir("galleries"), settings, scorer, baselines, facts, notes, prompts,
                             cache_dir=home.home().dir("cache", "evaluation"))
         context.log.info(f"sweep: {gallery.computed} checkpoints scored, {gallery.cached} from the cache")
@@ -100,10 +94,10 @@ def sample_galleries(
         champion = gallery.champion
         winner = None if champion is None else ScoredModel(REGISTERED[champion.model], results[champion.model].folder,
                                                            digests[champion.model], training_runs[champion.model])
-        alias = move_champion_alias(run.client, list(REGISTERED.values()), winner, champion.step if champion else None,
-                                    gallery.champion_reason)
+        alias = run.move_champion_alias(list(REGISTERED.values()), winner, champion.step if champion else None,
+                                        gallery.champion_reason)
         context.log.info(alias)
-        meta = _metadata(gallery, baselines, detector_facts, reference, alias, base.description, honest)
+        meta = _metadata(gallery, baselines, scorer.detector_facts, reference, alias, base.description, honest)
         return output(gallery, run, gallery.digest, meta)
 
 
@@ -130,7 +124,7 @@ def _metadata(gallery: Gallery, baselines, detector_facts: dict, reference: Refe
             "gallery_html": dg.MetadataValue.path(str(gallery.html)),
             "report": dg.MetadataValue.path(str(gallery.report)),
             "location": dg.MetadataValue.path(str(gallery.folder)),
-            "explorer": dg.MetadataValue.url(explorer_url(f"models:/{REGISTERED[champion.model]}@champion" if champion and champion.model in ("gan", "wgan_gp") else "models:/facecraft-gan-checkpoint/latest")),
+            "explorer": dg.MetadataValue.url(explorer_url(str(ModelUri(REGISTERED[champion.model], alias=CHAMPION)) if champion and champion.model in ("gan", "wgan_gp") else str(ModelUri(GAN_MODEL, version="latest")))),
         }
     )
     return meta
@@ -145,28 +139,18 @@ def _reference(context: dg.AssetExecutionContext, photos) -> Reference:
                      f"{len(photos.train)} training photos of the owner (no held-out photos: optimistic)")
 
 
-def _embedder(identity: OwnerIdentity, onnx_model: str | None, device: str):
-    """The embedder identity_clusters used (its name is recorded there), so generated and real faces compare."""
-    kind = "onnx" if identity.embedder.startswith("onnx") else "dlib"
-    if kind == "onnx" and not onnx_model:
-        raise dg.Failure(f"identity_clusters embedded with {identity.embedder}: set sample_galleries.onnx_model to that ONNX file")
-    embedder = make_embedder(kind, onnx_model, device=device)
-    if embedder.name != identity.embedder:
-        raise dg.Failure(f"embedder {embedder.name} is not the one identity_clusters used ({identity.embedder})")
-    return embedder
-
-
-def _detector(face_crops: CropsManifest, settings: GallerySettings):
-    """face_crops' recorded detector settings, with the gallery's explicit overrides (both recorded)."""
-    recorded = FaceCropSettings.from_stored(face_crops.settings) if face_crops.settings else FaceCropSettings()
-    detector = recorded.detector_settings()
-    source = f"face_crops manifest ({detector.kind})"
+def _probe(identity: OwnerIdentity, settings: GallerySettings, device) -> tuple[IdentityProbe, str]:
+    """The probe identity_clusters recorded (face_crops' detector, its embedder), with the gallery's detector overrides;
+    and where its detector settings came from (said in the report)."""
     overrides = {k: v for k, v in {"kind": settings.detector, "min_score": settings.detector_min_score}.items() if v is not None}
+    source = f"face_crops' detector ({identity.probe.detector.kind}), as identity_clusters recorded it"
     if overrides:
-        detector = dataclasses.replace(detector, **overrides)
         source += f", overridden: {overrides}"
-    key = {k: v for k, v in dataclasses.asdict(detector).items() if k not in DETECTOR_NOT_IN_KEY}
-    return detector, {"source": source, "settings": key | {"score_floor": detector.score_floor}}
+    probe = IdentityProbe(identity.probe.with_detector(**overrides), device)
+    if probe.name != identity.embedder:
+        raise dg.Failure(f"embedder {probe.name} is not the one identity_clusters used ({identity.embedder}): "
+                         "materialize identity_clusters again")
+    return probe, source
 
 
 def _run_id(lineage, asset: str, digest: str) -> str | None:

@@ -11,14 +11,17 @@ import dagster as dg
 
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.sources.manifest import STORE_NAME, PhotoManifest, PhotoStore, sync_into
 from facecraft_pipeline.sqlite_store import StoreError, library_lock
 
 MAX_LISTED_PROBLEMS = 50  # metadata lists this many items not usable; the store has them all
 
 
-@dg.asset(code_version="photos-3", group_name="ingest", kinds={"python"})
+@dg.asset(code_version="photos-3", kinds={"python"}, **step_options("ingest"))
+@final_unless_transient
 def photos(
     context: dg.AssetExecutionContext, home: HomeResource, mlflow: MlflowResource, photo_source: PhotoSourceResource
 ) -> dg.Output[PhotoManifest]:
@@ -28,7 +31,7 @@ def photos(
         source_cursor = _poll_cursor(source, context)  # before the sync: a change during it shows at the next poll
         cursor_digest = record_source_cursor(home.home(), source_cursor) if source_cursor else None
         try:
-            with library_lock(home.home().dir("state"), "photos"):
+            with library_lock(home.home().dir("state", "lock"), "photos"):
                 store = PhotoStore(home.home().dir("photos") / STORE_NAME)
                 report, update = sync_into(source, store)  # a local folder: only the changed records, not one per photo
                 problem_count, problems = store.problems(MAX_LISTED_PROBLEMS)

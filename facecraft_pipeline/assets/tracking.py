@@ -13,7 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from facecraft_pipeline.lineage import TAG_DATA_VERSION, AssetRun
+from facecraft_pipeline.lineage import AssetRun
+from facecraft_pipeline.mlflow_store import TAG_DAGSTER_JOB, TAG_DAGSTER_RUN, TAG_DATA_VERSION
 from facecraft_pipeline.resources import HomeResource, MlflowResource
 
 
@@ -30,7 +31,7 @@ def asset_run(
     asset = context.asset_key.to_user_string()
     code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
     with lineage.asset_run(context.run.run_id, asset, code_version, inputs) as run:
-        run.set_tags({"dagster.run_id": context.run.run_id, "dagster.job": context.job_name})
+        run.set_tags({TAG_DAGSTER_RUN: context.run.run_id, TAG_DAGSTER_JOB: context.job_name})
         if params:
             run.log_params(params)
         yield run

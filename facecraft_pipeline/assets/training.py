@@ -21,16 +21,18 @@ from facecraft_pipeline.assets.config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
-from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view, photo_sources
+from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view
 from facecraft_pipeline.dataset.manifest import read_manifest
-from facecraft_pipeline.faces.crops_manifest import CropsManifest
+from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
-from facecraft_pipeline.gan.quality import dlib_face_finder
-from facecraft_pipeline.lineage import TAG_ARTIFACT_SHA
-from facecraft_pipeline.lora import Example, LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.gan.quality import kid_name
+from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
+from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
+from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.training import ProgressLine, TrainResult
 from facecraft_pipeline.training.progress import bar
@@ -39,7 +41,7 @@ GanCheckpointConfig = config_class(GanSettings, "gan_checkpoint", fixed=("kind",
 WganGpCheckpointConfig = config_class(GanSettings, "wgan_gp_checkpoint", fixed=("kind",))
 LoraWeightsConfig = config_class(LoraSettings, "lora_weights")
 
-TRAINING = {"group_name": "training", "automation_condition": RETRAIN_WHEN_DATASET_CHANGES, "pool": "accelerator"}
+TRAINING = {**step_options("training", pool="accelerator"), "automation_condition": RETRAIN_WHEN_DATASET_CHANGES}
 PROGRESS_BAR_ENV = "FACECRAFT_PROGRESS_BAR"  # set by `facecraft materialize` on a terminal
 
 
@@ -88,15 +90,16 @@ def _gan_controls(settings: GanSettings, dataset: CuratedDataset) -> torch.Tenso
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
-    """The pipeline's own face path as the GAN's quality scorer: KID on dlib-128 embeddings against the
-    held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
+    """The pipeline's identity probe (identity_clusters', carried by the dataset) as the GAN's quality scorer: KID on its
+    embeddings against the held-out crops (the training crops too when fewer than 2 are held out), faces found, owner similarity."""
     if not settings.quality_every:
         return None
-    find = dlib_face_finder()
-    owner = [v for v in find([Image.open(p) for p in dataset.train_paths]) if v is not None]
-    held_out = [v for v in find([Image.open(p) for p in dataset.val_paths]) if v is not None]
+    probe = IdentityProbe(dataset.probe)
+    owner = [v for v in probe.embed([Image.open(p) for p in dataset.train_paths]) if v is not None]
+    held_out = [v for v in probe.embed([Image.open(p) for p in dataset.val_paths]) if v is not None]
     reference = np.stack(held_out if len(held_out) >= 2 else owner + held_out)
-    return face_quality_scorer(find, reference, np.stack(owner).mean(0) if owner else None)
+    return face_quality_scorer(probe.embed, reference, np.stack(owner).mean(0) if owner else None,
+                               probe.embedder.same_person_distance, name=kid_name(probe.name))
 
 
 def _gif_preview(path: Path) -> dg.MetadataValue:
@@ -109,7 +112,7 @@ def _on_sample(run):
     def record(step: int, grid: Path, metrics: dict[str, float]) -> None:
         if run.log_images:
             with Image.open(grid) as image:
-                run.client.log_image(run.run_id, image.convert("RGB"), key="samples", step=step)
+                run.log_image(image.convert("RGB"), key="samples", step=step)
         run.log_metrics(metrics, step)
 
     return record
@@ -128,8 +131,8 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
             if name in result.artifacts:
                 run.log_picture(result.artifact(name))
         run.log_artifact(result.folder / "run.json")
-        version = run.register_model(f"facecraft-{asset.replace('_', '-')}", result.folder)
-        best = result.info.get("best") or {}
+        version = run.register_model(MODEL_OF_ASSET[asset], result.folder)
+        best = result.info.best or {}
         metadata = {"summary": _summary(result), **_common_metadata(result), "model_version": version,
                     "architecture": f"{settings.arch} {settings.resolution}px, loss {settings.loss_kind}",
                     "controls": list(settings.control_names),
@@ -145,6 +148,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
 
 
 @dg.asset(code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@final_unless_transient
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
     config: GanCheckpointConfig,
@@ -159,6 +163,7 @@ def gan_checkpoint(
 
 
 @dg.asset(code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@final_unless_transient
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,
     config: WganGpCheckpointConfig,
@@ -172,12 +177,9 @@ def wgan_gp_checkpoint(
 
 
 def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
-    """The LoRA view of the curated dataset: crops from the original photos (found through the face-crops manifest)."""
-    crops = home.dir("faces") / "manifest.json"
-    if not crops.is_file():
-        raise dg.Failure(f"no face-crops manifest at {crops}: materialize face_crops first")
-    view = build_diffusion_view(read_manifest(dataset.folder), photo_sources(CropsManifest.read_json(crops)), home.dir("lora_views"),
-                                settings.data, resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records."""
+    view = build_diffusion_view(read_manifest(dataset.folder), home.dir("lora_views"), settings.data,
+                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
     if not view.examples:
         raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
                          + "; ".join(sorted({reason for _, reason in view.excluded})))
@@ -186,18 +188,8 @@ def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -
     return view
 
 
-def _register_once(run, name: str, source, digest: str, description: str, tags: dict) -> str:
-    """One model version per distinct weights file (lineage's register_model keys on the run's artifact digest),
-    described with the trigger word and base model."""
-    run.set_tags({TAG_ARTIFACT_SHA: digest})
-    version = run.register_model(name, source)
-    run.client.update_model_version(name, version, description=description)
-    for key, value in tags.items():
-        run.client.set_model_version_tag(name, version, key, str(value))
-    return version
-
-
 @dg.asset(code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)
+@final_unless_transient
 def lora_weights(
     context: dg.AssetExecutionContext,
     config: LoraWeightsConfig,
@@ -215,8 +207,7 @@ def lora_weights(
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.digest}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
-        examples = [Example(e.image, e.caption, e.flipped_caption, e.face_box, e.original_size) for e in view.examples]
-        result = train_lora(examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
+        result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
                             cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest)
         weights = result.artifact("weights")
         digest = sha256_file(weights)
@@ -232,8 +223,8 @@ def lora_weights(
                 run.log_picture(picture, "validation")
         description = (f"LoRA of '{settings.instance_prompt}' (trigger word: {settings.trigger}) on base model {base.spec} "
                        f"({base.family}; {base.description}); rank {settings.rank}, alpha {settings.alpha}, {result.steps} steps")
-        version = _register_once(run, "facecraft-lora", result.folder, digest, description,
-                                 {"trigger": settings.trigger, "base_model": base.spec, "steps": str(result.steps)})
+        version = run.register_model(LORA_MODEL, result.folder, description=description,  # one version per weights digest
+                                     tags={"trigger": settings.trigger, "base_model": base.spec, "steps": str(result.steps)})
         if base.is_tiny_random:
             context.log.warning(f"base model: {base.description}")
         metadata = {

@@ -23,6 +23,7 @@ from facecraft_pipeline.dataset.manifest import manifest_digest, publish, read_m
 from facecraft_pipeline.dataset.split import connected_groups, links_by_key, split_groups
 from facecraft_pipeline.faces.attributes import face_attributes
 from facecraft_pipeline.faces.embed import embedding_distances
+from facecraft_pipeline.faces.probe import ProbeSpec
 from facecraft_pipeline.settings import setting, validate
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 
@@ -78,6 +79,8 @@ class CurationItem:
     identity_distance: float | None = None  # to the owner centroid
     origin: str = "owner"  # "owner" | "external"
     face_px: float | None = None  # photo pixels the aligned crop covers: the crop was upsampled if below its size
+    photo_path: str | None = None  # where the source photo is (the LoRA view crops it again, wider)
+    photo_faces: int = 1  # faces detected in the source photo (the LoRA view's caption says "another person nearby")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class CuratedDataset:
     manifest_path: Path
     reused: bool = False  # True when an identical dataset was already published
     notes: tuple[str, ...] = field(default=())
+    probe: ProbeSpec = ProbeSpec()  # how its faces were found and are compared (identity_clusters' probe): for the trainers
 
 
 @dataclass
@@ -302,6 +306,8 @@ def _item_record(item: CurationItem) -> dict[str, Any]:
         "box": _rounded(item.box, 3),
         "landmarks": _rounded(item.landmarks, 3),
         "identity_distance": _rounded(item.identity_distance, 6),
+        "photo_path": item.photo_path,
+        "photo_faces": item.photo_faces,
     }
 
 
@@ -342,11 +348,13 @@ def curate_dataset(
     out_root: Path,
     settings: CurateSettings = CurateSettings(),
     embeddings: np.ndarray | None = None,
+    probe: ProbeSpec = ProbeSpec(),
 ) -> CuratedDataset:
     """Build (or reuse) the dataset folder `out_root/<digest[:16]>/` for these owner crops.
 
-    `embeddings` (one row per item) are needed for dedup "embedding" only. The result does not
-    depend on the order of `items`.
+    `embeddings` (one row per item) are needed for dedup "embedding" only; `probe` (the detector and embedder
+    the items were found and embedded with) is handed on to the trainers, not part of the digest. The result
+    does not depend on the order of `items`.
     """
     _check(settings, items, embeddings)
     order = sorted(range(len(items)), key=lambda i: (items[i].crop_sha256, items[i].photo_id, str(items[i].crop_path)))
@@ -404,4 +412,5 @@ def curate_dataset(
         manifest_path=final / "manifest.json",
         reused=not published,
         notes=tuple(notes),
+        probe=probe,
     )

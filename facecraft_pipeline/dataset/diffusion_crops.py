@@ -2,8 +2,8 @@
 
 The GAN trains on the curated dataset's tight aligned crops; a diffusion model wants the face in
 context at its own resolution (512 px SD-1.x, 1024 px SDXL). Both views come from the one curated
-dataset version: each of its owner train items records photo_sha256, box and landmarks, and the
-photo is found through the face-crops manifest (photo sha256 -> path, and how many faces it holds).
+dataset version: each of its owner train items records photo_sha256, box, landmarks, the photo's
+path and how many faces were detected in it, so the view reads the curated dataset and the photos only.
 
 For each item the crop is a square of `context` x the face box's side around the face (shifted
 down by `shift` face sides, so shoulders come in), shrunk to fit inside the photo. It is resized to
@@ -53,22 +53,18 @@ class DiffusionCropSettings:
 
 
 @dataclass(frozen=True)
-class PhotoSource:
-    """Where a curated item's original photo is, and how many faces were detected in it."""
+class Example:
+    """One LoRA training image: its caption (and the caption of its mirror), where the face is, the photo region's size.
 
-    path: Path
-    faces: int = 1
-
-
-@dataclass(frozen=True)
-class DiffusionExample:
-    """One LoRA training image: its crop, caption (and the caption of its mirror), and where the face is."""
+    The view below makes them; `lora.train_lora` trains on them (a bare image path there means an `Example` with
+    the instance prompt as caption and nothing else known).
+    """
 
     image: Path
     caption: str
-    flipped_caption: str
-    face_box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the image's pixels
-    original_size: tuple[int, int]  # (height, width) of the photo region before resizing (SDXL's size conditioning)
+    flipped_caption: str | None = None  # None: the image is not mirrored with a caption of its own
+    face_box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in the image's pixels
+    original_size: tuple[int, int] | None = None  # (h, w) of the photo region before resizing (SDXL's size conditioning)
     photo_id: str = ""
 
 
@@ -76,7 +72,7 @@ class DiffusionExample:
 class DiffusionView:
     digest: str
     folder: Path
-    examples: tuple[DiffusionExample, ...]
+    examples: tuple[Example, ...]
     excluded: tuple[tuple[str, str], ...]  # (photo_id, reason)
     manifest_path: Path
     reused: bool = False
@@ -84,15 +80,6 @@ class DiffusionView:
     @property
     def counts(self) -> dict[str, int]:
         return {"lora_images": len(self.examples), "lora_excluded": len(self.excluded)}
-
-
-def photo_sources(crops_manifest: Any) -> dict[str, PhotoSource]:
-    """photo sha256 -> PhotoSource from a `faces.crops_manifest.CropsManifest` (photo paths + faces per photo)."""
-    faces: dict[str, int] = {}
-    for face in crops_manifest.faces:
-        faces[face.photo_sha256] = faces.get(face.photo_sha256, 0) + 1
-    return {p.photo_sha256: PhotoSource(Path(p.path), faces.get(p.photo_sha256, 1))
-            for p in crops_manifest.photos if p.path and p.status == "processed"}
 
 
 def crop_window(box: Sequence[float], width: int, height: int, context: float, shift: float) -> tuple[int, int, int]:
@@ -142,7 +129,6 @@ def mirrored(text: str) -> str:
 
 def build_diffusion_view(
     dataset_manifest: Mapping[str, Any],
-    photos: Mapping[str, PhotoSource],
     out_root: Path,
     settings: DiffusionCropSettings,
     *,
@@ -160,7 +146,7 @@ def build_diffusion_view(
             if item.get("split") != "train":
                 continue
             photo_id = item.get("photo_id", "")
-            reason, made = _one(item, photos, settings, resolution, trigger, class_word, staging, load_rgb)
+            reason, made = _one(item, settings, resolution, trigger, class_word, staging, load_rgb)
             if reason:
                 excluded.append({"photo_id": photo_id, "photo_sha256": item.get("photo_sha256"), "reason": reason})
             else:
@@ -176,26 +162,28 @@ def build_diffusion_view(
     published = publish(staging, final, body, digest)
     manifest = read_manifest(final)
     examples = tuple(
-        DiffusionExample(final / r["file"], r["caption"], r["flipped_caption"], tuple(r["face_box"]),  # type: ignore[arg-type]
+        Example(final / r["file"], r["caption"], r["flipped_caption"], tuple(r["face_box"]),  # type: ignore[arg-type]
                          tuple(r["original_size"]), r["photo_id"])  # type: ignore[arg-type]
         for r in manifest["images"])
     return DiffusionView(digest, final, examples, tuple((e["photo_id"], e["reason"]) for e in manifest["excluded"]),
                          final / "manifest.json", reused=not published)
 
 
-def _one(item, photos, settings, resolution, trigger, class_word, staging, load_rgb) -> tuple[str, dict[str, Any]]:
+def _one(item, settings, resolution, trigger, class_word, staging, load_rgb) -> tuple[str, dict[str, Any]]:
     """("", record) for a written crop, or (why it was left out, {})."""
     if item.get("origin", "owner") != "owner":
         return "not the owner (external image)", {}
     if not item.get("box"):
         return "no face box recorded", {}
-    source = photos.get(item.get("photo_sha256", ""))
-    if source is None or not source.path.is_file():
+    if not item.get("photo_path"):
+        return "source photo not recorded (a curated dataset from before photo paths were kept: materialize it again)", {}
+    path = Path(item["photo_path"])
+    if not path.is_file():
         return "source photo not found", {}
-    if _sha256(source.path) != item["photo_sha256"]:
+    if _sha256(path) != item["photo_sha256"]:
         return "source photo changed since curation", {}
     try:
-        pixels = load_rgb(source.path)
+        pixels = load_rgb(path)
     except (OSError, ValueError) as error:
         return f"unreadable photo: {error}", {}
     height, width = pixels.shape[:2]
@@ -210,8 +198,8 @@ def _one(item, photos, settings, resolution, trigger, class_word, staging, load_
     x1, y1, x2, y2 = item["box"]
     face_box = [round((x1 - left) * scale, 2), round((y1 - top) * scale, 2), round((x2 - left) * scale, 2), round((y2 - top) * scale, 2)]
     landmarks = item.get("landmarks")
-    details = describe(landmarks, max(x2 - x1, y2 - y1) / side, array, source.faces - 1) if settings.describe else []
-    text = caption(settings.caption_template, trigger, class_word, details, _caption_file(source.path, settings.captions_dir))
+    details = describe(landmarks, max(x2 - x1, y2 - y1) / side, array, int(item.get("photo_faces", 1)) - 1) if settings.describe else []
+    text = caption(settings.caption_template, trigger, class_word, details, _caption_file(path, settings.captions_dir))
     relative = f"images/{item['photo_sha256'][:12]}-{hashlib.sha256(str(item['box']).encode()).hexdigest()[:8]}.png"
     (staging / "images").mkdir(exist_ok=True)
     image.save(staging / relative, format="PNG")

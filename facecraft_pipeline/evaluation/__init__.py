@@ -4,12 +4,12 @@ No Dagster here: `assets/galleries.py` only gathers the inputs and records the r
 
     settings.py   GallerySettings (seeds, prompts, sampler, the champion rule's thresholds)
     render.py     Candidate per kept checkpoint; GAN / LoRA-checkpoint renderers
-    scores.py     per-image detect -> align -> embed -> best match vs held-out owner photos; per-checkpoint rows
+    scores.py     per image: the identity probe (faces/probe.py) -> best match vs held-out owner photos; per-checkpoint rows
     baselines.py  owner vs owner (ceiling) and other people vs owner (floor), same embedder
     champion.py   the champion rule
-    sweep.py      cache by (weights digest, evaluation settings), gallery folder, gallery.json
+    sweep.py      cache by (weights digest, evaluation settings), the gallery folder
+    gallery.py    the result types (Gallery, ModelGallery, CheckpointEntry) and gallery.json
     html.py       self-contained gallery.html and gallery.md
-    registry.py   the MLflow `champion` alias on exactly the scored version
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from facecraft_pipeline.evaluation.champion import Champion, choose_champion
 from facecraft_pipeline.evaluation.render import Candidate, FixedImages, GanRenderer, LoraRenderer, gan_candidates, lora_candidates
 from facecraft_pipeline.evaluation.scores import CheckpointScore, ImageScore, Reference, best_match, score_images, summarize
 from facecraft_pipeline.evaluation.settings import GallerySettings
-from facecraft_pipeline.evaluation.sweep import Gallery, ModelGallery, Scorer, load_gallery, run_sweep
+from facecraft_pipeline.evaluation.gallery import Gallery, ModelGallery, load_gallery
+from facecraft_pipeline.evaluation.sweep import Scorer, run_sweep
 
 __all__ = [
     "Baseline", "Baselines", "Candidate", "Champion", "CheckpointScore", "FixedImages", "Gallery", "GallerySettings",

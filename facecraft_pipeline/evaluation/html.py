@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from facecraft_pipeline.evaluation.sweep import CheckpointEntry, Gallery
+from facecraft_pipeline.evaluation.gallery import CheckpointEntry, Gallery
 
 COLUMNS = ("model", "step", "faces", "identity", "vs baselines", "centroid", "same person", "diversity", "one face",
            "prompts followed", "eligible")

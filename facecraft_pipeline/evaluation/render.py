@@ -191,7 +191,7 @@ class FixedImages:
 def gan_candidates(model: str, result: TrainResult, device: torch.device | str = "cpu") -> list[Candidate]:
     """Every kept checkpoint of a GAN run (each loads with `gan.load_generator`)."""
     renderer = GanRenderer(device)
-    kind = result.info.get("settings", {}).get("kind", model)
+    kind = result.info.settings.get("kind", model)
     return [Candidate(model, step, Path(path), sha256_file(Path(path)), renderer, result.folder, f"{kind}, step {step}")
             for step, path in result.checkpoints]
 
@@ -201,7 +201,7 @@ def lora_candidates(model: str, result: TrainResult, device: torch.device | str 
     from facecraft_pipeline.lora import LoraSettings, base_model_of
 
     base = base_model_of(result)
-    settings = result.info.get("settings", {})
+    settings = result.info.settings
     renderer = LoraRenderer(base, settings.get("instance_prompt") or LoraSettings().instance_prompt,
                             int(settings.get("resolution") or LoraSettings().resolution), device)
     out = []

@@ -1,7 +1,7 @@
 """How much generated faces look like the owner, measured per image and summed up per checkpoint.
 
-Per image: find the face with the pipeline's own detector (small GAN images upscaled first), align
-it to the ArcFace template, embed it with the pipeline's own embedder, then compare it with every
+Per image: find, align and embed the face with the pipeline's one identity probe (`faces.probe`: its
+detector and embedder, small GAN images upscaled first), then compare it with every
 held-out real photo of the owner and keep the best match (the earlier project's method), plus the
 similarity to the held-out photos' centroid. Similarities are cosine (1 = same direction) for every
 embedder so numbers line up with the baselines; "same person" uses the embedder's own rule (dlib:
@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from facecraft_pipeline.faces.align import align_face
-from facecraft_pipeline.faces.detect import FaceDetector
-from facecraft_pipeline.faces.embed import Embedder, embedding_distances
+from facecraft_pipeline.faces.embed import embedding_distances
+from facecraft_pipeline.faces.probe import DETECT_SIDE, IdentityProbe
 
 SCORE_VERSION = 1  # bump when the scoring maths changes: cached scores are then recomputed
 
@@ -93,20 +92,11 @@ class ImageScore:
     same_person: bool = False  # distance below the embedder's same-person threshold
 
 
-def _upscaled(image: Image.Image, side: int) -> Image.Image:
-    image = image.convert("RGB")
-    if max(image.size) >= side:
-        return image
-    scale = side / max(image.size)
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
-
-
 def score_images(
     images: Sequence[Image.Image],
-    detector: FaceDetector,
-    embedder: Embedder,
+    probe: IdentityProbe,
     reference: Reference,
-    detect_side: int = 256,
+    detect_side: int = DETECT_SIDE,
     prompts: Sequence[int | None] | None = None,
     indices: Sequence[int] | None = None,
 ) -> tuple[list[ImageScore], np.ndarray]:
@@ -114,23 +104,18 @@ def score_images(
 
     `prompts` / `indices` label each image (default: no prompt, 0..n-1).
     """
-    if embedder.name != reference.embedder:
-        raise ValueError(f"embedder {embedder.name} is not the one the reference was embedded with ({reference.embedder})")
+    if probe.name != reference.embedder:
+        raise ValueError(f"embedder {probe.name} is not the one the reference was embedded with ({reference.embedder})")
     prompts = list(prompts) if prompts is not None else [None] * len(images)
     indices = list(indices) if indices is not None else list(range(len(images)))
-    arrays = [np.asarray(_upscaled(image, detect_side)) for image in images]
-    found = detector.detect(arrays) if arrays else []
-    crops, owners = [], []
-    for number, (array, faces) in enumerate(zip(arrays, found, strict=True)):
-        if faces:  # best first: the face the image is about
-            crops.append(align_face(array, faces[0].landmarks, 112))
-            owners.append(number)
-    vectors = embedder.embed(crops) if crops else np.zeros((0, embedder.dim), np.float32)
-    compared = reference.compare(vectors) if crops else {}
-    scores = [ImageScore(prompt=prompts[i], index=indices[i], faces=len(found[i])) for i in range(len(images))]
+    probed = probe.probe(images, detect_side)
+    owners = [number for number, image in enumerate(probed) if image.vector is not None]
+    vectors = np.stack([probed[n].vector for n in owners]) if owners else np.zeros((0, probe.embedder.dim), np.float32)
+    compared = reference.compare(vectors) if owners else {}
+    scores = [ImageScore(prompt=prompts[i], index=indices[i], faces=probed[i].faces) for i in range(len(images))]
     for row, number in enumerate(owners):
         scores[number] = ImageScore(
-            prompt=prompts[number], index=indices[number], faces=len(found[number]),
+            prompt=prompts[number], index=indices[number], faces=probed[number].faces,
             best_match=float(compared["best"][row]), best_match_photo=int(compared["best_index"][row]),
             centroid=float(compared["centroid"][row]), distance=float(compared["distance"][row]),
             same_person=bool(compared["same"][row]),

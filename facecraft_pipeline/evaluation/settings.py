@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from facecraft_pipeline.faces.probe import DETECT_SIDE
 from facecraft_pipeline.settings import setting, validate
 
 SCHEDULERS = ("default", "ddim", "euler", "euler_a", "dpm++", "pndm")
@@ -26,7 +27,7 @@ class GallerySettings:
     scheduler: str = setting("default", "diffusion sampler: default (the base model's), ddim, euler, euler_a, dpm++ or pndm",
                              choices=SCHEDULERS)
     resolution: int | None = setting(None, "diffusion: image side in px; empty: the resolution the LoRA was trained at", minimum=8)
-    detect_side: int = setting(256, "generated images smaller than this are upscaled (Lanczos) to it before face detection",
+    detect_side: int = setting(DETECT_SIDE, "generated images smaller than this are upscaled (Lanczos) to it before face detection",
                                minimum=32)
     min_face_share: float = setting(0.5, "champion rule: a checkpoint must show a detectable face in at least this share of its images",
                                     minimum=0, maximum=1)

@@ -17,8 +17,8 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,112 +26,36 @@ from PIL import Image
 
 from facecraft_pipeline.atomic import write_json_atomic
 from facecraft_pipeline.evaluation.baselines import Baselines
-from facecraft_pipeline.evaluation.champion import Champion, Verdict, choose_champion
+from facecraft_pipeline.evaluation.champion import Verdict, choose_champion
+from facecraft_pipeline.evaluation.gallery import GALLERY_VERSION, CheckpointEntry, Gallery, ModelGallery, gallery_json, load_gallery
+from facecraft_pipeline.evaluation.html import write_html, write_markdown
 from facecraft_pipeline.evaluation.render import Candidate
 from facecraft_pipeline.evaluation.scores import SCORE_VERSION, CheckpointScore, ImageScore, Reference, score_images, summarize
 from facecraft_pipeline.evaluation.settings import GallerySettings
-from facecraft_pipeline.faces.detect import FaceDetector
-from facecraft_pipeline.faces.embed import Embedder
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.grids import make_grid
 
-GALLERY_VERSION = 2
-
-
-@dataclass
+@dataclass(frozen=True)
 class Scorer:
-    """The pipeline's own detector (made on first use) and embedder, and the photos faces are compared with."""
+    """The pipeline's identity probe, the photos faces are compared with, and where the probe's detector came from."""
 
-    make_detector: Callable[[], FaceDetector]
-    embedder: Embedder
+    probe: IdentityProbe
     reference: Reference
-    detector_facts: Mapping[str, Any]  # the detector settings used and where they came from: in the key and the report
-    _detector: FaceDetector | None = field(default=None, init=False, repr=False)
+    detector_source: str = "the detector face_crops used"
 
     @property
-    def detector(self) -> FaceDetector:
-        if self._detector is None:
-            self._detector = self.make_detector()
-        return self._detector
+    def detector_facts(self) -> dict[str, Any]:
+        """The detector settings used (in the cache key) and where they came from (in the report)."""
+        return {"source": self.detector_source, "settings": self.probe.spec.detector_key}
 
     @property
     def reference_digest(self) -> str:
         return hashlib.sha256(self.reference.vectors.astype("float32").tobytes()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class CheckpointEntry:
-    """One scored checkpoint in a gallery: its row, its verdict, its images (in the gallery folder)."""
-
-    score: CheckpointScore
-    eligible: bool
-    why: str
-    relative: float | None  # identity between the other-people floor (0) and the owner ceiling (1)
-    grid: Path
-    images: tuple[Path, ...]
-    image_scores: tuple[ImageScore, ...]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ModelGallery:
-    """One model: its checkpoints oldest first; `grid` and `score` are its newest checkpoint's."""
-
-    name: str
-    kind: str
-    note: str
-    checkpoints: tuple[CheckpointEntry, ...]
-
-    @property
-    def grid(self) -> Path:
-        return self.checkpoints[-1].grid
-
-    @property
-    def score(self) -> CheckpointScore:
-        return self.checkpoints[-1].score
-
-
-@dataclass(frozen=True)
-class Gallery:
-    folder: Path
-    models: tuple[ModelGallery, ...]
-    champion: Champion | None
-    champion_reason: str
-    baselines: Baselines
-    info: dict[str, Any]  # settings, prompts, detector, embedder, reference, lineage (as in gallery.json)
-    computed: int = field(default=0, compare=False)  # checkpoints rendered and scored by this call
-    cached: int = field(default=0, compare=False)  # checkpoints whose scores came from the cache
-    reused: bool = field(default=False, compare=False)  # the whole gallery existed already
-
-    @property
-    def report(self) -> Path:
-        return self.folder / "gallery.md"
-
-    @property
-    def html(self) -> Path:
-        return self.folder / "gallery.html"
-
-    @property
-    def json_path(self) -> Path:
-        return self.folder / "gallery.json"
-
-    @property
-    def entries(self) -> list[CheckpointEntry]:
-        return [entry for model in self.models for entry in model.checkpoints]
-
-    @property
-    def champion_entry(self) -> CheckpointEntry | None:
-        if self.champion is None:
-            return None
-        return next(e for e in self.entries if (e.score.model, e.score.step) == (self.champion.model, self.champion.step))
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.json_path.read_bytes()).hexdigest()
-
-
 def eval_key(candidate: Candidate, settings: GallerySettings, scorer: Scorer) -> str:
     payload = {"kind": candidate.kind, "render": candidate.renderer.render_settings(settings), "detect_side": settings.detect_side,
-               "detector": dict(scorer.detector_facts.get("settings", {})), "embedder": scorer.embedder.name,
+               "detector": scorer.probe.spec.detector_key, "embedder": scorer.probe.name,
                "reference": scorer.reference_digest, "version": SCORE_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -184,9 +108,9 @@ def score_candidate(candidate: Candidate, settings: GallerySettings, scorer: Sco
         return CheckpointScore.from_row(row), images, paths, False
     drawn = candidate.renderer.render(candidate, settings)
     pictures = [image for _, _, image in drawn]
-    images, vectors = score_images(pictures, scorer.detector, scorer.embedder, scorer.reference, settings.detect_side,
+    images, vectors = score_images(pictures, scorer.probe, scorer.reference, settings.detect_side,
                                    prompts=[p for p, _, _ in drawn], indices=[i for _, i, _ in drawn])
-    score = summarize(candidate.model, candidate.step, candidate.digest, candidate.kind, scorer.embedder.name,
+    score = summarize(candidate.model, candidate.step, candidate.digest, candidate.kind, scorer.probe.name,
                       scorer.reference.metric, images, vectors, str(candidate.path))
     return score, images, cache.store(key, candidate.digest, score, images, pictures), True
 
@@ -240,7 +164,7 @@ def run_sweep(
     info = {
         "settings": asdict(settings),
         "prompts": {k: list(v) for k, v in (prompts or {}).items()},
-        "detector": dict(scorer.detector_facts),
+        "detector": scorer.detector_facts,
         "embedder": baselines.embedder,
         "reference": scorer.reference.description,
         "lineage": dict(lineage or {}),
@@ -253,11 +177,9 @@ def run_sweep(
               for name, entries in models.items()),
         champion, reason, baselines, info, computed=computed, cached=len(candidates) - computed,
     )
-    from facecraft_pipeline.evaluation.html import write_html, write_markdown
-
     write_markdown(gallery, staging / "gallery.md")
     write_html(gallery, staging / "gallery.html", image_root=staging)
-    write_json_atomic(staging / "gallery.json", _to_json(gallery))
+    write_json_atomic(staging / "gallery.json", gallery_json(gallery))
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)  # one rename: a gallery folder is complete or absent
     return gallery
@@ -282,55 +204,3 @@ def _columns(images: Sequence[ImageScore]) -> int | None:
     """Diffusion grids: one row per prompt; GAN grids: square."""
     per_prompt = sum(1 for s in images if s.prompt == images[0].prompt) if images and images[0].prompt is not None else 0
     return per_prompt or None
-
-
-def _to_json(gallery: Gallery) -> dict[str, Any]:
-    folder = gallery.folder
-    rows = []
-    for model in gallery.models:
-        for e in model.checkpoints:
-            rows.append({**e.score.as_row(), "name": model.name, "eligible": e.eligible, "why": e.why, "relative": e.relative,
-                         "note": e.note, "grid": str(e.grid.relative_to(folder)), "files": [str(p.relative_to(folder)) for p in e.images],
-                         "image_scores": [asdict(s) for s in e.image_scores]})
-    champion = gallery.champion
-    return {
-        "version": GALLERY_VERSION,
-        "champion": champion.model if champion else None,  # the model name (explorer and older readers)
-        "champion_step": champion.step if champion else None,
-        "champion_detail": asdict(champion) if champion else None,
-        "reason": gallery.champion_reason,
-        "baselines": gallery.baselines.as_dict(),
-        # One row per model (its newest checkpoint), then every checkpoint.
-        "models": [{k: v for k, v in rows_of(rows, m.name)[-1].items() if k not in ("image_scores", "files")} | {"kind": m.kind, "note": m.note}
-                   for m in gallery.models],
-        "checkpoints": rows,
-        **gallery.info,
-    }
-
-
-def rows_of(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    return [r for r in rows if r["name"] == name]
-
-
-def load_gallery(folder: Path) -> Gallery | None:
-    """A gallery `run_sweep` completed in `folder` before, or None (absent, unfinished or an older format)."""
-    path = Path(folder) / "gallery.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("version") != GALLERY_VERSION:
-        return None
-    folder = Path(folder)
-    models: dict[str, list[CheckpointEntry]] = {}
-    for row in data["checkpoints"]:
-        entry = CheckpointEntry(CheckpointScore.from_row(row), row["eligible"], row["why"], row["relative"], folder / row["grid"],
-                                tuple(folder / p for p in row["files"]), tuple(ImageScore(**s) for s in row["image_scores"]),
-                                row.get("note", ""))
-        models.setdefault(row["name"], []).append(entry)
-    notes = data.get("notes", {})
-    kinds = {m["name"]: m["kind"] for m in data["models"]}
-    champion = Champion(**data["champion_detail"]) if data.get("champion_detail") else None
-    info = {k: data[k] for k in ("settings", "prompts", "detector", "embedder", "reference", "lineage", "notes")}
-    return Gallery(folder, tuple(ModelGallery(name, kinds[name], notes.get(name, ""), tuple(entries)) for name, entries in models.items()),
-                   champion, data["reason"], Baselines.from_dict(data["baselines"]), info)

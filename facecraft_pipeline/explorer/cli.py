@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -33,7 +32,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen explorer command; bad input is one line on stderr and exit status 2."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         return args.explorer_command(args)
     except ExplorerError as error:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-DEFAULT_MODEL = "models:/facecraft-gan-checkpoint@champion"
-REGISTERED_GANS = ("facecraft-gan-checkpoint", "facecraft-wgan-gp-checkpoint")
+from facecraft_pipeline import mlflow_store
+from facecraft_pipeline.mlflow_store import (CHAMPION, GAN_MODEL, GAN_MODELS, TAG_CHAMPION_STEP, TAG_DAGSTER_RUN, TAG_DATA_VERSION,
+                                             TAG_INPUT_PREFIX, TAG_PIPELINE_RUN, ModelUri)
+
+DEFAULT_MODEL = str(ModelUri(GAN_MODEL, alias=CHAMPION))
 CHECKPOINT_NAMES = ("checkpoint.pt", "generator.pt", "G.pt")
 
 
@@ -94,20 +95,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def tracking_uri(home_root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home_root / 'mlflow' / 'mlflow.db'}"
+    return mlflow_store.store_uri(home_root, mlflow_store.configured_uri())
 
 
 def _client(home_root: Path):
     uri = tracking_uri(home_root)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ExplorerError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run `make demo` first, or pass a checkpoint path")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+    return mlflow_store.client(uri)
 
 
 def _checkpoint_in(path: Path) -> Path:
@@ -143,45 +138,29 @@ def _version_info(client, version) -> dict[str, Any]:
         tags = client.get_run(version.run_id).data.tags if version.run_id else {}
     except Exception:  # noqa: BLE001 - a deleted run still leaves a usable model
         tags = {}
-    info["dagster_run_id"] = tags.get("dagster.run_id") or tags.get("facecraft.pipeline_run_id")
-    info["dataset_version"] = tags.get("facecraft.input.curated_dataset")
-    info["data_version"] = tags.get("facecraft.data_version")
+    info["dagster_run_id"] = tags.get(TAG_DAGSTER_RUN) or tags.get(TAG_PIPELINE_RUN)
+    info["dataset_version"] = tags.get(TAG_INPUT_PREFIX + "curated_dataset")
+    info["data_version"] = tags.get(TAG_DATA_VERSION)
     return info
-
-
-def _has_alias(client, name: str, alias: str) -> bool:
-    try:
-        return alias in (client.get_registered_model(name).aliases or {})
-    except Exception:  # noqa: BLE001 - an unknown model: let the lookup below say so
-        return True
 
 
 def resolve(uri: str, home_root: Path) -> tuple[Path, dict[str, Any]]:
     """(checkpoint file, lineage info) for `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a path."""
-    match = _URI.match(uri)
-    if uri.startswith("models:/") and not match:
-        raise ExplorerError(f"{uri!r} is not a model URI: use models:/NAME@ALIAS or models:/NAME/VERSION")
-    if match:
-        from mlflow.exceptions import MlflowException
-
-        client = _client(home_root)
-        name, alias, number = match["name"], match["alias"], match["version"]
-        note = None
+    if mlflow_store.is_model_uri(uri):
         try:
-            if alias == "champion" and not _has_alias(client, name, alias):
-                # No champion yet (e.g. the demo GAN draws no face the gallery can score): the newest version.
-                number, note = "latest", f"{name} has no champion yet (the gallery names one when a model draws faces); showing its newest version"
-            if alias and number is None:
-                version = client.get_model_version_by_alias(name, alias)
-            elif number == "latest":
-                found = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"], max_results=1)
-                if not found:
-                    raise ExplorerError(f"registered model {name} has no versions")
-                version = found[0]
-            else:
-                version = client.get_model_version(name, number)
-        except MlflowException as error:
-            raise ExplorerError(f"{uri}: no such model version in {tracking_uri(home_root)} ({error.message.splitlines()[0]})") from None
+            wanted = ModelUri.parse(uri)
+        except ValueError as error:
+            raise ExplorerError(str(error)) from None
+        client = _client(home_root)
+        note, champion = None, wanted.alias == CHAMPION
+        if champion and not mlflow_store.has_alias(client, wanted.name, CHAMPION):
+            # No champion yet (e.g. the demo GAN draws no face the gallery can score): the newest version.
+            note = f"{wanted.name} has no champion yet (the gallery names one when a model draws faces); showing its newest version"
+            wanted = ModelUri(wanted.name, version="latest")
+        try:
+            version = mlflow_store.resolve(client, wanted)
+        except LookupError as error:
+            raise ExplorerError(f"{uri}: no such model version in {tracking_uri(home_root)} ({error})") from None
         source = urlparse(version.source)
         if source.scheme not in ("file", ""):
             raise ExplorerError(f"{uri} points at {version.source}; only local files can be explored")
@@ -189,8 +168,8 @@ def resolve(uri: str, home_root: Path) -> tuple[Path, dict[str, Any]]:
         if note:
             info["note"] = note
         folder = Path(unquote(source.path))
-        step = (version.tags or {}).get("facecraft.champion_step")
-        if alias == "champion" and step and step.isdigit():
+        step = (version.tags or {}).get(TAG_CHAMPION_STEP)
+        if champion and step and step.isdigit():
             # the evaluation tags the champion version with the kept checkpoint that won, not always the final one
             kept = sorted((folder / "checkpoints").glob("checkpoint-*.pt"))
             winner = [p for p in kept if p.stem.split("-")[-1].isdigit() and int(p.stem.split("-")[-1]) == int(step)]
@@ -208,8 +187,8 @@ def _path_info(checkpoint: Path, home_root: Path) -> dict[str, Any]:
     try:
         client = _client(home_root)
         folders = {checkpoint.parent.resolve().as_uri(), checkpoint.parent.parent.resolve().as_uri()}  # run folder or its checkpoints/
-        for name in REGISTERED_GANS:
-            for version in client.search_model_versions(f"name = '{name}'"):
+        for name in GAN_MODELS:
+            for version in mlflow_store.versions(client, name):
                 if version.source.rstrip("/") in folders:
                     return _version_info(client, version)
     except Exception:  # noqa: BLE001 - lineage is a nicety for a plain path
@@ -240,12 +219,12 @@ def registered_versions(home_root: Path) -> list[dict[str, Any]]:
     except ExplorerError:
         return []
     rows = []
-    for name in REGISTERED_GANS:
+    for name in GAN_MODELS:
         try:
-            versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
+            versions = mlflow_store.versions(client, name)
         except Exception:  # noqa: BLE001
             continue
         for v in versions:
-            rows.append({"uri": f"models:/{name}/{v.version}", "name": name, "version": str(v.version),
+            rows.append({"uri": str(ModelUri(name, version=str(v.version))), "name": name, "version": str(v.version),
                          "aliases": list(getattr(v, "aliases", []) or [])})
     return rows

@@ -81,6 +81,13 @@ class CropsManifest:
             total.add(face_term(face))
         return total.hexdigest(digest_salt(self.settings_key))
 
+    def processed_photos(self) -> dict[str, tuple[str, int]]:
+        """photo sha256 -> (its path, faces detected in it) for every processed photo with a path."""
+        faces: dict[str, int] = {}
+        for face in self.faces:
+            faces[face.photo_sha256] = faces.get(face.photo_sha256, 0) + 1
+        return {p.photo_sha256: (p.path, faces.get(p.photo_sha256, 1)) for p in self.photos if p.path and p.status == "processed"}
+
     def to_rows(self) -> list[dict[str, Any]]:
         """One row per face, plus one per photo without faces: a table of every decision."""
         by_photo: dict[tuple[str, str], list[FaceRecord]] = {}
@@ -148,7 +155,8 @@ class CropsManifest:
 class StoredCropsManifest(CropsManifest):
     """A `CropsManifest` whose rows stay in its store (`crops_store.py`) until read; pickles as its handle.
 
-    Counts, reasons and the digest come with the handle; `kept_faces` reads only the kept rows.
+    Counts, reasons and the digest come with the handle; `kept_faces` reads only the kept rows,
+    `processed_photos` only two columns of the photos and a count of faces.
     """
 
     def __init__(self, store: Path, summary: StoreSummary) -> None:
@@ -182,6 +190,11 @@ class StoredCropsManifest(CropsManifest):
         if "faces" in self.__dict__:
             return super().kept_faces
         return CropsStore(self.store).faces(kept_only=True)
+
+    def processed_photos(self) -> dict[str, tuple[str, int]]:
+        if "photos" in self.__dict__ and "faces" in self.__dict__:
+            return super().processed_photos()
+        return CropsStore(self.store).processed_photos()  # two SQL queries: no face record decoded
 
     @property
     def counts(self) -> dict[str, int]:

@@ -177,6 +177,16 @@ class CropsStore:
             conn.close()
         return tuple(PhotoOutcome(*row[:10], from_cache=bool(row[10]) or row[11] != run) for row in rows)
 
+    def processed_photos(self) -> dict[str, tuple[str, int]]:
+        """`CropsManifest.processed_photos` from the rows: photo sha256 -> (path, faces detected in it)."""
+        conn = self._connect()
+        try:
+            faces = dict(conn.execute("SELECT p.photo_sha256, count(*) FROM faces f JOIN photos p USING (photo_id) GROUP BY p.photo_sha256"))
+            rows = conn.execute("SELECT photo_sha256, path FROM photos WHERE status='processed' AND path != '' ORDER BY photo_id").fetchall()
+        finally:
+            conn.close()
+        return {sha: (path, faces.get(sha, 1)) for sha, path in rows}
+
     def faces(self, kept_only: bool = False) -> tuple[FaceRecord, ...]:
         conn = self._connect()
         try:

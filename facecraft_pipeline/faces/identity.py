@@ -16,11 +16,16 @@ import numpy as np
 from facecraft_pipeline.faces.cluster import ClusterSettings, IdentityClusters, cluster_identities
 from facecraft_pipeline.faces.crops_manifest import CropsManifest, FaceRecord
 from facecraft_pipeline.faces.embed import Embedder, EmbeddingCache
+from facecraft_pipeline.faces.probe import ProbeSpec
 
 
 @dataclass(frozen=True, eq=False)
 class OwnerIdentity:
-    """Kept faces (in embedding order), their clusters, and the owner's vectors and centroid."""
+    """Kept faces (in embedding order), their clusters, and the owner's vectors and centroid.
+
+    `probe` is how a later stage finds and embeds a face comparably: the detector that found these
+    faces and the embedder that made these vectors (`faces.probe.IdentityProbe(identity.probe)`).
+    """
 
     faces: tuple[FaceRecord, ...]
     embeddings: np.ndarray
@@ -29,6 +34,7 @@ class OwnerIdentity:
     reference_count: int
     cache_hits: int
     cache_misses: int
+    probe: ProbeSpec = ProbeSpec()
 
     @property
     def owner_faces(self) -> tuple[FaceRecord, ...]:
@@ -76,8 +82,12 @@ def identify_owner(
     cache: EmbeddingCache,
     settings: ClusterSettings = ClusterSettings(),
     references: np.ndarray | None = None,
+    probe: ProbeSpec = ProbeSpec(),
 ) -> OwnerIdentity:
-    """Cluster the manifest's kept faces; the owner is nearest `references`, else the largest group."""
+    """Cluster the manifest's kept faces; the owner is nearest `references`, else the largest group.
+
+    `probe` names the detector that found the faces and the settings `embedder` was made from (recorded).
+    """
     faces: Sequence[FaceRecord] = manifest.kept_faces
     vectors = cache.embed_files(embedder, [f.crop_path for f in faces], [f.crop_sha256 for f in faces])  # type: ignore[misc]
     hits, misses = cache.last.hits, cache.last.misses
@@ -90,4 +100,5 @@ def identify_owner(
         reference_count=0 if references is None else len(references),
         cache_hits=hits,
         cache_misses=misses,
+        probe=probe,
     )

@@ -1,9 +1,10 @@
 """Quality while training, kept free of Dagster and of the face models.
 
 The trainer calls a `Scorer` (images -> named numbers) at each sample step; the asset builds one
-from the pipeline's own face detector and embedder (`face_quality_scorer`), so this module imports
-nothing heavy. KID is computed here on whatever embedding the scorer gives: on dlib's 128-d face
-embedding it is named `kid_dlib128` (it is not FID: no Inception features).
+from the pipeline's identity probe (`faces.probe.IdentityProbe.embed`, given to `face_quality_scorer`),
+so this module imports nothing heavy. KID is computed here on whatever embedding the probe gives: on
+dlib's 128-d face embedding it is named `kid_dlib128`, on an ArcFace ONNX model's `kid_arcface` (it is
+not FID: no Inception features).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from PIL import Image
 
 Scorer = Callable[[Sequence[Image.Image]], dict[str, float]]
 # name -> True when higher is better; the first one present decides the best step
-RANKING = (("kid_dlib128", False), ("owner_similarity", True), ("faces_found", True))
+RANKING = (("kid_dlib128", False), ("kid_arcface", False), ("owner_similarity", True), ("faces_found", True))
+
+
+def kid_name(embedder_name: str) -> str:
+    """The suffix of the KID metric for an embedder: dlib128 for dlib's ResNet, arcface for an ArcFace ONNX model."""
+    return "dlib128" if embedder_name.startswith("dlib") else "arcface"
 
 
 def kid(x: np.ndarray, y: np.ndarray) -> float:
@@ -74,28 +80,3 @@ def best_step(quality_log: Path) -> dict[str, Any] | None:
             value, step = max(scored) if higher else min(scored)
             return {"step": step, "by": name, **rows[step]}
     return None
-
-
-def dlib_face_finder(detect_side: int = 256, upsample: int = 1) -> Callable[[Sequence[Image.Image]], list[np.ndarray | None]]:
-    """The pipeline's own face path for small samples: upscale to `detect_side` (LANCZOS), dlib HOG,
-    ArcFace alignment of the best face, dlib's 128-d embedding. Imports dlib only when called."""
-    from facecraft_pipeline.faces.align import align_face
-    from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
-    from facecraft_pipeline.faces.embed import DlibEmbedder
-
-    detector = make_detector(DetectorSettings(kind="dlib", dlib_model="hog", upsample=upsample, workers=1))
-    embedder = DlibEmbedder()
-
-    def find(images: Sequence[Image.Image]) -> list[np.ndarray | None]:
-        arrays = [np.asarray(_upscaled(image, detect_side)) for image in images]
-        out: list[np.ndarray | None] = []
-        for array, faces in zip(arrays, detector.detect(arrays), strict=True):
-            out.append(embedder.embed([align_face(array, faces[0].landmarks, 112)])[0] if faces else None)
-        return out
-
-    return find
-
-
-def _upscaled(image: Image.Image, side: int) -> Image.Image:
-    image = image.convert("RGB")
-    return image if image.width >= side else image.resize((side, side * image.height // image.width), Image.Resampling.LANCZOS)

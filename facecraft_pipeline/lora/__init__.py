@@ -16,9 +16,9 @@ No Dagster here. What a run leaves in its folder `<root>/<n>-lora-<family>-r<ran
 
 from __future__ import annotations
 
+from facecraft_pipeline.dataset.diffusion_crops import Example  # the one training-image type, made by the LoRA view
 from facecraft_pipeline.lora.adapter import KOHYA_NAME, WEIGHTS_NAME, checkpoint_weights, read_metadata, to_kohya
 from facecraft_pipeline.lora.base_model import BaseModel, BaseModelUnavailable, load_pipeline, resolve_base_model
-from facecraft_pipeline.lora.batches import Example
 from facecraft_pipeline.lora.sample import generate, load_lora_pipeline
 from facecraft_pipeline.lora.settings import LoraSettings, PriorSettings
 from facecraft_pipeline.lora.tiny_sd import TINY, TINY_DESCRIPTION, TINY_XL, TINY_XL_DESCRIPTION, build_tiny_sd, build_tiny_sdxl

@@ -16,20 +16,10 @@ from pathlib import Path
 
 import torch
 
+from facecraft_pipeline.dataset.diffusion_crops import Example
 from facecraft_pipeline.lora.settings import LoraSettings
 from facecraft_pipeline.lora.text import Conditioning, encode
 from facecraft_pipeline.training.images import load_images, to_float
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training image: caption (and its mirror's), the face box in the image's pixels, the photo region's size."""
-
-    image: Path
-    caption: str
-    flipped_caption: str | None = None
-    face_box: tuple[float, float, float, float] | None = None
-    original_size: tuple[int, int] | None = None  # (h, w), SDXL size conditioning; default: the training size
 
 
 @dataclass

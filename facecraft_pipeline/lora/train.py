@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from facecraft_pipeline.dataset.diffusion_crops import Example
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.lora.adapter import (
     TEXT_TARGET_MODULES,
@@ -28,7 +29,7 @@ from facecraft_pipeline.lora.adapter import (
     trainable_parameters,
 )
 from facecraft_pipeline.lora.base_model import BaseModel, load_pipeline, resolve_base_model
-from facecraft_pipeline.lora.batches import Batch, Example, TrainingBatches
+from facecraft_pipeline.lora.batches import Batch, TrainingBatches
 from facecraft_pipeline.lora.optim import Ema, bitsandbytes_available, lr_lambda, make_optimizer
 from facecraft_pipeline.lora.prior import class_images
 from facecraft_pipeline.lora.sample import generate
@@ -98,7 +99,9 @@ def train_lora(examples: Sequence[Path | Example], root: Path, settings: LoraSet
 
 def base_model_of(result: TrainResult) -> BaseModel:
     """The base model a LoRA run trained on (from its run.json)."""
-    return BaseModel(**result.info["base_model"])
+    if result.info.base_model is None:
+        raise ValueError(f"{result.folder}/run.json records no base model: not a LoRA run")
+    return BaseModel(**result.info.base_model)
 
 
 def examples_digest(items: Sequence[Example]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from facecraft_pipeline.training.loop import Trainer, TrainingDivergedError, TrainResult, train
 from facecraft_pipeline.training.progress import Progress, ProgressLine
 from facecraft_pipeline.training.run_folder import RunFolder, run_key
+from facecraft_pipeline.training.run_record import RunRecord
 from facecraft_pipeline.training.settings import PRECISIONS, RunSettings
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Progress",
     "ProgressLine",
     "RunFolder",
+    "RunRecord",
     "RunSettings",
     "TrainResult",
     "Trainer",

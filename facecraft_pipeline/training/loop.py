@@ -23,6 +23,7 @@ from facecraft_pipeline.training.checkpoints import Checkpoint, Checkpoints
 from facecraft_pipeline.training.distributed import World
 from facecraft_pipeline.training.progress import Progress, ProgressLine
 from facecraft_pipeline.training.run_folder import RunFolder
+from facecraft_pipeline.training.run_record import RunRecord
 from facecraft_pipeline.training.settings import RunSettings
 
 
@@ -77,7 +78,7 @@ class TrainResult:
     images_per_second: float
     artifacts: dict[str, Path]
     checkpoints: tuple[tuple[int, Path], ...]  # (step, file) kept for the evaluation sweep, oldest first
-    info: dict[str, Any] = field(default_factory=dict)
+    info: RunRecord = field(default_factory=RunRecord)  # its run.json
 
     def artifact(self, name: str) -> Path:
         return self.artifacts[name]
@@ -92,10 +93,10 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
     folder = _open_folder(spec, world)
     run = spec.run
     checkpoints = Checkpoints(folder.checkpoints, run.keep_last, run.kept)
-    record = folder.read()
-    if record and record.get("status") == "finished" and record.get("steps") == run.steps \
-            and all(Path(p).exists() for p in record.get("artifacts", {}).values()):
-        return _result(folder, record, checkpoints, resumed_from=record.get("resumed_from", 0), reused=True)
+    found = folder.read()
+    previous = RunRecord.from_json(found) if found else None
+    if previous and previous.finished and previous.steps == run.steps and all(Path(p).exists() for p in previous.artifacts.values()):
+        return _result(folder, previous, checkpoints, resumed_from=previous.resumed_from, reused=True)
 
     latest = checkpoints.latest(device)
     if latest is not None and latest[0].step > run.steps:
@@ -160,7 +161,7 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
     world.barrier()
     if not world.main:
         record = folder.read() or {}
-    return _result(folder, record, checkpoints, resumed_from=resumed_from, reused=False)
+    return _result(folder, RunRecord.from_json(record), checkpoints, resumed_from=resumed_from, reused=False)
 
 
 def _open_folder(spec: RunSpec, world: World) -> RunFolder:
@@ -185,11 +186,11 @@ def _newest(checkpoints: Checkpoints) -> Path | str:
     return found[-1].path if found else "none"
 
 
-def _result(folder: RunFolder, record: dict[str, Any], checkpoints: Checkpoints, resumed_from: int, reused: bool) -> TrainResult:
-    seconds = float(record.get("seconds", 0.0))
+def _result(folder: RunFolder, record: RunRecord, checkpoints: Checkpoints, resumed_from: int, reused: bool) -> TrainResult:
+    seconds = float(record.seconds)
     return TrainResult(
-        folder=folder.path, key=folder.key, steps=int(record["steps"]), resumed_from=resumed_from, reused=reused,
-        metrics=dict(record.get("metrics", {})), device=str(record.get("device", "")), dtype=str(record.get("dtype", "")),
-        seconds=seconds, images_per_second=float(record.get("images", 0)) / max(seconds, 1e-9),
-        artifacts={k: Path(v) for k, v in record.get("artifacts", {}).items()},
+        folder=folder.path, key=folder.key, steps=int(record.steps), resumed_from=resumed_from, reused=reused,
+        metrics=dict(record.metrics), device=record.device, dtype=record.dtype,
+        seconds=seconds, images_per_second=float(record.images) / max(seconds, 1e-9),
+        artifacts={k: Path(v) for k, v in record.artifacts.items()},
         checkpoints=tuple((c.step, c.path) for c in checkpoints.all()), info=record)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from facecraft_pipeline.evaluation import Reference
-from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline_tests.faces.identity_fixtures import dlib_embedder, identity_embeddings, photo, vary
 
 HELD_OUT = ("original", "dark", "half")  # the owner's "held-out photos" in these tests
@@ -19,10 +19,10 @@ def photo_image(person: str, variation: str) -> Image.Image:
 
 @pytest.fixture(scope="session")
 def face_tools():
-    """(the real HOG detector, dlib's embedder, a reference of Grace Hopper's held-out photos)."""
+    """(the pipeline's default identity probe: HOG detector, dlib's embedder; a reference of Grace Hopper's held-out photos)."""
     from facecraft_pipeline_tests.faces.identity_fixtures import VARIATIONS
 
     vectors = identity_embeddings()["grace"][[VARIATIONS.index(v) for v in HELD_OUT]]
     embedder = dlib_embedder()
     reference = Reference(np.asarray(vectors), embedder.metric, embedder.same_person_distance, embedder.name)
-    return make_detector(DetectorSettings()), embedder, reference
+    return IdentityProbe(embedder=embedder), reference

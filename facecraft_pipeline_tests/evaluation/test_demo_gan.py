@@ -10,7 +10,6 @@ from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import GallerySettings, gan_candidates, run_sweep
 from facecraft_pipeline.evaluation.baselines import Baseline, Baselines
 from facecraft_pipeline.evaluation.sweep import Scorer
-from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
 from facecraft_pipeline.gan import GanSettings, train_gan
 from facecraft_pipeline.sources.demo_album import DEMO_OWNER, build_demo_album
@@ -18,7 +17,7 @@ from facecraft_pipeline.sources.demo_album import DEMO_OWNER, build_demo_album
 
 @pytest.mark.slow
 def test_the_demo_gan_draws_faces_the_sweep_finds_and_scores_as_the_owner(tmp_path, face_tools, monkeypatch):
-    _, embedder, reference = face_tools
+    probe, reference = face_tools
     truth = build_demo_album(tmp_path / "album")
     inputs = [PhotoInput(name, tmp_path / "album" / name, sha256_file(tmp_path / "album" / name))
               for name, t in sorted(truth.items()) if t["people"] == [DEMO_OWNER]]
@@ -28,7 +27,7 @@ def test_the_demo_gan_draws_faces_the_sweep_finds_and_scores_as_the_owner(tmp_pa
     assert settings.resolution == 64 and len(crops) >= settings.batch_size
 
     result = train_gan(crops, tmp_path / "runs", settings)
-    scorer = Scorer(lambda: make_detector(DetectorSettings()), embedder, reference, {"source": "test", "settings": {}})
+    scorer = Scorer(probe, reference, "test")
     baselines = Baselines(Baseline("owner vs owner", "", 0), Baseline("other people vs owner", "", 0), "dlib-128")
     gallery = run_sweep(gan_candidates("gan", result), tmp_path / "galleries", GallerySettings(), scorer, baselines)
 

@@ -35,23 +35,23 @@ def test_diversity_is_zero_for_one_face_drawn_every_time():
 
 
 def test_real_photos_passed_as_generated_images_are_found_and_scored(face_tools):
-    detector, embedder, reference = face_tools
+    probe, reference = face_tools
     owner = [photo_image("grace", v).reduce(3) for v in ("flip", "rot+15")]  # small: upscaled before detection
     other = [photo_image("astronaut", "original")]
     noise = [Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))]
-    images, vectors = score_images(owner + other + noise, detector, embedder, reference)
+    images, vectors = score_images(owner + other + noise, probe, reference)
     assert [s.faces for s in images] == [1, 1, 1, 0] and vectors.shape == (3, 128)
     assert images[0].same_person and images[1].same_person and not images[2].same_person
     assert min(images[0].best_match, images[1].best_match) > images[2].best_match
     assert images[3].best_match is None and not images[3].same_person  # counted, not scored zero
-    row = summarize("toy", 7, "d", "gan", embedder.name, embedder.metric, images, vectors)
+    row = summarize("toy", 7, "d", "gan", probe.name, probe.embedder.metric, images, vectors)
     assert (row.images, row.faces, row.face_share, row.same_person_share) == (4, 3, 0.75, 0.5)
     assert row.identity_mean == pytest.approx(np.mean([s.best_match for s in images[:3]]))
     assert row.embedder.startswith("dlib-128") and row.diversity > 0.3
 
 
 def test_a_reference_of_another_embedder_is_refused(face_tools):
-    detector, embedder, reference = face_tools
+    probe, reference = face_tools
     other = Reference(reference.vectors, reference.metric, 0.6, "onnx-arcface-0000")
     with pytest.raises(ValueError, match="not the one"):
-        score_images([photo_image("grace", "original")], detector, embedder, other)
+        score_images([photo_image("grace", "original")], probe, other)

@@ -18,7 +18,7 @@ from facecraft_pipeline.evaluation import (Candidate, FixedImages, GallerySettin
                                            lora_candidates, run_sweep)
 from facecraft_pipeline.evaluation.baselines import Baseline, Baselines
 from facecraft_pipeline.evaluation.render import draw
-from facecraft_pipeline.faces.detect import DetectorSettings, make_detector
+from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.lora import LoraSettings, load_lora_pipeline, load_pipeline, resolve_base_model, train_lora
 from facecraft_pipeline.training import RunSettings
 from facecraft_pipeline_tests.evaluation.conftest import photo_image
@@ -29,16 +29,8 @@ BASELINES = Baselines(Baseline("owner vs owner", "test ceiling", 3, 0.99), Basel
 
 @pytest.fixture()
 def scorer(face_tools):
-    _, embedder, reference = face_tools
-    made = []
-
-    def make():
-        made.append(1)
-        return make_detector(DetectorSettings())
-
-    scorer = Scorer(make, embedder, reference, {"source": "test", "settings": {"kind": "dlib"}})
-    scorer.made = made  # type: ignore[attr-defined]
-    return scorer
+    probe, reference = face_tools
+    return Scorer(IdentityProbe(embedder=probe.embedder), reference, "test")  # its own probe: a detector made on first use
 
 
 def fixed(model: str, step: int, images: list[Image.Image], digest: str | None = None) -> tuple[Candidate, FixedImages]:

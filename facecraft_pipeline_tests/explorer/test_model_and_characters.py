@@ -18,7 +18,7 @@ def register(home: Path, checkpoint: Path, champion: bool = True) -> dict[str, s
     """Register the checkpoint's folder the way the training asset does, with the tags lineage writes."""
     from mlflow import MlflowClient
 
-    from facecraft_pipeline.lineage import TAG_DATA_VERSION, TAG_INPUT_PREFIX
+    from facecraft_pipeline.mlflow_store import TAG_DATA_VERSION, TAG_INPUT_PREFIX
 
     (home / "mlflow").mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")

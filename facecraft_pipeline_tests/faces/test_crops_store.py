@@ -63,6 +63,7 @@ def test_an_update_computes_only_new_photos_and_equals_a_whole_extraction(librar
     whole = extract_faces(current, tmp_path / "whole", SETTINGS)
 
     assert later.part.counts["photos"] == 1 and later.removed == 1
+    assert StoredCropsManifest.open(out / STORE_NAME).processed_photos() == whole.processed_photos() != {}
     assert essentials(later.manifest) == essentials(whole)
     assert later.manifest.digest == whole.digest
     assert later.manifest.counts == whole.counts | {"computed": 1, "from_cache": 2}

@@ -157,7 +157,7 @@ def deployed(postgres, mlflow_tracking, tmp_path_factory):
 
     from facecraft_pipeline.assets.checks import CHECKS
     from facecraft_pipeline.definitions import ASSETS, resources
-    from facecraft_pipeline.operations import failed_run_report
+    from facecraft_pipeline.failure_report import failed_run_report
     from facecraft_pipeline.resources import HomeResource, MlflowResource
     from facecraft_pipeline.sources.demo_album import build_demo_album
     from facecraft_pipeline_tests.onedrive.fake_graph import FakeGraph

@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from facecraft_pipeline.definitions import ASSETS
-from facecraft_pipeline.lineage import TAG_ASSET, TAG_INPUT_PREFIX, TAG_PIPELINE_RUN
+from facecraft_pipeline.mlflow_store import TAG_ASSET, TAG_INPUT_PREFIX, TAG_PIPELINE_RUN
 from facecraft_pipeline_tests.infra.conftest import model_versions
 
 pytestmark = pytest.mark.slow
@@ -122,7 +122,7 @@ def test_the_lineage_command_walks_from_a_registered_model_back_to_photo_ids(dep
     assert cli.main(["lineage", "models:/facecraft-lora@under-test"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines[:5]] == ["lora_weights", "curated_dataset", "identity_clusters", "face_crops", "photos"]
+    assert [line.split()[0] for line in lines[:5]] == ["lora_weights", "curated_dataset", "face_crops", "identity_clusters", "photos"]
     assert deployed.first.run_id in lines[0] and f"{deployed.tracking_uri}/#/experiments/" in lines[0]
     assert lines[-1].startswith("photos (") and "FAKE!" in lines[-1]  # OneDrive item ids of the fake Graph
     weights = deployed.first.output_for_node("lora_weights").artifact("weights")

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 from mlflow import MlflowClient
 
 from facecraft_pipeline_tests.infra.conftest import SECRETS

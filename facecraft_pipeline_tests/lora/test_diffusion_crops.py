@@ -15,7 +15,6 @@ from skimage import data
 from facecraft_pipeline.dataset.curate import CurateSettings, CurationItem, curate_dataset
 from facecraft_pipeline.dataset.diffusion_crops import (
     DiffusionCropSettings,
-    PhotoSource,
     build_diffusion_view,
     caption,
     crop_window,
@@ -40,16 +39,16 @@ def photos(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def item(photo: Path, box, photo_id: str, **extra) -> dict:
+def item(photo: Path, box, photo_id: str, faces: int = 1, **extra) -> dict:
+    """A curated dataset's record of one owner crop: where its photo is, how many faces it holds, where the face is."""
     return {"file": f"train/{photo_id}.png", "split": "train", "origin": "owner", "photo_id": photo_id,
-            "photo_sha256": sha256_file(photo), "crop_sha256": photo_id * 8, "box": box, "landmarks": LANDMARKS_LEFT, **extra}
+            "photo_sha256": sha256_file(photo), "crop_sha256": photo_id * 8, "box": box, "landmarks": LANDMARKS_LEFT,
+            "photo_path": str(photo), "photo_faces": faces, **extra}
 
 
-def view(photos, tmp_path, items, settings=DiffusionCropSettings(), faces=None, resolution=256):
-    sources = {sha256_file(p): PhotoSource(p, (faces or {}).get(name, 1)) for name, p in photos.items()}
+def view(photos, tmp_path, items, settings=DiffusionCropSettings(), resolution=256):
     manifest = {"digest": "c" * 64, "images": items}
-    return build_diffusion_view(manifest, sources, tmp_path / "views", settings, resolution=resolution, trigger="sks",
-                                class_word="woman")
+    return build_diffusion_view(manifest, tmp_path / "views", settings, resolution=resolution, trigger="sks", class_word="woman")
 
 
 def test_crops_come_from_the_photo_at_the_training_size_and_small_faces_are_left_out_with_a_reason(photos, tmp_path) -> None:
@@ -83,7 +82,7 @@ def test_the_crop_window_stays_inside_the_photo() -> None:
 
 
 def test_captions_say_trigger_class_and_what_was_measured_and_take_the_caption_file(photos, tmp_path) -> None:
-    result = view(photos, tmp_path, [item(photos["wide"], BIG_FACE, "w")], faces={"wide": 3})
+    result = view(photos, tmp_path, [item(photos["wide"], BIG_FACE, "w", faces=3)])
     example, = result.examples
 
     assert example.caption.startswith("photo of sks woman, face turned to the left")
@@ -95,9 +94,13 @@ def test_captions_say_trigger_class_and_what_was_measured_and_take_the_caption_f
 
 def test_what_cannot_be_cropped_is_said(photos, tmp_path) -> None:
     changed = item(photos["astronaut"], BIG_FACE, "changed", photo_sha256="0" * 64)
+    moved = item(photos["astronaut"], BIG_FACE, "moved", photo_path=str(tmp_path / "gone.png"))
+    older = item(photos["astronaut"], BIG_FACE, "older", photo_path=None)
     external = item(photos["astronaut"], BIG_FACE, "ext", origin="external")
-    result = view(photos, tmp_path, [changed, external])
-    assert dict(result.excluded) == {"changed": "source photo not found", "ext": "not the owner (external image)"}
+    result = view(photos, tmp_path, [changed, moved, older, external])
+    assert dict(result.excluded) == {"changed": "source photo changed since curation", "moved": "source photo not found",
+                                     "ext": "not the owner (external image)", "older": "source photo not recorded (a curated "
+                                     "dataset from before photo paths were kept: materialize it again)"}
 
 
 def test_the_view_is_reused_for_the_same_inputs_and_changes_with_its_settings(photos, tmp_path) -> None:
@@ -129,3 +132,10 @@ def test_dropping_a_photo_by_id_changes_the_dataset_digest_and_is_recorded(tmp_p
     manifest = json.loads(dropped.manifest_path.read_text())
     assert manifest["settings"]["drop"] == ["photo-1", items[2].crop_sha256[:10]]
     assert {e["photo_id"] for e in manifest["excluded"] if e["kind"] == "dropped"} == {"photo-1", "photo-2"}
+
+
+def test_the_curated_dataset_records_where_each_photo_is_and_how_many_faces_it_holds(tmp_path) -> None:
+    items = [replace(i, photo_path=f"/photos/{i.photo_id}.jpg", photo_faces=2) for i in _curation_items(tmp_path)]
+    dataset = curate_dataset(items, tmp_path / "datasets", CurateSettings(resolution=32, dedup="none", val_fraction=0.0))
+    records = json.loads(dataset.manifest_path.read_text())["images"]
+    assert sorted((r["photo_path"], r["photo_faces"]) for r in records) == [(f"/photos/photo-{i}.jpg", 2) for i in range(4)]

@@ -71,7 +71,7 @@ def _pixels(pipe) -> np.ndarray:
 def test_both_families_resolve_and_say_which_they_are(trained: Trained) -> None:
     assert trained.base.family == ("sdxl" if trained.base.spec == "tiny-sdxl" else "sd")
     assert type(trained.pipe).__name__ == ("StableDiffusionXLPipeline" if trained.base.is_sdxl else "StableDiffusionPipeline")
-    assert trained.result.info["base_model"]["family"] == trained.base.family
+    assert trained.result.info.base_model["family"] == trained.base.family
 
 
 def test_saved_weights_reload_to_the_same_images_and_differ_from_the_base(trained: Trained) -> None:

@@ -2,8 +2,8 @@
 
     python -m facecraft_pipeline_tests.onedrive.sync_child BASE_URL TOKEN WORKDIR plain|dagster
 
-`dagster` runs the sync the way a Dagster step runs: under Dagster's own SIGINT handling, which
-turns an interrupt into DagsterExecutionInterruptedError (what a run cancel delivers).
+`dagster` runs the sync inside a real Dagster step (`dg.materialize`): under Dagster's own SIGINT
+handling, which turns an interrupt into DagsterExecutionInterruptedError (what a run cancel delivers).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ def main(base_url: str, token: str, workdir: str, mode: str) -> None:
     source = OneDriveSource(settings, work / "mirror", work / "state", credential=StaticToken(token))
     print("syncing", flush=True)
     if mode == "dagster":
-        from dagster._core.errors import raise_execution_interrupts
-        from dagster._utils.interrupts import capture_interrupts
+        import dagster as dg
 
-        with capture_interrupts(), raise_execution_interrupts():
+        @dg.asset
+        def onedrive_sync() -> None:
             source.sync()
+
+        dg.materialize([onedrive_sync])
     else:
         source.sync()
     print("finished", flush=True)

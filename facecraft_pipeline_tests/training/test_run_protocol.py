@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from facecraft_pipeline.settings import setting
-from facecraft_pipeline.training import RunFolder, RunSettings, TrainingDivergedError, run_key, train
+from facecraft_pipeline.training import RunFolder, RunRecord, RunSettings, TrainingDivergedError, run_key, train
 from facecraft_pipeline.training.checkpoints import Checkpoints
 from facecraft_pipeline.training.loop import RunSpec
 
@@ -68,6 +68,20 @@ def test_a_run_ends_with_artifacts_stats_and_kept_checkpoints(tmp_path: Path) ->
     assert [row["step"] for row in rows] == [2, 4, 6, 8, 10]
     assert result.metrics == {k: rows[-1][k] for k in ("value", "draw")}  # means over steps 9 and 10
     assert weight(result) - 2 * result.metrics["draw"] < result.metrics["value"] < weight(result)
+
+
+def test_the_result_carries_run_json_as_a_typed_record(tmp_path: Path) -> None:
+    result = train(spec(tmp_path), lambda: Counter(0))
+    on_disk = json.loads((result.folder / "run.json").read_text())
+    assert result.info == RunRecord.from_json(on_disk) == RunRecord.from_json(result.info.to_json())
+    assert result.info.finished and result.info.steps == 10 and result.info.device == "cpu" and result.info.processes == 1
+
+
+def test_an_older_run_json_still_reads_and_keys_it_does_not_know_are_kept() -> None:
+    old = {"key": "abc", "status": "finished", "steps": 300, "settings": {"kind": "dcgan"}, "lora_training": {"rank": 4}}
+    record = RunRecord.from_json(old)
+    assert (record.steps, record.settings, record.best, record.base_model, record.versions) == (300, {"kind": "dcgan"}, None, None, {})
+    assert record.extra == {"lora_training": {"rank": 4}} and record.to_json()["lora_training"] == {"rank": 4}
 
 
 def test_length_and_cadence_are_not_in_the_run_key_but_seed_and_precision_are() -> None:

@@ -1,4 +1,4 @@
-"""Retries for transient faults only, and the run-failure report (log line + webhook on 127.0.0.1)."""
+"""Retries for transient faults only: a transient fault is retried with backoff, any other fails at once."""
 
 from __future__ import annotations
 
@@ -7,15 +7,7 @@ import socket
 import dagster as dg
 import pytest
 
-from facecraft_pipeline.operations import (
-    RETRY_POLICY,
-    failed_run_report,
-    failure_report,
-    is_transient,
-    redact,
-    with_op_settings,
-)
-from facecraft_pipeline_tests.infra.servers import Webhook
+from facecraft_pipeline.retries import RETRY_POLICY, final_unless_transient, is_transient, retry_policy_from_env
 
 FAST = dg.RetryPolicy(max_retries=3, delay=0.01, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -54,14 +46,15 @@ def test_transient_faults_are_told_from_deterministic_ones():
 def _flaky(fault, fails: int):
     attempts = []
 
-    @dg.asset
+    @dg.asset(retry_policy=FAST)
+    @final_unless_transient
     def flaky() -> int:
         attempts.append(1)
         if len(attempts) <= fails:
             raise fault
         return len(attempts)
 
-    return with_op_settings(flaky, {}, FAST), attempts
+    return flaky, attempts
 
 
 def test_a_transient_fault_is_retried_with_backoff_until_it_passes():
@@ -88,6 +81,21 @@ def test_a_transient_fault_that_persists_stops_after_the_policy_s_retries():
     assert len(attempts) == FAST.max_retries + 1
 
 
+def test_a_project_asset_fails_at_once_on_bad_settings(tmp_path):
+    """The project's assets wear the same decorator: a local photo source without a folder is not retried
+    (were it retried, the default policy would wait 10 + 20 + 40 s and log three retries)."""
+    from facecraft_pipeline.assets.photos import photos
+    from facecraft_pipeline.resources import HomeResource, LocalFolderResource, MlflowResource
+
+    resources = {"home": HomeResource(root=str(tmp_path / "home")), "photo_source": LocalFolderResource(folder=""),
+                 "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([photos], resources=resources, instance=instance, raise_on_error=False)
+        steps = [e.dagster_event.event_type_value for e in instance.all_logs(result.run_id) if e.dagster_event]
+    assert not result.success
+    assert steps.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in steps
+
+
 def test_every_project_asset_carries_the_retry_policy():
     from facecraft_pipeline.definitions import ASSETS
 
@@ -95,8 +103,6 @@ def test_every_project_asset_carries_the_retry_policy():
 
 
 def test_the_retry_policy_reads_the_environment(monkeypatch):
-    from facecraft_pipeline.operations import retry_policy_from_env
-
     monkeypatch.setenv("FACECRAFT_RETRIES", "5")
     monkeypatch.setenv("FACECRAFT_RETRY_DELAY_S", "0.5")
     policy = retry_policy_from_env()
@@ -106,54 +112,3 @@ def test_the_retry_policy_reads_the_environment(monkeypatch):
         retry_policy_from_env()
 
 
-def _failed_run(instance, message: str):
-    @dg.asset
-    def curated_dataset() -> None:
-        raise dg.Failure(message)
-
-    result = dg.materialize([with_op_settings(curated_dataset, {}, FAST)], instance=instance, raise_on_error=False)
-    (record,) = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
-    return dg.build_run_status_sensor_context(
-        sensor_name="failed_run_report",
-        dagster_event=record.event_log_entry.dagster_event,
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id),
-    ).for_run_failure()
-
-
-def test_the_failure_sensor_names_the_asset_and_reason_and_posts_them(monkeypatch, caplog):
-    with dg.instance_for_test() as instance, Webhook() as hook:
-        context = _failed_run(instance, "no owner cluster to curate: 0 faces")
-        assert failure_report(context)["failed"] == [{"asset": "curated_dataset", "reason": "no owner cluster to curate: 0 faces"}]
-        monkeypatch.setenv("FACECRAFT_FAILURE_WEBHOOK_URL", hook.url("/hook/tok-9d8e7f6a5b"))
-        with caplog.at_level("DEBUG"):
-            failed_run_report(context)
-        ((path, body),) = hook.received
-        assert path == "/hook/tok-9d8e7f6a5b"
-        assert body["failed"] == [{"asset": "curated_dataset", "reason": "no owner cluster to curate: 0 faces"}]
-        assert body["run_id"] == context.dagster_run.run_id
-        assert "failed: asset curated_dataset: no owner cluster to curate" in caplog.text
-        assert "tok-9d8e7f6a5b" not in caplog.text
-
-
-def test_without_a_webhook_the_report_is_a_log_line_and_a_dead_webhook_is_not_fatal(monkeypatch, caplog):
-    with dg.instance_for_test() as instance:
-        context = _failed_run(instance, "boom")
-        monkeypatch.delenv("FACECRAFT_FAILURE_WEBHOOK_URL", raising=False)
-        with caplog.at_level("INFO"):
-            failed_run_report(context)
-        assert "failed: asset curated_dataset: boom" in caplog.text
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]  # nothing listens there once closed
-        monkeypatch.setenv("FACECRAFT_FAILURE_WEBHOOK_URL", f"http://127.0.0.1:{port}/hook/secret-abc123")
-        failed_run_report(context)
-        assert "failure webhook unreachable" in caplog.text and "secret-abc123" not in caplog.text
-
-
-def test_failure_reasons_are_redacted(monkeypatch):
-    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "hunter2-long")
-    text = "could not connect to postgresql://facecraft:hunter2-long@db:5432/dagster with Bearer eyJhbGciOiJIUzI1NiJ9.abc"
-    cleaned = redact(text)
-    assert "hunter2-long" not in cleaned and "eyJhbGci" not in cleaned
-    assert "postgresql://facecraft:***@db:5432/dagster" in cleaned

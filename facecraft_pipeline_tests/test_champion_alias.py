@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from facecraft_pipeline.evaluation.registry import ScoredModel, find_version, move_champion_alias
 from facecraft_pipeline.lineage import Lineage
+from facecraft_pipeline.mlflow_store import ScoredModel, find_version, move_champion_alias
 
 NAMES = ["facecraft-gan-checkpoint", "facecraft-lora"]
 
