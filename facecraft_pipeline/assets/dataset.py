@@ -36,7 +36,7 @@ def curated_dataset(
     Each image records its source photo's path and every face detected in that photo (from face_crops), so the
     LoRA view needs nothing but this dataset; the value carries identity_clusters' probe on to the trainers."""
     settings = to_settings(CurateSettings, config)
-    photos = _photos(face_crops)
+    photos = face_crops.processed_photos()  # photo sha256 -> (path, every face's box): from face_crops' store, not its rows
     owner = identity_clusters.clusters.owner_indices()
     if len(owner) == 0:
         raise dg.Failure(f"no owner cluster to curate: {identity_clusters.clusters.no_owner_reason}")
@@ -96,12 +96,3 @@ def _library(identity: OwnerIdentity, dataset: CuratedDataset, root, resolution:
              if face.crop_path is not None and face.crop_sha256 not in held_out]
     owner = identity.clusters.owner_label
     return write_library(items, root, resolution, -2 if owner is None else int(owner))
-
-
-def _photos(face_crops: CropsManifest) -> dict[str, tuple[str, tuple[tuple[float, ...], ...]]]:
-    """photo sha256 -> (its path, the box of every face detected in it) for every processed photo."""
-    boxes: dict[str, list[tuple[float, ...]]] = {}
-    for face in face_crops.faces:
-        boxes.setdefault(face.photo_sha256, []).append(tuple(float(v) for v in face.box))
-    return {p.photo_sha256: (p.path, tuple(boxes.get(p.photo_sha256, ())))
-            for p in face_crops.photos if p.path and p.status == "processed"}
