@@ -74,6 +74,8 @@ class GanSettings:
     beta2: float | None = setting(None, "Adam beta2; empty: 0.999 (bce, hinge) or 0.9 (wgan)", minimum=0, maximum=1)
     n_critic: int = setting(5, "wgan_gp: critic steps per generator step", minimum=1)
     gp_lambda: float = setting(10.0, "wgan_gp: weight of the gradient penalty", minimum=0)
+    gp_every: int = setting(1, "wgan_gp: take the gradient penalty every this many critic steps, weighted by it (lazy; 1 = every step)",
+                            minimum=1)
     r1_gamma: float = setting(0.0, "R1 penalty gamma/2 * E||grad D(real)||^2 on D (0 = off; ~0.1-10)", minimum=0)
     attention_res: int = setting(0, "feature-map side with self-attention in G and D (0 = none; e.g. 32)", minimum=0)
     spectral_norm: bool = setting(True, "spectral norm on D's layers (replaces its BatchNorm)")

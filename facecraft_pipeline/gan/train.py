@@ -187,6 +187,7 @@ class GanTrainer:
         self.G_train = torch.compile(self.G) if s.compile else self.G
         self.D_train = torch.compile(self.D) if s.compile else self.D
         self.steps_done = 0
+        self._gp = torch.zeros((), device=device)  # the last gradient penalty (logged between lazy ones)
         self.G.train()
         self.D.train()
 
@@ -196,7 +197,8 @@ class GanTrainer:
         s = self.settings
         self._set_stage()
         for i in range(self.n_d):  # the last critic step's fakes (with their graph) also train G
-            loss_d, extra, fake, c_fake, id_fake = self._d_step(keep_graph=i == self.n_d - 1)
+            loss_d, extra, fake, c_fake, id_fake = self._d_step(keep_graph=i == self.n_d - 1,
+                                                                penalise=(self.steps_done * self.n_d + i) % s.gp_every == 0)
         self.D.requires_grad_(False)  # G step: no weight gradients for D
         with self._autocast():
             shown = self.world.shard(self._d_input(fake))  # G ran on the global batch; D sees this rank's slice
@@ -220,7 +222,7 @@ class GanTrainer:
             values += [self._aux_d.detach(), aux_g.detach()]
         return torch.stack([v.float() for v in values])
 
-    def _d_step(self, keep_graph: bool) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _d_step(self, keep_graph: bool, penalise: bool = True) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         s = self.settings
         real, c_real, id_real = self._real_batch()
         z, c_fake, id_fake = self._latents()
@@ -245,10 +247,11 @@ class GanTrainer:
             else:
                 loss = D_LOSSES[self.loss_kind](real_out, fake_out)
             if self.wgan:
-                eps = self.world.shard(torch.rand(s.batch_size, 1, 1, 1, device=self.device, generator=self.rng))
-                gp = gradient_penalty(self._critic(id_real_in), real_in, fake_in, eps=eps)
-                loss = loss + s.gp_lambda * gp
-                extra = [gp.detach(), (real_out.mean() - fake_out.mean()).detach()]
+                if penalise:  # lazy: every gp_every-th critic step, weighted by gp_every (StyleGAN2's lazy regularisation)
+                    eps = self.world.shard(torch.rand(s.batch_size, 1, 1, 1, device=self.device, generator=self.rng))
+                    self._gp = gradient_penalty(self._critic(id_real_in), real_in, fake_in, eps=eps)
+                    loss = loss + s.gp_lambda * s.gp_every * self._gp
+                extra = [self._gp.detach(), (real_out.mean() - fake_out.mean()).detach()]
             else:
                 extra = [torch.sigmoid(real_out.float()).mean().detach(), torch.sigmoid(fake_out.float()).mean().detach()]
             if s.r1_gamma > 0:

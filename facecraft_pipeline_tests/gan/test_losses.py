@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
+from facecraft_pipeline.gan import train_gan
 from facecraft_pipeline.gan.losses import dcgan_d_loss, dcgan_g_loss, gradient_penalty, wgan_d_loss, wgan_g_loss
+from facecraft_pipeline_tests.gan.conftest import drawn_faces, tiny
 
 
 def linear_critic(norm: float) -> tuple[torch.Tensor, object]:
@@ -97,3 +100,13 @@ def test_label_flips_happen_at_the_set_rate(rate: float) -> None:
     real_flipped = (real.grad > 0).float().mean().item()
     fake_flipped = (fake.grad < 0).float().mean().item()  # a fake labelled real (target 0.9)
     assert real_flipped == pytest.approx(rate, abs=0.01) and fake_flipped == pytest.approx(rate, abs=0.01)
+
+
+def test_a_lazy_gradient_penalty_is_taken_every_gp_every_critic_steps(tmp_path) -> None:
+    faces = drawn_faces(tmp_path / "faces", 8, (32, 32))
+    every = train_gan(faces, tmp_path / "a", tiny(kind="wgan_gp", n_critic=2, steps=4, checkpoint_every=4, log_every=1, sample_every=0))
+    lazy = train_gan(faces, tmp_path / "b", tiny(kind="wgan_gp", n_critic=2, gp_every=4, steps=4, checkpoint_every=4, log_every=1,
+                                                  sample_every=0))
+    gps = [json.loads(line)["gp"] for line in (lazy.folder / "stats.jsonl").read_text().splitlines()]
+    assert gps[0] == gps[1] and gps[2] == gps[3] and gps[1] != gps[2]  # taken at critic steps 0 and 4 only, logged between
+    assert every.key != lazy.key
