@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import dagster as dg
 import pytest
 
-from facecraft_pipeline.assets.config import config_class, to_settings
-from facecraft_pipeline.profiles import PROFILES
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
+from facecraft_pipeline.settings.profiles import PROFILES
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
 from facecraft_pipeline.dataset.library import LibraryFaces, LibraryItem, write_library

@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.faces.cluster import ClusterSettings

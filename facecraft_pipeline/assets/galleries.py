@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
 from facecraft_pipeline.dataset.curate import CuratedDataset

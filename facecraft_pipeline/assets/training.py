@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
@@ -30,7 +30,7 @@ from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
 from facecraft_pipeline.gan.conditioning import conditioning_quality
-from facecraft_pipeline.gan.quality import kid_name
+from facecraft_pipeline.gan.sample_quality import kid_name
 from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource

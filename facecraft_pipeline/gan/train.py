@@ -26,7 +26,7 @@ from facecraft_pipeline.gan.checkpoint import FORMAT
 from facecraft_pipeline.gan.grow import stage_at
 from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, REAL_LOSSES, dcgan_d_loss, gradient_penalty, r1_penalty
 from facecraft_pipeline.gan.models import SeededDropout, build_discriminator, build_generator
-from facecraft_pipeline.gan.quality import Scorer, best_step
+from facecraft_pipeline.gan.sample_quality import SampleScorer, best_step
 from facecraft_pipeline.gan.sample import interpolation_sheet, sample_images, write_gif, write_grid
 from facecraft_pipeline.gan.settings import RECOMMENDED_IMAGES, GanSettings
 from facecraft_pipeline.gan.tricks import AdaController, ReplayBuffer, instance_noise_std
@@ -69,7 +69,7 @@ def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str
 
 
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
-              progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: Scorer | None = None,
+              progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: SampleScorer | None = None,
               on_sample: OnSample | None = None, world: World | None = None, identities: torch.Tensor | None = None,
               owner_identities: torch.Tensor | None = None, owner_images: int | None = None,
               held_out: Sequence[Path] = (), people: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
@@ -134,7 +134,7 @@ class GanTrainer:
     """G, D (or critic), their optimizers, an optional EMA of G, the tricks, and one step of the game."""
 
     def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
-                 controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None,
+                 controls: torch.Tensor | None = None, quality: SampleScorer | None = None, on_sample: OnSample | None = None,
                  world: World = World(), identities: torch.Tensor | None = None, owner_identities: torch.Tensor | None = None,
                  held_out: torch.Tensor | None = None, people: Mapping[str, torch.Tensor] | None = None):
         device = torch.device(device)

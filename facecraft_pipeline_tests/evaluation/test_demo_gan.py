@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from facecraft_pipeline.config import config_class, to_settings
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import GallerySettings, gan_candidates, run_sweep
 from facecraft_pipeline.evaluation.baselines import Baseline, Baselines

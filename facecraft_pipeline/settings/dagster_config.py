@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import dagster as dg
 import pydantic
 
-from facecraft_pipeline.profiles import overrides
-from facecraft_pipeline.settings import HELP, default_of, from_dict
+from facecraft_pipeline.settings.profiles import overrides
+from facecraft_pipeline.settings.fields import HELP, default_of, from_dict
 
 S = TypeVar("S")
 
