@@ -7,15 +7,15 @@ gave no hash to check their bytes by (OneDrive re-checks them on the next sync).
 
 import dagster as dg
 
+from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
-from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.sources.manifest import PhotoManifest, manifest_from_report
 
 
-@dg.asset(code_version="photos-2", kinds={"python"}, **step_options("ingest"))
+@asset_recipe("ingest", code_version="photos-2", kinds={"python"})
 @final_unless_transient
 def photos(
     context: dg.AssetExecutionContext, home: HomeResource, mlflow: MlflowResource, photo_source: PhotoSourceResource
