@@ -19,10 +19,10 @@ from typing import ClassVar
 import dagster as dg
 import pydantic
 
-from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.env import env_bool, env_int, env_optional, env_str
 from facecraft_pipeline.home import Home, default_home
 from facecraft_pipeline.mlflow_store import configured_uri, is_remote_uri, store_uri
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.sources.base import PhotoSource
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings

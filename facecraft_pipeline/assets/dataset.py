@@ -7,7 +7,6 @@ import json
 import dagster as dg
 import pandas as pd
 
-from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
@@ -17,6 +16,8 @@ from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
+from facecraft_pipeline.settings.dagster_config import to_settings
+
 
 @asset_recipe("dataset", settings=CurateSettings, code_version="curated_dataset-2", kinds={"python"})
 @final_unless_transient

@@ -8,7 +8,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.faces.cluster import ClusterSettings
@@ -24,6 +23,7 @@ from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.retries import final_unless_transient
+from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
 

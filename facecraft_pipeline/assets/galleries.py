@@ -3,7 +3,6 @@
 
 import dagster as dg
 
-from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
@@ -20,6 +19,7 @@ from facecraft_pipeline.mlflow_store import CHAMPION, GAN_MODEL, LORA_MODEL, WGA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import help_text
+from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.training import TrainResult
 
 PROMPTS_AS_LIST = {"prompts": (list[str], list(GallerySettings().prompts), help_text(GallerySettings, "prompts"))}

@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 
 from facecraft_pipeline.assets.recipe import asset_recipe
-from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
@@ -36,6 +35,7 @@ from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowRe
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.settings.constraints import check_constraints
+from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.training import ProgressLine, TrainResult
 from facecraft_pipeline.training.progress import bar
 
