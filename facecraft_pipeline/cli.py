@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facecraft_pipeline.env import env_optional, env_str, set_default
+from facecraft_pipeline.env import env_optional, env_str, process_env, set_default
 from facecraft_pipeline.home import PROJECT_ROOT, default_home
 from facecraft_pipeline.mlflow_store import configured_uri, is_model_uri, is_remote_uri, store_uri  # also: MLflow telemetry off
 
@@ -194,7 +194,7 @@ def login(browser: bool) -> int:
     from facecraft_pipeline.sources.onedrive_auth import login as onedrive_login
     from facecraft_pipeline.sources.onedrive_auth import resolve_auth_dir
 
-    source = OneDriveResource.from_env()
+    source = OneDriveResource.from_env(process_env())
     settings = source.onedrive_settings()
     if not settings.client_id:
         raise SystemExit("set FACECRAFT_ONEDRIVE_CLIENT_ID to your app registration's client id (see README)")
@@ -211,7 +211,7 @@ def lineage(target: str) -> int:
     from facecraft_pipeline.lineage import dataset_photo_ids, trace, trace_model
     from facecraft_pipeline.resources import MlflowResource
 
-    tracker = MlflowResource.from_env().lineage(Home(default_home()))
+    tracker = MlflowResource.from_env(process_env()).lineage(Home(default_home()))
     rows = None
     if is_model_uri(target):
         try:

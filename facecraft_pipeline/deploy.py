@@ -2,8 +2,8 @@
 
 Training and sampling steps (pool "accelerator", group "training") ask for a GPU
 (`nvidia.com/gpu`) and may land on GPU nodes; every other step asks for CPU and memory only.
-`step_options(group, pool)` is what each `@dg.asset` spreads into its decorator (group, pool,
-retry policy, op tags); dagster-k8s (run launcher and `k8s_job_executor`) reads the tags when it
+`step_options(group, pool, env)` is what each asset gets in its decorator when it is built (`assets/recipe.py`:
+group, pool, retry policy, op tags); dagster-k8s (run launcher and `k8s_job_executor`) reads the tags when it
 builds a step's pod. No Kubernetes client here.
 
 Sizes come from the environment the Definitions are built with (the code location's), so one image

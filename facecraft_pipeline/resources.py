@@ -7,7 +7,7 @@ mapping (FACECRAFT_*, MLFLOW_TRACKING_URI) it is handed when the Definitions are
 
 The photo source is a small family behind one resource key, `photo_source`:
 `DemoAlbumResource`, `LocalFolderResource` and `OneDriveResource`, each with only its own
-config; `photo_source_from_env()` picks one by FACECRAFT_SOURCE.
+config; `photo_source_from_env(env)` picks one by FACECRAFT_SOURCE.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 - `is_transient(error)`: network faults, timeouts, throttling (HTTP 429/5xx, Graph past its own
   retries), a database connection dropped. Everything else (bad settings, no owner cluster, a
   corrupt file) is deterministic: retrying it would fail the same way.
-- `RETRY_POLICY`: exponential backoff with jitter; `retry_policy_from_env()` reads its size.
+- `RETRY_POLICY`: exponential backoff with jitter; `retry_policy_from_env(env)` reads its size from the environment the Definitions are built with.
 - `@final_unless_transient` (under `@dg.asset`): a deterministic error becomes
   `dg.Failure(allow_retries=False)`, which the retry policy does not retry.
 """
