@@ -34,7 +34,7 @@ from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, SHAPE_5, dlib
 from facecraft_pipeline.faces.probe import IdentityProbe  # noqa: E402
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
 from facecraft_pipeline.gan.checkpoint import load_generator  # noqa: E402
-from facecraft_pipeline.gan.conditioning import conditioning_quality  # noqa: E402
+from facecraft_pipeline.gan.conditioning import IdentityCondition, conditioning_quality  # noqa: E402
 from facecraft_pipeline.gan.sample import fixed_latents, render  # noqa: E402
 from facecraft_pipeline.settings.profiles import overrides  # noqa: E402
 from facecraft_pipeline.settings import from_dict, replace_path, to_dict  # noqa: E402
@@ -136,8 +136,7 @@ def main() -> int:
     if settings.condition == "identity":
         faces = write_library(library["items"], args.out / "library", settings.resolution, library["owner"])
         paths = list(faces.paths)
-        kwargs = {"identities": torch.from_numpy(faces.embeddings), "owner_identities": torch.from_numpy(faces.owner_embeddings),
-                  "owner_images": len(faces.owner_embeddings)}
+        kwargs = {"identity": IdentityCondition(torch.from_numpy(faces.embeddings), torch.from_numpy(faces.owner_embeddings))}
     name = args.name or " ".join([args.recipe, *args.set])
     runs = [(name, settings)]
     if args.photos_added:

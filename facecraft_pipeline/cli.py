@@ -5,6 +5,7 @@
     facecraft lineage data/models/lora_weights/<run>/pytorch_lora_weights.safetensors
     facecraft lineage models:/facecraft-lora@champion      (or models:/NAME/VERSION)
     facecraft trace PATH                                   (the old name of `lineage`)
+    facecraft manifest photos|faces --out FILE.json         (the stored listing / face manifest as JSON)
     facecraft explore [--model models:/facecraft-gan-checkpoint@champion] [--port 8765]
     facecraft export-site DIR | facecraft render CHARACTER.json --scale 4
 """
@@ -246,6 +247,28 @@ def lineage(target: str) -> int:
     return 0
 
 
+def export_manifest(which: str, out: str) -> int:
+    """Write the photo listing or the face-crops manifest, as kept in the data root's stores, as JSON."""
+    from facecraft_pipeline.faces.crops_manifest import StoredCropsManifest
+    from facecraft_pipeline.faces.crops_store import STORE_NAME as CROPS_STORE
+    from facecraft_pipeline.sources.manifest import STORE_NAME as PHOTO_STORE
+    from facecraft_pipeline.sources.manifest import PhotoManifest, PhotoStore
+
+    home = default_home()
+    store = home / "photos" / PHOTO_STORE if which == "photos" else home / "faces" / CROPS_STORE
+    if not store.is_file():
+        print(f"no {which} store at {store}: materialize {'photos' if which == 'photos' else 'face_crops'} first", file=sys.stderr)
+        return 1
+    target = Path(out).expanduser().resolve()
+    if which == "photos":
+        stored = PhotoStore(store).manifest()
+        PhotoManifest(stored.source, stored.records, stored.digest).write_json(target)
+    else:
+        StoredCropsManifest.open(store).write_json(target)
+    print(f"{which} manifest written to {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facecraft", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("lineage", "walk back from a model file or models:/NAME@ALIAS to the photos"), ("trace", "alias of lineage")):
         walk = sub.add_parser(name, help=text)
         walk.add_argument("target", metavar="PATH|models:/NAME@ALIAS")
+    export = sub.add_parser("manifest", help="export the photo listing or the face-crops manifest of the data root as JSON")
+    export.add_argument("which", choices=("photos", "faces"))
+    export.add_argument("--out", required=True, help="JSON file to write (faces: a version-1 manifest, crop paths relative to it)")
     from facecraft_pipeline.explorer.cli import add_commands
     from facecraft_pipeline.explorer.cli import run as run_explorer
 
@@ -271,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return materialize(args.select, args.set)
     if args.command == "login":
         return login(args.browser)
+    if args.command == "manifest":
+        return export_manifest(args.which, args.out)
     return lineage(args.target)
 
 

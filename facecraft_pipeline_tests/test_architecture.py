@@ -236,7 +236,8 @@ def test_assets_open_only_their_own_data_root_folders() -> None:
     by_asset: dict[str, set[tuple[str, ...]]] = {}
     for path in (PACKAGE / "assets").glob("*.py"):
         by_asset |= data_root_folders(path.read_text())
-    assert len(by_asset) >= 7 and shared_folders(by_asset) == []
+    library_lock = ("state", "lock")  # holds no data: photos and face_crops take one lock so a sync never rewrites photos being read
+    assert len(by_asset) >= 7 and shared_folders(by_asset, shared=(("mlflow",), library_lock)) == []
 
 
 def launchpad_fields(config_type, prefix: str = ""):

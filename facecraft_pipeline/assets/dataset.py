@@ -19,7 +19,7 @@ from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings.dagster_config import to_settings
 
 
-@asset_recipe("dataset", settings=CurateSettings, code_version="curated_dataset-2", kinds={"python"})
+@asset_recipe("dataset", settings=CurateSettings, code_version="curated_dataset-3", kinds={"python"})
 @final_unless_transient
 def curated_dataset(
     context: dg.AssetExecutionContext,
@@ -31,10 +31,10 @@ def curated_dataset(
 ) -> dg.Output[CuratedDataset]:
     """Training images of the owner; the folder's digest is the data version training keys on.
 
-    Each image records its source photo's path and how many faces that photo holds (from face_crops), so the LoRA
-    view needs nothing but this dataset; the value carries identity_clusters' probe on to the trainers."""
+    Each image records its source photo's path and every face detected in that photo (from face_crops), so the
+    LoRA view needs nothing but this dataset; the value carries identity_clusters' probe on to the trainers."""
     settings = to_settings(CurateSettings, config)
-    photos = _photos(face_crops)
+    photos = face_crops.processed_photos()  # photo sha256 -> (path, every face's box): from face_crops' store, not its rows
     owner = identity_clusters.clusters.owner_indices()
     if len(owner) == 0:
         raise dg.Failure(f"no owner cluster to curate: {identity_clusters.clusters.no_owner_reason}")
@@ -49,7 +49,8 @@ def curated_dataset(
             identity_distance=float(identity_clusters.clusters.owner_distances[i]),
             face_px=face.face_px,
             photo_path=photos[face.photo_sha256][0] if face.photo_sha256 in photos else None,
-            photo_faces=photos[face.photo_sha256][1] if face.photo_sha256 in photos else 1,
+            photo_faces=max(len(photos[face.photo_sha256][1]), 1) if face.photo_sha256 in photos else 1,
+            photo_boxes=photos[face.photo_sha256][1] if face.photo_sha256 in photos else (),
         )
         for i, face in ((int(i), identity_clusters.faces[int(i)]) for i in owner)
     ]
@@ -93,11 +94,3 @@ def _library(identity: OwnerIdentity, dataset: CuratedDataset, root, resolution:
              if face.crop_path is not None and face.crop_sha256 not in held_out]
     owner = identity.clusters.owner_label
     return write_library(items, root, resolution, -2 if owner is None else int(owner))
-
-
-def _photos(face_crops: CropsManifest) -> dict[str, tuple[str, int]]:
-    """photo sha256 -> (its path, faces detected in it) for every processed photo."""
-    faces: dict[str, int] = {}
-    for face in face_crops.faces:
-        faces[face.photo_sha256] = faces.get(face.photo_sha256, 0) + 1
-    return {p.photo_sha256: (p.path, faces.get(p.photo_sha256, 1)) for p in face_crops.photos if p.path and p.status == "processed"}

@@ -1,7 +1,6 @@
 """`face_crops` and `identity_clusters`: aligned faces from the photos, then who is the owner."""
 
 
-import dataclasses
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +12,7 @@ from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.faces.cluster import ClusterSettings
 from facecraft_pipeline.faces.contact_sheet import contact_sheets
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
+from facecraft_pipeline.faces.crops_update import update_crops
 from facecraft_pipeline.faces.embed import EmbeddingCache
 from facecraft_pipeline.faces.embedder_settings import EmbedderSettings
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces
@@ -26,6 +26,9 @@ from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
+from facecraft_pipeline.sqlite_store import StoreError, library_lock
+
+MAX_DECISION_ROWS = 200  # metadata shows the decisions of this run's photos up to this many rows; the store has all
 
 IDENTITY_EXTRA = {  # identity_clusters' config beside ClusterSettings
     "embedder": (EmbedderSettings, None, "the identity embedder; every later comparison of faces uses the same one"),
@@ -34,7 +37,7 @@ IDENTITY_EXTRA = {  # identity_clusters' config beside ClusterSettings
 }
 
 
-@asset_recipe("faces", settings=FaceCropSettings, code_version="face_crops-1", kinds={"pytorch", "dlib"})
+@asset_recipe("faces", settings=FaceCropSettings, code_version="face_crops-2", kinds={"pytorch", "dlib"})
 @final_unless_transient
 def face_crops(
     context: dg.AssetExecutionContext,
@@ -44,33 +47,48 @@ def face_crops(
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[CropsManifest]:
-    """Faces found, ArcFace-aligned and quality-checked; every photo accounted for; cached per photo hash."""
+    """Faces found, ArcFace-aligned and quality-checked; every photo accounted for; only new photos computed.
+
+    The manifest lives in `faces/crops.sqlite` (`faces/manifest.json` points at it; `facecraft
+    manifest faces` exports every row); what passes downstream is its handle.
+    """
     settings = to_settings(FaceCropSettings, config)
     root = home.home().dir("faces")
-    inputs = [PhotoInput(r.source_id, r.path, r.sha256) for r in photos.usable]  # type: ignore[arg-type]
+    inputs = photos.usable_rows()  # (id, path, sha256): no object per photo
     with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=_flat(to_dict(settings))) as run:
         try:
-            manifest = extract_faces(inputs, root, settings, compute.torch_device())
+            with library_lock(home.home().dir("state", "lock"), "face_crops"):
+                update = update_crops(inputs, root, settings, compute.torch_device())
         except WeightsNotFoundError as error:  # the one failure a user fixes by hand: say how, in one line
             raise dg.Failure(description=error.reason, metadata={"hint": error.hint}) from error
+        except StoreError as error:
+            raise dg.Failure(description=str(error)) from error
+        manifest = update.manifest
         manifest_path = root / "manifest.json"
-        manifest.write_json(manifest_path)
+        manifest.write_pointer(manifest_path)
         counts = manifest.counts
         run.log_metrics(counts)
         run.log_artifact(manifest_path)
-        kept = manifest.kept_faces
+        kept = update.part.kept_faces
+        rows = update.part.to_rows()
+        shown = rows[:MAX_DECISION_ROWS]
         meta = {
             "summary": f"{counts['kept']} faces kept from {counts['photos']} photos "
             f"({counts['skipped']} skipped, {counts['failed']} failed, {counts['computed']} computed, {counts['from_cache']} cached)",
             **counts,
+            "removed": update.removed,
             "reasons": dg.MetadataValue.json(manifest.reasons),
-            "decisions": dg.MetadataValue.md(pd.DataFrame(manifest.to_rows()).to_markdown(index=False)),
+            "decisions": dg.MetadataValue.md(
+                (pd.DataFrame(shown).to_markdown(index=False) if shown else "no photo was new to this run")
+                + (f"\n\n{len(rows) - len(shown)} more rows: `facecraft manifest faces`" if len(rows) > len(shown) else "")
+            ),
             "location": dg.MetadataValue.path(str(manifest_path)),
         }
-        if kept:
-            sheet = root / "preview.png"
+        sheet = root / "preview.png"
+        if kept:  # the faces this run found; else the sheet of the run that last found some
             make_grid([f.crop_path for f in kept[:36]], cell=64).save(sheet)
             run.log_picture(sheet)
+        if counts["kept"] and sheet.is_file():
             meta["preview"] = preview(sheet)
         return output(manifest, run, manifest.digest, meta)
 
@@ -150,7 +168,8 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
         notes.append(f"{len(found)} faces from {len(paths)} reference photos")
     if config.owner_reference_photo_ids:
         ids = {part.strip() for part in config.owner_reference_photo_ids.split(",") if part.strip()}
-        chosen = dataclasses.replace(face_crops, faces=tuple(f for f in face_crops.faces if f.photo_id in ids))
+        kept = tuple(f for f in face_crops.kept_faces if f.photo_id in ids)
+        chosen = CropsManifest(face_crops.settings_key, face_crops.crop_size, face_crops.detector, (), kept, face_crops.settings)
         missing = ids - {f.photo_id for f in chosen.kept_faces}
         if missing:
             raise dg.Failure(f"owner_reference_photo_ids without a kept face in face_crops: {sorted(missing)}")

@@ -1,7 +1,9 @@
 """`photos`: sync the configured source and publish the library's listing.
 
 Metadata counts every listed item by status, plus `unverified`: photos kept although the source
-gave no hash to check their bytes by (OneDrive re-checks them on the next sync).
+gave no hash to check their bytes by (OneDrive re-checks them on the next sync). The listing lives
+in `photos/library.sqlite` (`facecraft manifest photos` exports it as JSON); what passes to
+`face_crops` is its handle, and a sync rewrites only the rows that changed.
 """
 
 
@@ -12,10 +14,13 @@ from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.retries import final_unless_transient
-from facecraft_pipeline.sources.manifest import PhotoManifest, manifest_from_report
+from facecraft_pipeline.sources.manifest import STORE_NAME, PhotoManifest, PhotoStore, sync_into
+from facecraft_pipeline.sqlite_store import StoreError, library_lock
+
+MAX_LISTED_PROBLEMS = 50  # metadata lists this many items not usable; the store has them all
 
 
-@asset_recipe("ingest", code_version="photos-2", kinds={"python"})
+@asset_recipe("ingest", code_version="photos-3", kinds={"python"})
 @final_unless_transient
 def photos(
     context: dg.AssetExecutionContext, home: HomeResource, mlflow: MlflowResource, photo_source: PhotoSourceResource
@@ -25,15 +30,20 @@ def photos(
     with asset_run(context, home, mlflow, params={"source": source.description, "source_kind": photo_source.kind}) as run:
         source_cursor = _poll_cursor(source, context)  # before the sync: a change during it shows at the next poll
         cursor_digest = record_source_cursor(home.home(), source_cursor) if source_cursor else None
-        report = source.sync()
-        manifest = manifest_from_report(report)
-        manifest_path = manifest.write_json(home.home().dir("photos") / "manifest.json")
+        try:
+            with library_lock(home.home().dir("state", "lock"), "photos"):
+                store = PhotoStore(home.home().dir("photos") / STORE_NAME)
+                report, update = sync_into(source, store)  # a local folder: only the changed records, not one per photo
+                problem_count, problems = store.problems(MAX_LISTED_PROBLEMS)
+        except StoreError as error:
+            raise dg.Failure(description=str(error)) from error
+        manifest = update.manifest
+        (home.home().dir("photos") / "manifest.json").unlink(missing_ok=True)  # the JSON of before: the store replaces it
         counts = manifest.counts()
         run.log_metrics({f"photos_{k}": v for k, v in counts.items()} | {"added": len(report.added), "removed": len(report.removed)})
-        run.log_artifact(manifest_path)
-        problems = [r for r in manifest.records if r.status != "ok"]
         for record in problems:
             context.log.warning(f"{record.status}: {record.source_id}: {record.reason}")
+        more = f"\n- ... and {problem_count - len(problems)} more (`facecraft manifest photos`)" if problem_count > len(problems) else ""
         return output(
             manifest,
             run,
@@ -48,11 +58,12 @@ def photos(
                 "added": len(report.added),
                 "changed": len(report.changed),
                 "removed": len(report.removed),
-                "notes": "\n".join(report.notes) or "none",
+                "rows_written": update.written + update.deleted,
+                "notes": "\n".join([*report.notes, *update.notes]) or "none",
                 "not_usable": dg.MetadataValue.md(
-                    "\n".join(f"- `{r.source_id}`: {r.status}: {r.reason}" for r in problems) or "none"
+                    "\n".join(f"- `{r.source_id}`: {r.status}: {r.reason}" for r in problems) + more or "none"
                 ),
-                "manifest": dg.MetadataValue.path(str(manifest_path)),
+                "manifest": dg.MetadataValue.path(str(manifest.store)),
             },
         )
 

@@ -27,7 +27,7 @@ from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
-from facecraft_pipeline.gan.conditioning import conditioning_quality
+from facecraft_pipeline.gan.conditioning import IdentityCondition, conditioning_quality
 from facecraft_pipeline.gan.sample_quality import kid_name
 from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
@@ -95,10 +95,9 @@ def _gan_images(settings: GanSettings, dataset: CuratedDataset) -> tuple[list[Pa
     library = dataset.library
     if library is None or not len(library.owner_embeddings):
         raise dg.Failure("condition='identity' needs the library faces with the owner's among them: re-materialize curated_dataset")
-    return list(library.paths), {"identities": torch.from_numpy(library.embeddings),
-                                 "owner_identities": torch.from_numpy(library.owner_embeddings),
-                                 "owner_images": len(library.owner_embeddings),
-                                 "people": {name: torch.from_numpy(v) for name, v in library.centroids().items()}}
+    return list(library.paths), {"identity": IdentityCondition(torch.from_numpy(library.embeddings),
+                                                               torch.from_numpy(library.owner_embeddings),
+                                                               {name: torch.from_numpy(v) for name, v in library.centroids().items()})}
 
 
 def _gan_quality(settings: GanSettings, dataset: CuratedDataset):
@@ -207,10 +206,14 @@ def wgan_gp_checkpoint(
     return _train_gan(context, to_settings(GanSettings, config, kind="wgan_gp"), curated_dataset, home, mlflow, compute)
 
 
-def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home) -> DiffusionView:
-    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records."""
+def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home, split: str = "train") -> DiffusionView:
+    """The LoRA view of the curated dataset: crops from the original photos, which the dataset records;
+    `split` "val": the held-out photos' crops, for the validation loss (may be empty)."""
     view = build_diffusion_view(read_manifest(dataset.folder), home.dir("lora_views"), settings.data,
-                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word)
+                                resolution=settings.resolution, trigger=settings.trigger, class_word=settings.class_word,
+                                split=split)
+    if split != "train":
+        return view
     if not view.examples:
         raise dg.Failure(f"no image of the dataset suits the LoRA view at {settings.resolution} px: "
                          + "; ".join(sorted({reason for _, reason in view.excluded})))
@@ -229,24 +232,28 @@ def lora_weights(
     mlflow: MlflowResource,
     compute: ComputeResource,
 ) -> dg.Output[TrainResult]:
-    """DreamBooth-style LoRA (SD 1.x/2.x or SDXL) on head-and-shoulders crops of the owner's original photos.
+    """DreamBooth-style LoRA (SD 1.x/2.x, SDXL, FLUX.1 or Z-Image) on head-and-shoulders crops of the owner's original
+    photos; other people's faces in a crop are left out of the loss, the held-out crops give val_loss.
 
-    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI),
+    Writes pytorch_lora_weights.safetensors (diffusers) and lora_kohya.safetensors (kohya / A1111 / ComfyUI; not Z-Image),
     both with provenance in the header, and a loadable LoRA beside each kept checkpoint for the sweep.
     """
     settings = to_settings(LoraSettings, config)
     h = home.home()
     with asset_run(context, home, mlflow, inputs={"curated_dataset": curated_dataset.version}, params=to_dict(settings)) as run:
         view = _lora_view(context, curated_dataset, settings, h)
+        held_out = _lora_view(context, curated_dataset, settings, h, "val").examples if settings.validation_loss_every else ()
         result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
-                            cache_dir=h.models_cache, progress=_progress(context, run, compute), dataset_digest=curated_dataset.digest)
+                            cache_dir=h.models_cache, progress=_progress(context, run, compute), dataset_digest=curated_dataset.digest,
+                            held_out=held_out)
         weights = result.artifact("weights")
         digest = sha256_file(weights)
         base = base_model_of(result)
         run.set_tags({TAG_ARTIFACT_SHA: digest, "base_model": base.description, "device": result.device, "dtype": result.dtype,
                       "lora_view": view.digest, "trigger": settings.trigger})
         run.log_artifact(weights, "lora")
-        run.log_artifact(result.artifact("kohya_weights"), "lora")
+        if "kohya_weights" in result.artifacts:  # every family but Z-Image
+            run.log_artifact(result.artifact("kohya_weights"), "lora")
         run.log_artifact(result.folder / "run.json", "lora")
         run.log_artifact(view.manifest_path, "lora_view")
         for picture in [result.artifacts.get("validation"), *sorted((result.folder / "samples").glob("step_*.png"))]:
@@ -271,8 +278,9 @@ def lora_weights(
                 "\n".join(f"- {photo}: {reason}" for photo, reason in view.excluded) or "none"),
             "captions": dg.MetadataValue.md("\n".join(f"- {e.caption}" for e in view.examples[:20])),
             "location": dg.MetadataValue.path(str(weights)),
-            "kohya_weights": dg.MetadataValue.path(str(result.artifact("kohya_weights"))),
         }
+        if "kohya_weights" in result.artifacts:
+            metadata["kohya_weights"] = dg.MetadataValue.path(str(result.artifact("kohya_weights")))
         if "validation" in result.artifacts:
             metadata["validation"] = preview(result.artifact("validation"))
         return output(result, run, digest, metadata)

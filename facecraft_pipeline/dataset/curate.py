@@ -82,6 +82,7 @@ class CurationItem:
     face_px: float | None = None  # photo pixels the aligned crop covers: the crop was upsampled if below its size
     photo_path: str | None = None  # where the source photo is (the LoRA view crops it again, wider)
     photo_faces: int = 1  # faces detected in the source photo (the LoRA view's caption says "another person nearby")
+    photo_boxes: tuple[tuple[float, ...], ...] = ()  # every face detected in the source photo (the LoRA view masks the others)
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,7 @@ def _item_record(item: CurationItem) -> dict[str, Any]:
         "identity_distance": _rounded(item.identity_distance, 6),
         "photo_path": item.photo_path,
         "photo_faces": item.photo_faces,
+        "photo_boxes": _rounded(item.photo_boxes, 3),
     }
 
 

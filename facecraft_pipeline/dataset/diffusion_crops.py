@@ -2,15 +2,17 @@
 
 The GAN trains on the curated dataset's tight aligned crops; a diffusion model wants the face in
 context at its own resolution (512 px SD-1.x, 1024 px SDXL). Both views come from the one curated
-dataset version: each of its owner train items records photo_sha256, box, landmarks, the photo's
-path and how many faces were detected in it, so the view reads the curated dataset and the photos only.
+dataset version: each of its owner items records photo_sha256, box, landmarks, the photo's path and
+every face detected in it (count and boxes), so the view reads the curated dataset and the photos only.
 
 For each item the crop is a square of `context` x the face box's side around the face (shifted
 down by `shift` face sides, so shoulders come in), shrunk to fit inside the photo. It is resized to
 `resolution` only if that enlarges it at most `max_upscale` times; smaller faces are left out of
-this view with the reason recorded (they still train the GAN). Each crop gets a caption from
-`caption_template` (trigger + class + what was measured: pose, framing, colour, other people) and
-an optional caption file per photo (`<photo>.txt` beside it, or `<captions_dir>/<photo stem>.txt`).
+this view with the reason recorded (they still train the GAN). Every other face the detector found
+in the photo that reaches into the crop is recorded too (`other_faces`, crop pixels): the LoRA
+trainer leaves those regions out of its loss, so it does not learn other people as the owner.
+Each crop gets a caption from `caption_template` (trigger + class + what was measured: pose,
+framing, colour, other people) and an optional caption file per photo (`<photo>.txt` beside it, or `<captions_dir>/<photo stem>.txt`).
 
 The view is an immutable folder `<out_root>/<digest[:16]>/` (PNGs + manifest.json) whose digest
 covers the curated digest, these settings and every crop's geometry, pixels and caption.
@@ -32,7 +34,7 @@ from PIL import Image
 from facecraft_pipeline.dataset.manifest import manifest_digest, publish, read_manifest, staging_dir
 from facecraft_pipeline.settings import setting, validate
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: other_faces
 DEFAULT_TEMPLATE = "photo of {trigger} {class_word}, {details}, {caption_file}"
 
 
@@ -66,6 +68,7 @@ class Example:
     face_box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in the image's pixels
     original_size: tuple[int, int] | None = None  # (h, w) of the photo region before resizing (SDXL's size conditioning)
     photo_id: str = ""
+    other_faces: tuple[tuple[float, float, float, float], ...] = ()  # other people's faces in the image's pixels
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,26 @@ class DiffusionView:
     @property
     def counts(self) -> dict[str, int]:
         return {"lora_images": len(self.examples), "lora_excluded": len(self.excluded)}
+
+
+def other_faces_in_crop(boxes: Sequence[Sequence[float]], own: Sequence[float], left: int, top: int, side: int,
+                        scale: float) -> list[list[float]]:
+    """The faces other than `own` (IoU < 0.5 with it) that reach into the crop, in the resized crop's pixels, clipped."""
+    out = []
+    for box in boxes:
+        if _iou(box, own) >= 0.5:
+            continue
+        x1, y1, x2, y2 = (min(max(v - o, 0.0), side) for v, o in zip(box, (left, top, left, top), strict=True))
+        if x2 > x1 and y2 > y1:
+            out.append([round(v * scale, 2) for v in (x1, y1, x2, y2)])
+    return out
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 def crop_window(box: Sequence[float], width: int, height: int, context: float, shift: float) -> tuple[int, int, int]:
@@ -135,15 +158,17 @@ def build_diffusion_view(
     resolution: int,
     trigger: str,
     class_word: str,
+    split: str = "train",
 ) -> DiffusionView:
-    """Build (or reuse) the LoRA view of the curated dataset whose manifest is `dataset_manifest`."""
+    """Build (or reuse) the LoRA view of the curated dataset whose manifest is `dataset_manifest` (its `split` items:
+    "train" to train on, "val" for the held-out loss)."""
     from facecraft_pipeline.imaging import load_rgb
 
     records, excluded = [], []
     staging = staging_dir(Path(out_root))
     try:
         for item in sorted(dataset_manifest["images"], key=lambda r: r["file"]):
-            if item.get("split") != "train":
+            if item.get("split") != split:
                 continue
             photo_id = item.get("photo_id", "")
             reason, made = _one(item, settings, resolution, trigger, class_word, staging, load_rgb)
@@ -152,6 +177,7 @@ def build_diffusion_view(
             else:
                 records.append(made)
         body = {"format": FORMAT_VERSION, "curated_digest": dataset_manifest.get("digest"), "resolution": resolution,
+                **({"split": split} if split != "train" else {}),
                 "trigger": trigger, "class_word": class_word, "settings": asdict(settings),
                 "images": sorted(records, key=lambda r: r["file"]), "excluded": excluded}
     except BaseException:
@@ -163,7 +189,8 @@ def build_diffusion_view(
     manifest = read_manifest(final)
     examples = tuple(
         Example(final / r["file"], r["caption"], r["flipped_caption"], tuple(r["face_box"]),  # type: ignore[arg-type]
-                         tuple(r["original_size"]), r["photo_id"])  # type: ignore[arg-type]
+                tuple(r["original_size"]), r["photo_id"],  # type: ignore[arg-type]
+                tuple(tuple(b) for b in r.get("other_faces", [])))  # type: ignore[misc]
         for r in manifest["images"])
     return DiffusionView(digest, final, examples, tuple((e["photo_id"], e["reason"]) for e in manifest["excluded"]),
                          final / "manifest.json", reused=not published)
@@ -206,6 +233,7 @@ def _one(item, settings, resolution, trigger, class_word, staging, load_rgb) -> 
     return "", {"file": relative, "photo_id": item.get("photo_id", ""), "photo_sha256": item["photo_sha256"],
                 "crop_sha256": item.get("crop_sha256"), "window": [left, top, side], "scale": round(scale, 4),
                 "face_box": face_box, "original_size": [side, side], "caption": text, "flipped_caption": mirrored(text),
+                "other_faces": other_faces_in_crop(item.get("photo_boxes", []), item["box"], left, top, side, scale),
                 "pixels_sha256": hashlib.sha256(array.tobytes()).hexdigest()}
 
 

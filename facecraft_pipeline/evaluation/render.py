@@ -99,14 +99,23 @@ class LoraRenderer:
     kind = "diffusion"
 
     def __init__(self, base: Any, instance_prompt: str, train_resolution: int, device: torch.device | str = "cpu") -> None:
+        from facecraft_pipeline.lora.families import family
+
         self.base, self.instance_prompt, self.train_resolution, self.device = base, instance_prompt, train_resolution, device
+        self.family = family(base.family)  # its sampler defaults
         self._pipe = None
 
     def render_settings(self, settings: GallerySettings) -> dict[str, Any]:
         return {"prompts": list(settings.resolved_prompts(self.instance_prompt)), "negative_prompt": settings.negative_prompt,
-                "guidance_scale": settings.guidance_scale, "steps": settings.num_inference_steps, "scheduler": settings.scheduler,
+                "guidance_scale": self.guidance(settings), "steps": self.steps(settings), "scheduler": settings.scheduler,
                 "images_per_prompt": settings.images_per_prompt, "seed": settings.seed,
                 "resolution": settings.resolution or self.train_resolution, "base_model": self.base.spec}
+
+    def guidance(self, settings: GallerySettings) -> float:
+        return settings.guidance_scale if settings.guidance_scale is not None else self.family.sample_guidance
+
+    def steps(self, settings: GallerySettings) -> int:
+        return settings.num_inference_steps or self.family.sample_steps
 
     def pipe(self):
         if self._pipe is None:
@@ -140,6 +149,9 @@ class LoraRenderer:
         self.apply(pipe, candidate)
         if settings.scheduler == "default":
             pipe.scheduler = self._default_scheduler
+        elif self.family.flow_matching:
+            raise ValueError(f"GallerySettings.scheduler {settings.scheduler!r} is a DDPM sampler; {self.family.name} samples "
+                             "with its own flow-matching scheduler: set it to default")
         else:
             import diffusers
 
@@ -148,7 +160,7 @@ class LoraRenderer:
         drawn: list[Drawn] = []
         for number, prompt in enumerate(settings.resolved_prompts(self.instance_prompt)):
             images = draw(pipe, prompt, settings.negative_prompt, settings.images_per_prompt, settings.seed,
-                          settings.num_inference_steps, settings.guidance_scale, size)
+                          self.steps(settings), self.guidance(settings), size)
             drawn += [(number, i, image) for i, image in enumerate(images)]
         return drawn
 

@@ -22,8 +22,10 @@ class GallerySettings:
         (INSTANCE, INSTANCE + ", close-up portrait, looking at the camera", INSTANCE + ", smiling, outdoors"),
         "diffusion: the prompts every checkpoint draws; {instance} is the LoRA's instance prompt")
     negative_prompt: str = setting("", "diffusion: negative prompt (empty: none)")
-    guidance_scale: float = setting(5.0, "diffusion: classifier-free guidance scale", minimum=0)
-    num_inference_steps: int = setting(10, "diffusion: sampling steps", minimum=1)
+    guidance_scale: float | None = setting(None, "diffusion: guidance scale; empty: the base model family's (5.0 SD/SDXL, "
+                                                 "3.5 FLUX.1, 0 Z-Image-Turbo)", minimum=0)
+    num_inference_steps: int | None = setting(None, "diffusion: sampling steps; empty: the family's (10 SD/SDXL, 28 FLUX.1, "
+                                                    "9 Z-Image-Turbo)", minimum=1)
     scheduler: str = setting("default", "diffusion sampler: default (the base model's), ddim, euler, euler_a, dpm++ or pndm",
                              choices=SAMPLING_SCHEDULERS)
     resolution: int | None = setting(None, "diffusion: image side in px; empty: the resolution the LoRA was trained at", minimum=8)

@@ -18,7 +18,6 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from facecraft_pipeline import mlflow_store
@@ -133,12 +132,13 @@ class LoadedModel:
 
 
 def morph_identity(generator: nn.Module, z: torch.Tensor, person: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """The identity slider: normalize((1 - t) * owner(z) + t * person), owner(z) the owner embedding G draws for z.
+    """The identity slider: (1 - t) * owner(z) + t * person, owner(z) the owner embedding G draws for z (G centres
+    and normalises what it is given).
 
     One function for PyTorch and the ONNX export (the browser feeds `person` and `t`), so both morph alike.
     """
     owner = generator.owner.pick(z)
-    return F.normalize((1 - t) * owner + t * person.to(owner.dtype), dim=1)
+    return (1 - t) * owner + t * person.to(owner.dtype)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -5,58 +5,31 @@ to use: "no-face", "too-small") or "failed" (could not be decoded: the `ImageDec
 "error" with the exception text). Each detected face keeps its box, landmarks, score, quality
 measures and either its crop or the reason it was rejected. The digest covers content and
 decisions only (photo and crop hashes, statuses, reasons), not ids, paths or cache hits, so it
-changes exactly when the crops a later stage would read change: use it as the data version.
+changes exactly when the crops a later stage would read change: use it as the data version. It is
+the sum of one hash per line (`AdditiveDigest`), so the store (`crops_store.py`) keeps it up to
+date photo by photo and gets the same value as a manifest held in memory.
+
+`faces/manifest.json` is written in one of two forms: version 1, the whole manifest (what
+`write_json` writes, `facecraft manifest faces` exports); version 2, a summary that points at the
+store holding the rows (what `face_crops` leaves). `read_json` reads both.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from facecraft_pipeline.atomic import write_json_atomic
+from facecraft_pipeline.faces.crops_records import (FaceRecord, PhotoOutcome, PhotoStatus, digest_salt, face_from_json,
+                                                    face_term, face_to_json, photo_term, relative_path)
+from facecraft_pipeline.faces.crops_store import CropsStore, StoreSummary
+from facecraft_pipeline.sqlite_store import AdditiveDigest
 
-PhotoStatus = Literal["processed", "skipped", "failed"]
+__all__ = ["CropsManifest", "FaceRecord", "PhotoOutcome", "PhotoStatus", "StoredCropsManifest"]
 MANIFEST_VERSION = 1
-
-
-@dataclass(frozen=True)
-class FaceRecord:
-    """One detected face. Coordinates are photo pixels after EXIF rotation; `crop_path` is set when kept."""
-
-    photo_id: str
-    photo_sha256: str
-    index: int  # detector order within the photo (best score first)
-    box: tuple[float, float, float, float]
-    landmarks: tuple[tuple[float, float], ...]  # 5 points, ArcFace order
-    score: float
-    face_px: float  # photo pixels across the aligned crop: the crop is upsampled iff face_px < crop size
-    sharpness: float
-    yaw_ratio: float
-    kept: bool
-    reason: str = ""  # why rejected ("" when kept)
-    crop_path: Path | None = None
-    crop_sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class PhotoOutcome:
-    """What happened to one input photo."""
-
-    photo_id: str
-    photo_sha256: str
-    path: str
-    status: PhotoStatus
-    reason: str = ""  # skipped/failed: a short code; processed: ""
-    detail: str = ""  # human-readable message for failures
-    width: int = 0
-    height: int = 0
-    faces: int = 0
-    kept: int = 0
-    from_cache: bool = False
+POINTER_VERSION = 2  # manifest.json that points at the store (crops_store.py) instead of holding the rows
 
 
 @dataclass(frozen=True)
@@ -100,11 +73,20 @@ class CropsManifest:
 
     @property
     def digest(self) -> str:
-        """sha256 over the sorted content-and-decision lines: a data version for the crops."""
-        lines = [f"settings {self.settings_key}"]
-        lines += sorted(f"photo {p.photo_sha256} {p.status} {p.reason}" for p in self.photos)
-        lines += sorted(f"face {f.photo_sha256} {f.index} {'kept' if f.kept else 'rejected'} {f.reason} {f.crop_sha256 or '-'}" for f in self.faces)
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        """A data version for the crops: the settings key and the sum of the content-and-decision line hashes."""
+        total = AdditiveDigest()
+        for photo in self.photos:
+            total.add(photo_term(photo))
+        for face in self.faces:
+            total.add(face_term(face))
+        return total.hexdigest(digest_salt(self.settings_key))
+
+    def processed_photos(self) -> dict[str, tuple[str, tuple[tuple[float, ...], ...]]]:
+        """photo sha256 -> (its path, the box of every face detected in it) for every processed photo with a path."""
+        boxes: dict[str, list[tuple[float, ...]]] = {}
+        for face in self.faces:
+            boxes.setdefault(face.photo_sha256, []).append(tuple(float(v) for v in face.box))
+        return {p.photo_sha256: (p.path, tuple(boxes.get(p.photo_sha256, ()))) for p in self.photos if p.path and p.status == "processed"}
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One row per face, plus one per photo without faces: a table of every decision."""
@@ -144,15 +126,17 @@ class CropsManifest:
             "settings": self.settings,
             "digest": self.digest,
             "photos": [asdict(photo) for photo in self.photos],
-            "faces": [_face_to_json(face, base) for face in self.faces],
+            "faces": [face_to_json(face, base) for face in self.faces],
         }
         write_json_atomic(path, payload)
 
     @classmethod
     def read_json(cls, path: Path) -> CropsManifest:
-        """The manifest `write_json` wrote, crop paths made absolute again."""
+        """The manifest `write_json` wrote, crop paths made absolute again (or the store a version-2 file points at)."""
         path = Path(path)
         payload = json.loads(path.read_text())
+        if payload.get("version") == POINTER_VERSION:
+            return StoredCropsManifest.open(path.parent / payload["store"])
         if payload.get("version") != MANIFEST_VERSION:
             raise ValueError(f"{path}: manifest version {payload.get('version')} is not {MANIFEST_VERSION}")
         base = path.parent.resolve()
@@ -161,33 +145,83 @@ class CropsManifest:
             crop_size=payload["crop_size"],
             detector=payload["detector"],
             photos=tuple(PhotoOutcome(**photo) for photo in payload["photos"]),
-            faces=tuple(_face_from_json(face, base) for face in payload["faces"]),
+            faces=tuple(face_from_json(face, base) for face in payload["faces"]),
             settings=payload.get("settings", {}),
         )
 
 
-def _face_to_json(face: FaceRecord, base: Path) -> dict[str, Any]:
-    data = {f.name: getattr(face, f.name) for f in fields(face)}
-    data["box"] = [round(v, 3) for v in face.box]
-    data["landmarks"] = [[round(x, 3), round(y, 3)] for x, y in face.landmarks]
-    data["yaw_ratio"] = face.yaw_ratio if face.yaw_ratio != float("inf") else None  # JSON has no inf
-    data["crop_path"] = _relative(face.crop_path, base) if face.crop_path else None
-    return data
 
 
-def _face_from_json(data: dict[str, Any], base: Path) -> FaceRecord:
-    face = FaceRecord(**data)
-    return replace(
-        face,
-        box=tuple(data["box"]),
-        landmarks=tuple((float(x), float(y)) for x, y in data["landmarks"]),
-        yaw_ratio=float("inf") if data["yaw_ratio"] is None else data["yaw_ratio"],
-        crop_path=(base / data["crop_path"]).resolve() if data["crop_path"] else None,
-    )
+class StoredCropsManifest(CropsManifest):
+    """A `CropsManifest` whose rows stay in its store (`crops_store.py`) until read; pickles as its handle.
 
+    Counts, reasons and the digest come with the handle; `kept_faces` reads only the kept rows,
+    `processed_photos` only two columns of the photos and a count of faces.
+    """
 
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return os.path.relpath(Path(path).resolve(), base)
-    except ValueError:  # another drive (Windows): keep it absolute
-        return str(Path(path).resolve())
+    def __init__(self, store: Path, summary: StoreSummary) -> None:
+        object.__setattr__(self, "store", Path(store))
+        object.__setattr__(self, "summary", summary)
+        for name in ("settings_key", "crop_size", "detector", "settings"):
+            object.__setattr__(self, name, getattr(summary, name))
+
+    @classmethod
+    def open(cls, store: Path) -> StoredCropsManifest:
+        store = Path(store).resolve()
+        if not store.is_file():
+            raise FileNotFoundError(f"no face-crops store at {store}: materialize face_crops first")
+        return cls(store, CropsStore(store).summary())
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("photos", "faces"):  # first read: load once
+            rows = CropsStore(self.store).photos() if name == "photos" else CropsStore(self.store).faces()
+            object.__setattr__(self, name, rows)
+            return rows
+        raise AttributeError(name)
+
+    def __reduce__(self) -> tuple:
+        return (StoredCropsManifest, (self.store, self.summary))
+
+    def __repr__(self) -> str:
+        return f"StoredCropsManifest({self.store}, {self.summary.counts}, digest {self.summary.digest[:12]})"
+
+    @property
+    def kept_faces(self) -> tuple[FaceRecord, ...]:
+        if "faces" in self.__dict__:
+            return super().kept_faces
+        return CropsStore(self.store).faces(kept_only=True)
+
+    def processed_photos(self) -> dict[str, tuple[str, tuple[tuple[float, ...], ...]]]:
+        if "photos" in self.__dict__ and "faces" in self.__dict__:
+            return super().processed_photos()
+        return CropsStore(self.store).processed_photos()  # two SQL queries: no face record decoded
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.summary.counts)
+
+    @property
+    def reasons(self) -> dict[str, int]:
+        return dict(self.summary.reasons)
+
+    @property
+    def digest(self) -> str:
+        return self.summary.digest
+
+    def write_pointer(self, path: Path) -> None:
+        """`manifest.json` version 2: the summary, and where the rows are (`read_json` follows it)."""
+        path = Path(path)
+        summary = self.summary
+        payload = {
+            "version": POINTER_VERSION,
+            "store": relative_path(self.store, path.parent.resolve()),
+            "settings_key": summary.settings_key,
+            "crop_size": summary.crop_size,
+            "detector": summary.detector,
+            "settings": summary.settings,
+            "digest": summary.digest,
+            "counts": summary.counts,
+            "reasons": summary.reasons,
+            "export": "facecraft manifest faces --out FILE writes every row as a version-1 manifest",
+        }
+        write_json_atomic(path, payload)

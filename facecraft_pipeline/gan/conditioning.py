@@ -9,6 +9,7 @@ says which one judged it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,6 +19,20 @@ from facecraft_pipeline.gan.sample import fixed_latents
 from facecraft_pipeline.training.images import to_uint8
 
 FindFaces = Callable[[Sequence[Image.Image]], list[np.ndarray | None]]
+
+
+@dataclass(frozen=True, eq=False)
+class IdentityCondition:
+    """What an identity-conditioned GAN learns from beside its images (see `GanSettings.condition`)."""
+
+    per_image: torch.Tensor  # (N, D): each training image's identity embedding (anybody in the library)
+    owner: torch.Tensor  # (K, D): the owner's embeddings, which G draws when given no identity
+    people: Mapping[str, torch.Tensor] = field(default_factory=dict)  # name -> centroid, kept for the explorer's picker
+
+    def __post_init__(self) -> None:
+        if not len(self.owner) or self.owner.shape[1:] != self.per_image.shape[1:]:
+            raise ValueError(f"an identity condition needs at least one owner embedding of the images' size "
+                             f"{tuple(self.per_image.shape[1:])}, got {tuple(self.owner.shape)}")
 
 
 @torch.no_grad()

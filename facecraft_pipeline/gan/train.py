@@ -23,6 +23,7 @@ from PIL import Image
 from facecraft_pipeline.digest import files_digest, sha256_file
 from facecraft_pipeline.gan.augment import adaptive_augment, diff_augment
 from facecraft_pipeline.gan.checkpoint import FORMAT
+from facecraft_pipeline.gan.conditioning import IdentityCondition
 from facecraft_pipeline.gan.grow import stage_at
 from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, REAL_LOSSES, dcgan_d_loss, gradient_penalty, r1_penalty
 from facecraft_pipeline.gan.models import SeededDropout, build_discriminator, build_generator
@@ -39,6 +40,7 @@ from facecraft_pipeline.training.precision import autocast, dtype_name, grad_sca
 
 FLIP_SIGNS = {"yaw": -1.0, "roll": -1.0}  # controls that change sign when a face is mirrored (see faces/attributes.py)
 RECIPE_VERSION = 4  # bump when the training maths changes: old runs then get a new key
+IDENTITY_VERSION = 2  # the same for identity-conditioned runs only (2: embeddings centred on the library's mean)
 OnSample = Callable[[int, Path, dict[str, float]], None]  # (step, grid file, quality metrics)
 
 
@@ -70,19 +72,16 @@ def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str
 
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
               progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: SampleScorer | None = None,
-              on_sample: OnSample | None = None, world: World | None = None, identities: torch.Tensor | None = None,
-              owner_identities: torch.Tensor | None = None, owner_images: int | None = None,
-              held_out: Sequence[Path] = (), people: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
+              on_sample: OnSample | None = None, world: World | None = None, identity: IdentityCondition | None = None,
+              held_out: Sequence[Path] = ()) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
 
     `controls` (N, len(settings.control_names)) in [-1, 1], one row per image, is what G is
-    conditioned on (AC-GAN). With `settings.condition == "identity"`, `identities` (N, D) is each
-    image's identity embedding (every person of the library may be in `image_paths`) and
-    `owner_identities` (K, D) the owner's, which G draws by default; `owner_images` says how many of
-    the images are the owner's (for run.json). `held_out` are real faces never trained on: at each
+    conditioned on (AC-GAN). With `settings.condition == "identity"`, `identity` gives each image's
+    identity embedding (every person of the library may be in `image_paths`), the owner's, which G
+    draws by default, and each person's centroid. `held_out` are real faces never trained on: at each
     sample step D's loss on them is logged beside its loss on training faces (a growing gap is D
-    memorising the training set). `people` (name -> identity centroid) is kept in the checkpoint for
-    the explorer's person picker. `quality` scores generated images at each sample step
+    memorising the training set). `quality` scores generated images at each sample step
     (e.g. KID on face embeddings, faces found, owner similarity); `on_sample` gets each grid and those
     scores. Artifacts: checkpoint (the final state, loadable by `load_generator`), samples (grid), gif
     (the grids of the run, animated), interpolation and interpolation_2d sheets.
@@ -94,20 +93,21 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
         raise ValueError(f"GanSettings.controls={settings.controls!r} needs a control vector per image "
                          f"({len(image_paths)} x {len(settings.control_names)}), got {None if controls is None else tuple(controls.shape)}")
     conditioned = settings.condition == "identity"
-    if conditioned and (identities is None or len(identities) != len(image_paths) or owner_identities is None or not len(owner_identities)):
-        raise ValueError(f"GanSettings.condition='identity' needs an identity embedding per image ({len(image_paths)}) and at least one "
-                         f"of the owner's, got {None if identities is None else len(identities)} and "
-                         f"{None if owner_identities is None else len(owner_identities)}")
+    if conditioned and (identity is None or len(identity.per_image) != len(image_paths)):
+        raise ValueError(f"GanSettings.condition='identity' needs an identity embedding per image ({len(image_paths)}), "
+                         f"got {None if identity is None else len(identity.per_image)}")
+    identity = identity if conditioned else None
     digest = files_digest(image_paths)
     order = sorted(range(len(image_paths)), key=lambda i: str(image_paths[i]))  # image order must not matter
     paths = [image_paths[i] for i in order]
     ordered_controls = controls[order] if controls is not None else None
-    ordered_identities = identities[order].float() if conditioned and identities is not None else None
-    owner = owner_identities.float() if conditioned and owner_identities is not None else None
-    extra = _tensors_digest(ordered_controls, ordered_identities, owner)
+    if identity is not None:
+        identity = IdentityCondition(identity.per_image[order].float(), identity.owner.float(), identity.people)
+    extra = _tensors_digest(ordered_controls, *((identity.per_image, identity.owner) if identity is not None else ()))
+    extra = f"identity-{IDENTITY_VERSION}-{extra}" if identity is not None else extra
     inputs = {"images": len(paths), "distinct_images": len({sha256_file(Path(p)) for p in paths}), "digest": digest}
-    if owner_images is not None:
-        inputs["owner_images"] = owner_images
+    if identity is not None:
+        inputs["owner_images"] = len(identity.owner)
     spec = RunSpec(
         root=Path(root),
         key=run_key(digest, settings, RECIPE_VERSION, extra),
@@ -121,7 +121,7 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
     )
     held = load_images(sorted(held_out, key=str), settings.resolution) if held_out else None
     return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
-                                          quality, on_sample, world, ordered_identities, owner, held, people), progress, device, world)
+                                          quality, on_sample, world, identity, held), progress, device, world)
 
 
 def _tensors_digest(*tensors: torch.Tensor | None) -> str | None:
@@ -135,8 +135,7 @@ class GanTrainer:
 
     def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
                  controls: torch.Tensor | None = None, quality: SampleScorer | None = None, on_sample: OnSample | None = None,
-                 world: World = World(), identities: torch.Tensor | None = None, owner_identities: torch.Tensor | None = None,
-                 held_out: torch.Tensor | None = None, people: Mapping[str, torch.Tensor] | None = None):
+                 world: World = World(), identity: IdentityCondition | None = None, held_out: torch.Tensor | None = None):
         device = torch.device(device)
         self.settings, self.device, self.data_digest, self.world = settings, device, data_digest, world
         if world.size > 1 and (settings.ada.target > 0 or settings.tricks.label_flip > 0):
@@ -156,17 +155,17 @@ class GanTrainer:
         self.held_out = held_out.to(device) if held_out is not None else None
         self.controls = controls.to(device=device, dtype=torch.float32) if controls is not None else None
         self.flip_signs = torch.tensor([FLIP_SIGNS.get(n, 1.0) for n in s.control_names], device=device)
-        self.identities = identities.to(device=device, dtype=torch.float32) if identities is not None else None
-        identity_dim = 0 if identities is None else identities.shape[1]
-        bank = len(owner_identities) if owner_identities is not None else 1
-        people = dict(people or {}) if identity_dim else {}
+        self.identities = identity.per_image.to(device=device, dtype=torch.float32) if identity is not None else None
+        identity_dim = 0 if identity is None else identity.per_image.shape[1]
+        people = dict(identity.people) if identity is not None else {}
+        bank = len(identity.owner) if identity is not None else 1
         self.G = sync_batchnorm(build_generator(s, identity_dim, bank, len(people)), world, device).to(device, memory_format=self.fmt)
         if people:
             self.G.people.copy_(torch.stack([v.float() for v in people.values()]))
             self.G.people_names = list(people)
         self.D = sync_batchnorm(build_discriminator(s, identity_dim), world, device).to(device, memory_format=self.fmt)
-        if owner_identities is not None and self.G.owner is not None:
-            self.G.owner.set(owner_identities.to(device=device, dtype=torch.float32))
+        if identity is not None and self.G.owner is not None:
+            self.G.owner.set(identity.owner.to(device=device, dtype=torch.float32))
         if self.identities is not None:
             for net in (self.G, self.D):
                 net.identity_norm.center.copy_(self.identities.mean(0))

@@ -1,4 +1,4 @@
-"""LoRA adapters on the UNet (and optionally the text encoders), saved so that any tool can use them.
+"""LoRA adapters on the UNet or FLUX.1 transformer (and optionally SD's text encoders), saved so that any tool can use them.
 
 Two files per save, both with the run's provenance in the safetensors header:
   pytorch_lora_weights.safetensors   diffusers format, via `save_lora_weights` with the adapter
@@ -7,6 +7,7 @@ Two files per save, both with the run's provenance in the safetensors header:
                                      lora_down / lora_up / alpha; `load_lora_weights` reads it too.
 UNet keys in the kohya file use diffusers' block names (lora_unet_down_blocks_...), which
 ComfyUI, A1111 and diffusers map themselves; the SGM names (input_blocks_...) are not written.
+FLUX.1's kohya file uses BFL's block names (lora_unet_double_blocks_* / lora_unet_single_blocks_*: `kohya_flux`).
 """
 
 from __future__ import annotations
@@ -22,17 +23,20 @@ from typing import Any
 import torch
 
 from facecraft_pipeline.atomic import atomic_path
+from facecraft_pipeline.lora.families import family as family_spec
+from facecraft_pipeline.lora.kohya_flux import to_kohya_flux
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 KOHYA_NAME = "lora_kohya.safetensors"
 TARGET_MODULES = ("to_k", "to_q", "to_v", "to_out.0")
 TEXT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj")
-COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2")
 
 
-def adapter_config(rank: int, alpha: float, dropout: float, targets: tuple[str, ...]) -> dict[str, Any]:
+def adapter_config(rank: int, alpha: float, dropout: float, targets: tuple[str, ...] | str) -> dict[str, Any]:
     """The LoraConfig fields that define the adapter (what the file's metadata records)."""
-    return {"r": rank, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": sorted(targets),
+    return {"r": rank, "lora_alpha": alpha, "lora_dropout": dropout,
+            "target_modules": targets if isinstance(targets, str) else sorted(targets),  # a str: peft's regex form
             "init_lora_weights": "gaussian"}
 
 
@@ -57,18 +61,20 @@ def peft_layers(named: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_lora(folder: Path, layers: Mapping[str, Mapping[str, torch.Tensor]], configs: Mapping[str, Mapping[str, Any]],
-              sdxl: bool, metadata: Mapping[str, str]) -> dict[str, Path]:
-    """Write both files into `folder` atomically; `layers[component]` are peft-named tensors (`peft_layers`)."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+              family: str, metadata: Mapping[str, str]) -> dict[str, Path]:
+    """Write both files into `folder` atomically; `layers[component]` are peft-named tensors (`peft_layers`);
+    `family` "sd", "sdxl" or "flux" picks the pipeline whose `save_lora_weights` writes the diffusers file."""
+    import diffusers
     from diffusers.utils import convert_state_dict_to_diffusers
     from safetensors.torch import load_file, save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    cls = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
+    cls = getattr(diffusers, family_spec(family).pipeline)
     kwargs: dict[str, Any] = {}
-    for component, tensors in layers.items():
-        kwargs[f"{component}_lora_layers"] = convert_state_dict_to_diffusers(dict(tensors))
+    for component, tensors in layers.items():  # a transformer's peft names are already diffusers' (lora_A / lora_B)
+        kwargs[f"{component}_lora_layers"] = (dict(tensors) if component == "transformer"
+                                              else convert_state_dict_to_diffusers(dict(tensors)))
         # dropout is training-only: a loader that found it would inject Dropout modules left in train mode
         kwargs[f"{component}_lora_adapter_metadata"] = {**configs[component], "lora_dropout": 0.0}
     staging = Path(tempfile.mkdtemp(prefix=".lora-", dir=folder))
@@ -79,7 +85,10 @@ def save_lora(folder: Path, layers: Mapping[str, Mapping[str, torch.Tensor]], co
             save_file(load_file(staging / WEIGHTS_NAME), tmp, metadata={**header, **metadata})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    kohya = to_kohya(layers, configs, sdxl)
+    if family not in ("sd", "sdxl", "flux"):  # no kohya key layout for it (Z-Image): the diffusers file only
+        return {"weights": folder / WEIGHTS_NAME}
+    kohya = (to_kohya_flux(layers["transformer"], float(configs["transformer"]["lora_alpha"])) if family == "flux"
+             else to_kohya(layers, configs, family == "sdxl"))
     with atomic_path(folder / KOHYA_NAME) as tmp:
         save_file(kohya, tmp, metadata=dict(metadata))
     return {"weights": folder / WEIGHTS_NAME, "kohya_weights": folder / KOHYA_NAME}
@@ -117,7 +126,8 @@ def checkpoint_weights(checkpoint_path: Path, out_dir: Path) -> dict[str, Path]:
     configs = {component: json.loads(text) for component, text in state["adapter"].items()}
     metadata = {k: str(v) for k, v in state.get("provenance", {}).items()}
     metadata["ss_steps"] = metadata["facecraft.steps"] = str(state["steps_done"])
-    return save_lora(Path(out_dir), layers, configs, bool(state.get("sdxl")), metadata)
+    family = state.get("family") or ("sdxl" if state.get("sdxl") else "sd")
+    return save_lora(Path(out_dir), layers, configs, family, metadata)
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -24,27 +24,33 @@ from facecraft_pipeline.training.images import load_images, to_float
 
 @dataclass
 class Batch:
-    latents: torch.Tensor  # (B, 4, h, w), instance rows first, then class rows
+    latents: torch.Tensor  # (B, C, h, w), instance rows first, then class rows
     cond: Conditioning
     weights: torch.Tensor | None  # (B, 1, h, w) face-weight map of the instance rows; None: plain MSE
     instance: int  # rows [0, instance) are the owner's, the rest class images
 
 
 def face_weights(boxes: Sequence[tuple[float, ...] | None], image_side: int, latent_side: int, strength: float,
-                 grow: float) -> torch.Tensor:
-    """(N, 1, h, w) loss weights: 1 on a soft ellipse over the (grown) face box, 1 - strength elsewhere."""
+                 grow: float, others: Sequence[Sequence[tuple[float, ...]]] = ()) -> torch.Tensor:
+    """(N, 1, h, w) loss weights: 1 on a soft ellipse over the (grown) face box, 1 - strength elsewhere, and 0 on
+    the faces in `others[i]` (other people: the loss leaves them out) except where they overlap the owner's."""
     ys, xs = torch.meshgrid(torch.arange(latent_side) + 0.5, torch.arange(latent_side) + 0.5, indexing="ij")
-    maps = []
-    for box in boxes:
-        if box is None:
-            maps.append(torch.ones(latent_side, latent_side))
-            continue
-        scale = latent_side / image_side
+    scale = latent_side / image_side
+
+    def ellipse(box: tuple[float, ...]) -> torch.Tensor:
         x1, y1, x2, y2 = (v * scale for v in box)
         cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, max((x2 - x1) * grow / 2, 0.5), max((y2 - y1) * grow / 2, 0.5)
         distance = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2
-        inside = torch.clamp(1.5 - distance, 0, 1)  # 1 inside the ellipse, fading to 0 at 1.5x its radius^2
-        maps.append((1 - strength) + strength * inside)
+        return torch.clamp(1.5 - distance, 0, 1)  # 1 inside the ellipse, fading to 0 at 1.5x its radius^2
+
+    maps = []
+    for i, box in enumerate(boxes):
+        own = ellipse(box) if box is not None else None
+        weight = torch.ones(latent_side, latent_side) if own is None else (1 - strength) + strength * own
+        for other in others[i] if i < len(others) else ():
+            keep = 1 - ellipse(other)
+            weight = weight * (keep if own is None else torch.maximum(keep, own))
+        maps.append(weight)
     return torch.stack(maps)[:, None]
 
 
@@ -52,8 +58,9 @@ class TrainingBatches:
     def __init__(self, pipe, examples: Sequence[Example], settings: LoraSettings, dtype: torch.dtype,
                  generator: torch.Generator, train_text: bool, class_images: Sequence[Path] = ()):
         self.pipe, self.settings, self.dtype, self.generator, self.train_text = pipe, settings, dtype, generator, train_text
-        self.device = pipe.unet.device
+        self.device = (pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer).device
         self.scaling = pipe.vae.config.scaling_factor
+        self.shift = getattr(pipe.vae.config, "shift_factor", None) or 0.0  # FLUX.1's VAE: latents are (z - shift) * scale
         self.examples = list(examples)
         side = settings.resolution
         self.pixels = to_float(load_images([e.image for e in self.examples], side))
@@ -61,9 +68,11 @@ class TrainingBatches:
         self.captions = [[e.caption for e in self.examples], [e.flipped_caption or e.caption for e in self.examples]]
         self.sizes = [e.original_size or (side, side) for e in self.examples]
         self.weights = None
-        if settings.face_loss_strength > 0:
+        others = [e.other_faces for e in self.examples] if settings.mask_other_faces else []
+        if settings.face_loss_strength > 0 or any(others):
             boxes = [e.face_box for e in self.examples]
-            weights = face_weights(boxes, side, latent_side, settings.face_loss_strength, settings.face_mask_grow).to(self.device)
+            weights = face_weights(boxes, side, latent_side, settings.face_loss_strength, settings.face_mask_grow,
+                                   others).to(self.device)
             self.weights = [weights, weights.flip(-1)]
         self.class_pixels = to_float(load_images(list(class_images), side)) if class_images else None
         self.class_captions = [settings.class_prompt] * (len(class_images))
@@ -119,7 +128,7 @@ class TrainingBatches:
         mean, logvar = params.float().chunk(2, dim=1)
         std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))
         sample = mean + std * torch.randn(mean.shape, generator=self.generator, device=self.device)
-        return (sample * self.scaling).to(self.dtype)
+        return ((sample - self.shift) * self.scaling).to(self.dtype)
 
     def _conditioning(self, index: torch.Tensor, flip: torch.Tensor) -> Conditioning:
         if self._cond is not None:

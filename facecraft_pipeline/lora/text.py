@@ -20,6 +20,7 @@ class Conditioning:
     hidden: torch.Tensor  # (B, 77, D)
     pooled: torch.Tensor | None = None  # SDXL (B, P)
     time_ids: torch.Tensor | None = None  # SDXL (B, 6)
+    mask: torch.Tensor | None = None  # (B, L) bool: the real tokens of variable-length captions (Z-Image), padded rows
 
     def unet_kwargs(self) -> dict:
         if self.pooled is None:
@@ -27,11 +28,11 @@ class Conditioning:
         return {"added_cond_kwargs": {"text_embeds": self.pooled, "time_ids": self.time_ids}}
 
     def index(self, rows: torch.Tensor) -> Conditioning:
-        return Conditioning(self.hidden[rows], None if self.pooled is None else self.pooled[rows],
-                            None if self.time_ids is None else self.time_ids[rows])
+        return Conditioning(*(None if t is None else t[rows] for t in (self.hidden, self.pooled, self.time_ids, self.mask)))
 
     def to(self, device: torch.device, dtype: torch.dtype) -> Conditioning:
-        return Conditioning(*(None if t is None else t.to(device, dtype) for t in (self.hidden, self.pooled, self.time_ids)))
+        return Conditioning(*(None if t is None else t.to(device, dtype) for t in (self.hidden, self.pooled, self.time_ids)),
+                            None if self.mask is None else self.mask.to(device))
 
     @staticmethod
     def where(mask: torch.Tensor, yes: Conditioning, no: Conditioning) -> Conditioning:
@@ -39,7 +40,8 @@ class Conditioning:
         def pick(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
             return None if a is None else torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
 
-        return Conditioning(pick(yes.hidden, no.hidden), pick(yes.pooled, no.pooled), pick(yes.time_ids, no.time_ids))  # type: ignore[arg-type]
+        return Conditioning(pick(yes.hidden, no.hidden), pick(yes.pooled, no.pooled), pick(yes.time_ids, no.time_ids),  # type: ignore[arg-type]
+                            pick(yes.mask, no.mask))
 
     @staticmethod
     def cat(parts: Sequence[Conditioning]) -> Conditioning:
@@ -47,7 +49,7 @@ class Conditioning:
             values = [getattr(p, name) for p in parts]
             return None if values[0] is None else torch.cat(values)
 
-        return Conditioning(join("hidden"), join("pooled"), join("time_ids"))  # type: ignore[arg-type]
+        return Conditioning(join("hidden"), join("pooled"), join("time_ids"), join("mask"))  # type: ignore[arg-type]
 
 
 def encoders(pipe) -> list[tuple]:

@@ -35,24 +35,22 @@ def is_tiny_sd_folder(folder: Path) -> bool:
 
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """Save a tiny random StableDiffusionPipeline to `folder` (reused when already built with `seed`)."""
-    return _build(folder, seed, "sd")
+    return build_tiny(folder, seed, "sd", _tiny_pipeline, TINY_DESCRIPTION, "Stable Diffusion 1.5")
 
 
 def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     """Save a tiny random StableDiffusionXLPipeline to `folder` (reused when already built with `seed`)."""
-    return _build(folder, seed, "sdxl")
+    return build_tiny(folder, seed, "sdxl", _tiny_xl_pipeline, TINY_XL_DESCRIPTION, "Stable Diffusion XL")
 
 
-def _build(folder: Path, seed: int, family: str) -> Path:
+def build_tiny(folder: Path, seed: int, family: str, make, note: str, shape: str) -> Path:
+    """Save `make(staging_dir, seed)` (a pipeline) with its marker and README, atomically; reused when built with `seed`."""
     folder = Path(folder)
     if _built_with(folder, seed, family):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    note = TINY_XL_DESCRIPTION if family == "sdxl" else TINY_DESCRIPTION
-    shape = "Stable Diffusion XL" if family == "sdxl" else "Stable Diffusion 1.5"
     try:
-        make = _tiny_xl_pipeline if family == "sdxl" else _tiny_pipeline
         make(staging, seed).save_pretrained(staging, safe_serialization=True)
         (staging / MARKER_FILE).write_text(json.dumps({"seed": seed, "family": family, "note": note}) + "\n")
         (staging / "README.md").write_text(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from collections.abc import Callable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from facecraft_pipeline.digest import sha256_file  # noqa: F401 (one file digest for the whole project)
 
 PhotoStatus = Literal["ok", "skipped", "failed"]
+T = TypeVar("T")
 
 # Image types a source takes by default (lower-case suffixes). An animated GIF counts as its first frame.
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -76,6 +78,25 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
+class SyncChanges:
+    """A sync told as changes: the records that differ from the last sync's, and the ids that left.
+
+    What an incremental source (`sync_changes`) gives the photo store, so that an unchanged item
+    costs a comparison, not an object. `gone` holds every id no longer listed (photos or not);
+    `added`/`changed`/`removed` count photos only, as in `SyncReport`.
+    """
+
+    source: str
+    upserts: tuple[PhotoRecord, ...]
+    gone: tuple[str, ...]
+    listed: int  # items listed in all: the store checks it holds as many
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ChangeCheck:
     """Answer of a cheap poll: did anything change since `cursor`? Used by sensors."""
 
@@ -95,4 +116,13 @@ class PhotoSource(Protocol):
 
     def check_for_changes(self, cursor: str | None) -> ChangeCheck:
         """Cheaply tell whether anything changed since `cursor` (None: first poll), without downloading."""
+        ...
+
+
+@runtime_checkable
+class IncrementalPhotoSource(PhotoSource, Protocol):
+    """A source that can also tell a sync as changes only (the local folder: 100k unchanged files, no record built)."""
+
+    def sync_changes(self, publish: Callable[[SyncChanges], T]) -> T:
+        """Sync, hand the changes to `publish` (e.g. `PhotoStore.apply_changes`), then save the source's state."""
         ...

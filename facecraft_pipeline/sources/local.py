@@ -2,7 +2,15 @@
 
 Each sync lists every file of the folder (hidden files and folders excepted), hashes only the
 image files whose (size, mtime_ns) changed since the last sync -- the quick check rsync makes --
-and reports added/changed/removed against the previous sync's listing. Every listed file lands in
+and reports added/changed/removed against the previous sync's listing (kept in a SQLite store,
+`local_state.py`, of which a sync rewrites only the changed rows).
+
+A poll (`check_for_changes`, the sensor's question) stats folders, not files: a folder whose
+mtime is unchanged has the same entries, so only changed folders are re-listed (names and inode
+numbers from the directory itself, no stat per file): ~0.3 s for a million files in one folder.
+It sees photos added, removed, renamed, or saved anew (a new file renamed over the old: what
+photo editors do); a file rewritten in place keeps its inode and its folder's mtime, and is found
+by the next sync (its stat changed), not by the poll. Every listed file lands in
 the report: "ok", or "skipped"/"failed" with a reason ("unsupported type: .xyz", over the size
 limit, a symbolic link not followed, unreadable), so no file vanishes silently and one bad file
 never stops a sync. The source judges files, not pixels: a truncated or corrupt image is listed
@@ -19,24 +27,27 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 from datetime import UTC, datetime
 from pathlib import Path
 
-from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncReport, sha256_file, unsupported_reason
+from facecraft_pipeline.sources.base import ChangeCheck, PhotoRecord, SyncChanges, SyncReport, sha256_file, unsupported_reason
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
-from facecraft_pipeline.sources.local_state import CachedEntry, load_entries, save_entries
+from facecraft_pipeline.sources.local_state import CachedEntry, LocalState, PolledDir
+from facecraft_pipeline.sqlite_store import RACY_MTIME_NS
 
+T = TypeVar("T")
 _MB = 1_000_000
 _UNSUPPORTED = "unsupported type"
 
 
-@dataclass(frozen=True)
-class _Listed:
+class _Listed(NamedTuple):
     """A listed file and what one stat() said about it (`error` set when stat failed, `skip` when not taken)."""
 
     rel: str
-    path: Path
+    path: str  # a str, not a Path: building 100k Paths was a third of a sync
     size: int
     mtime_ns: int
     regular: bool
@@ -76,51 +87,118 @@ class LocalFolderSource:
     def state_path(self) -> Path:
         """One state file per folder, so several sources can share a state_dir."""
         key = hashlib.sha256(str(self.folder).encode("utf-8")).hexdigest()[:16]
-        return self.state_dir / f"local-{key}.json"
+        return self.state_dir / f"local-{key}.sqlite"
+
+    def _state(self) -> LocalState:
+        return LocalState(self.state_path, self.folder)
 
     def sync(self) -> SyncReport:
         """List every image file, hash the new or touched ones, and compare with the last sync."""
+        return self._sync(full=True)  # type: ignore[return-value]
+
+    def sync_changes(self, publish: Callable[[SyncChanges], T]) -> T:
+        """What `sync` does, told as the records that differ from the last sync's (no object per unchanged file).
+
+        `publish(changes)` (the photo store's write) runs before this source saves its own state, so
+        a run killed between the two computes the same changes again next time: nothing is lost.
+        """
+        return self._sync(full=False, publish=publish)  # type: ignore[return-value]
+
+    def _sync(self, full: bool, publish: Callable[[SyncChanges], T] | None = None) -> SyncReport | T:
         listed, notes = self._list()
-        previous, state_note = load_entries(self.state_path, self.folder)
-        if state_note:
-            notes.append(state_note)
-        entries: dict[str, CachedEntry] = {}
-        records: list[PhotoRecord] = []
-        hashed: list[str] = []
-        for item in listed:
-            entry = self._judge(item, previous.get(item.rel), hashed)
-            entries[item.rel] = entry
-            records.append(_record(item, entry))
-        save_entries(self.state_path, self.folder, entries)
-        # Files of a type the source does not take are listed, but are not photo changes.
-        previous = {rel: entry for rel, entry in previous.items() if not entry.reason.startswith(_UNSUPPORTED)}
-        photos = {rel: entry for rel, entry in entries.items() if not entry.reason.startswith(_UNSUPPORTED)}
-        changed = [rel for rel in photos if rel in previous and _content(previous[rel]) != _content(photos[rel])]
-        self.last_hashed = tuple(hashed)
-        unsupported = sum(1 for item in listed if item.skip.startswith(_UNSUPPORTED))
-        if unsupported:
-            notes.append(f"{unsupported} file(s) of a type this source does not take are listed as skipped")
-        notes.append(f"read {len(hashed)} of {len(listed)} files; the others were unchanged, skipped or failed")
-        return SyncReport(
-            source=self.description,
-            photos=tuple(records),
-            added=tuple(rel for rel in photos if rel not in previous),
-            changed=tuple(changed),
-            removed=tuple(sorted(rel for rel in previous if rel not in photos)),
-            notes=tuple(notes),
-        )
+        state = self._state()
+        try:
+            notes.extend(state.notes)
+            previous = state.entries()
+            records: list[PhotoRecord] = []
+            upserts: dict[str, CachedEntry] = {}
+            hashed: list[str] = []
+            for item in listed:
+                cached = previous.get(item.rel)
+                entry = self._judge(item, cached, hashed)
+                if entry != cached:
+                    upserts[item.rel] = entry
+                if full or entry != cached:
+                    records.append(_record(item, entry))
+            listed_rels = {item.rel for item in listed}
+            gone = [rel for rel in previous if rel not in listed_rels]
+            self.last_hashed = tuple(hashed)
+            added, changed, removed = _photo_changes(previous, upserts, gone)
+            notes += _notes(listed, hashed)
+            if full:
+                result: SyncReport | T = SyncReport(self.description, tuple(records), added, changed, removed, tuple(notes))
+            else:
+                assert publish is not None
+                result = publish(SyncChanges(self.description, tuple(records), tuple(sorted(gone)), len(listed), added, changed, removed, tuple(notes)))
+            state.apply(upserts, gone)
+        finally:
+            state.close()
+        return result
 
     def check_for_changes(self, cursor: str | None) -> ChangeCheck:
-        """Stat-only poll: the cursor is a digest of the sorted (path, size, mtime_ns) listing of image files."""
-        listed, _ = self._list()
-        listed = [item for item in listed if not item.skip.startswith(_UNSUPPORTED)]
+        """Folder-level poll: the cursor is a digest of every listed folder's image files (name, inode).
+
+        Folders whose mtime is what the last poll saw are not re-listed; the sync state is not touched.
+        """
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"photo folder {self.folder} does not exist or is not a folder")
+        state = self._state()
+        try:
+            before = state.polled_dirs()
+            now: dict[str, PolledDir] = {}
+            pending: list[tuple[str, Path]] = [("", self.folder)]
+            visited = {self.folder}
+            while pending:
+                rel, path = pending.pop()
+                try:
+                    mtime = os.stat(path).st_mtime_ns
+                except OSError:
+                    continue
+                known = before.get(rel)
+                if known is None or known.mtime_ns != mtime or known.mtime_ns < 0:
+                    known = self._poll_folder(path, rel, mtime, visited)
+                now[rel] = known
+                pending.extend((rel + name + "/", path / name) for name in known.subdirs)
+            state.save_polled_dirs(before, now)
+        finally:
+            state.close()
         digest = hashlib.sha256()
-        for item in listed:
-            digest.update(f"{item.rel}\t{item.size}\t{item.mtime_ns}\n".encode())
-        new_cursor = digest.hexdigest()
-        total_mb = sum(max(item.size, 0) for item in listed) / _MB
-        summary = f"{len(listed)} image files, {total_mb:.1f} MB in {self.folder}"
-        return ChangeCheck(changed=new_cursor != cursor, cursor=new_cursor, summary=summary)
+        for rel in sorted(now):
+            digest.update(f"{rel}\t{now[rel].digest}\n".encode())
+        images = sum(d.images for d in now.values())
+        summary = f"{images} image files in {len(now)} folder(s) of {self.folder}"
+        return ChangeCheck(changed=digest.hexdigest() != cursor, cursor=digest.hexdigest(), summary=summary)
+
+    def _poll_folder(self, path: Path, rel: str, mtime_ns: int, visited: set[Path]) -> PolledDir:
+        """One folder's image files (name, inode) and accepted sub-folders, from the directory alone."""
+        names: list[str] = []
+        subdirs: list[str] = []
+        notes: list[str] = []
+        try:
+            with os.scandir(path) as scan:
+                for entry in scan:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    if entry.is_symlink() and self._link_refused(Path(entry.path)):
+                        continue
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        pending: list[tuple[Path, str]] = []
+                        self._descend(Path(entry.path), rel + name, visited, pending, notes)
+                        if pending:
+                            subdirs.append(name)
+                    elif os.path.splitext(name)[1].lower() in self.suffixes:
+                        names.append(f"{name}\t{entry.inode()}")
+        except OSError:
+            return PolledDir(-1, "unreadable", 0, ())
+        names.sort()
+        racy = time.time_ns() - mtime_ns < RACY_MTIME_NS
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        return PolledDir(-1 if racy else mtime_ns, digest, len(names), tuple(sorted(subdirs)))
 
     def _judge(self, item: _Listed, cached: CachedEntry | None, hashed: list[str]) -> CachedEntry:
         """Status and hash of one file; reads its bytes only when the cache cannot vouch for them."""
@@ -168,8 +246,8 @@ class LocalFolderSource:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                rel, path = prefix + entry.name, Path(entry.path)
-                if entry.is_symlink() and (why := self._link_refused(path)):
+                rel, path = prefix + entry.name, entry.path  # a str: a Path per file is a third of a sync's time
+                if entry.is_symlink() and (why := self._link_refused(Path(path))):
                     found.append(_lstat(path, rel, why))
                     continue
                 try:
@@ -177,9 +255,9 @@ class LocalFolderSource:
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    self._descend(path, rel, visited, pending, notes)
+                    self._descend(Path(path), rel, visited, pending, notes)
                     continue
-                listed = _stat(path, rel)
+                listed = _stat(path, rel, entry)
                 if os.path.splitext(entry.name)[1].lower() not in self.suffixes:
                     listed = _Listed(rel, path, max(listed.size, 0), listed.mtime_ns, False, skip=unsupported_reason(entry.name))
                 found.append(listed)
@@ -216,20 +294,44 @@ class LocalFolderSource:
         return ""
 
 
-def _stat(path: Path, rel: str) -> _Listed:
+def _stat(path: str, rel: str, entry: os.DirEntry) -> _Listed:
     try:
-        info = path.stat()
+        info = entry.stat()  # follows an accepted link, like path.stat(); no path re-parsing
     except OSError as error:
         return _Listed(rel, path, -1, -1, regular=False, error=str(error))
     return _Listed(rel, path, info.st_size, info.st_mtime_ns, regular=stat.S_ISREG(info.st_mode))
 
 
-def _lstat(path: Path, rel: str, skip: str) -> _Listed:
+def _lstat(path: str, rel: str, skip: str) -> _Listed:
     try:
-        info = path.lstat()
+        info = os.lstat(path)
     except OSError:
         return _Listed(rel, path, 0, -1, regular=False, skip=skip)
     return _Listed(rel, path, 0, info.st_mtime_ns, regular=False, skip=skip)
+
+
+def _photo_changes(
+    previous: dict[str, CachedEntry], upserts: dict[str, CachedEntry], gone: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(added, changed, removed) photos: files of a type the source does not take are listed, but are not photo changes."""
+    def photo(entry: CachedEntry) -> bool:
+        return not entry.reason.startswith(_UNSUPPORTED)
+
+    added = tuple(rel for rel, e in upserts.items() if photo(e) and (rel not in previous or not photo(previous[rel])))
+    changed = tuple(rel for rel, e in upserts.items()
+                    if photo(e) and rel in previous and photo(previous[rel]) and _content(previous[rel]) != _content(e))
+    removed = tuple(sorted([rel for rel in gone if photo(previous[rel])]
+                           + [rel for rel, e in upserts.items() if not photo(e) and rel in previous and photo(previous[rel])]))
+    return added, changed, removed
+
+
+def _notes(listed: list[_Listed], hashed: list[str]) -> list[str]:
+    notes = []
+    unsupported = sum(1 for item in listed if item.skip.startswith(_UNSUPPORTED))
+    if unsupported:
+        notes.append(f"{unsupported} file(s) of a type this source does not take are listed as skipped")
+    notes.append(f"read {len(hashed)} of {len(listed)} files; the others were unchanged, skipped or failed")
+    return notes
 
 
 def _content(entry: CachedEntry) -> tuple[str | None, str]:
@@ -243,8 +345,8 @@ def _record(item: _Listed, entry: CachedEntry) -> PhotoRecord:
         modified = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=UTC).isoformat()
     return PhotoRecord(
         source_id=item.rel,
-        name=item.path.name,
-        path=None if entry.status == "failed" else item.path,
+        name=os.path.basename(item.path),
+        path=None if entry.status == "failed" else Path(item.path),
         size=max(item.size, 0),
         sha256=entry.sha256,
         status=entry.status,

@@ -51,7 +51,9 @@ class Trainer(Protocol):
         """Write the final artifacts (weights file, grid, GIF) into the folder; returns them by name."""
 
     # Optional: `facts(folder) -> dict` of extra entries for run.json at the end (e.g. the best step);
-    # `warm_start(state)`: load the weights of another run's final state (see warm_start.py).
+    # `warm_start(state)`: load the weights of another run's final state (see warm_start.py);
+    # `held_out_metrics(step) -> dict` of metrics measured now (e.g. a loss on held-out images), logged
+    # beside the window's means at this logging step.
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
         unsynced = 0
         if log:
             metrics = dict(zip(names, (world.mean(sums) / window).tolist(), strict=True))
+            if hasattr(trainer, "held_out_metrics"):
+                metrics |= trainer.held_out_metrics(step)
             rate = window * trainer.images_per_step / max(window_seconds, 1e-9)
             if world.main:
                 folder.append_stats({"step": step, **metrics, "img_per_s": rate, "seconds": seconds})

@@ -28,6 +28,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)  # library versions it ran with
     base_model: dict[str, Any] | None = None  # LoRA: the resolved base model (lora.BaseModel's fields)
     best: dict[str, Any] | None = None  # GAN: the best step by the training-time quality scores, and those scores
+    peak_memory_gib: float | None = None  # LoRA on CUDA: peak GPU memory allocated (what the vram_gb presets are judged by)
     steps: int = 0
     target_steps: int = 0
     resumed_from: int = 0

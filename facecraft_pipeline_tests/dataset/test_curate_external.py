@@ -57,3 +57,22 @@ def test_external_images_below_the_resolution_are_excluded_too(tmp_path: Path) -
     dataset = curate_dataset(distinct_items(tmp_path / "owner", 3), tmp_path / "d", settings)
     assert dataset.counts["external"] == 0
     assert dataset.counts["excluded_too_small"] == 5
+
+
+def test_grey_external_images_are_mixed_in_as_colour_and_the_gan_trains_on_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from facecraft_pipeline.gan import GanSettings, train_gan
+    from facecraft_pipeline.training import RunSettings
+
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for index in range(6):
+        Image.fromarray(distinct_image(2000 + index, 80)).convert("L").save(folder / f"{index}.png")
+    dataset = curate_dataset(distinct_items(tmp_path / "owner", 4), tmp_path / "d",
+                             CurateSettings(external_dir=str(folder), external_ratio=0.5))
+    assert dataset.counts["external"] == 4
+    assert all(Image.open(p).mode == "RGB" for p in dataset.train_paths)
+    settings = GanSettings(resolution=16, batch_size=4, latent_dim=8, base_channels=4, sample_count=2,
+                           run=RunSettings(steps=2, checkpoint_every=2, sample_every=0))
+    assert train_gan(dataset.train_paths, tmp_path / "runs", settings).steps == 2

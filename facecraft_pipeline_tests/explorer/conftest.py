@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from facecraft_pipeline.gan import GanSettings, train_gan
+from facecraft_pipeline.gan.conditioning import IdentityCondition
 from facecraft_pipeline.training.settings import RunSettings
 from facecraft_pipeline_tests.gan.conftest import drawn_faces
 
@@ -46,8 +47,8 @@ def conditioned_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     people = {name: vectors[8 * i : 8 * i + 8].mean(0) for i, name in enumerate(PEOPLE)}
     run = dataclasses.replace(SETTINGS.run, steps=60, checkpoint_every=60, sample_every=0)
     settings = dataclasses.replace(SETTINGS, condition="identity", ema_decay=0.0, lr_g=1e-3, lr_d=1e-3, run=run)
-    result = train_gan(paths, tmp_path_factory.mktemp("explorer_conditioned_gan"), settings, identities=vectors,
-                       owner_identities=vectors[:8], people=people)
+    result = train_gan(paths, tmp_path_factory.mktemp("explorer_conditioned_gan"), settings,
+                       identity=IdentityCondition(vectors, vectors[:8], people))
     return result.artifact("checkpoint")
 
 

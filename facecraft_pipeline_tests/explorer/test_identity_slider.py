@@ -10,7 +10,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from facecraft_pipeline.cli import main
@@ -24,11 +23,11 @@ from facecraft_pipeline_tests.explorer.test_server_and_site import call
 
 
 def morphed(generator, z: np.ndarray, person: str, t: float) -> torch.Tensor:
-    """What the slider promises, written out: G(z, identity = normalize((1 - t) * owner(z) + t * centroid))."""
+    """What the slider promises, written out: G(z, identity = (1 - t) * owner(z) + t * centroid)."""
     z = torch.from_numpy(np.asarray(z, np.float32).reshape(-1, generator.latent_dim))
     centroid = generator.people[generator.people_names.index(person)]
     with torch.no_grad():
-        return generator(z, None, F.normalize((1 - t) * generator.owner.pick(z) + t * centroid, dim=1))
+        return generator(z, None, (1 - t) * generator.owner.pick(z) + t * centroid)
 
 
 def image(raw: bytes) -> np.ndarray:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from facecraft_pipeline.gan import load_generator, train_gan
+from facecraft_pipeline.gan.conditioning import IdentityCondition
 from facecraft_pipeline.gan.sample import fixed_latents
 from facecraft_pipeline.gan.settings import GanSettings
 from facecraft_pipeline.training.images import load_images, to_float
@@ -36,8 +37,8 @@ def conditioned(**changes) -> GanSettings:
 def test_conditioned_generator_follows_its_condition_on_the_demo_people(two_people, tmp_path: Path) -> None:
     paths, vectors, people = two_people
     owner = vectors[[i for i, p in enumerate(people) if p == 0]]
-    result = train_gan(paths, tmp_path, conditioned(steps=300, checkpoint_every=300, sample_every=0), identities=vectors,
-                       owner_identities=owner, owner_images=len(owner))
+    result = train_gan(paths, tmp_path, conditioned(steps=300, checkpoint_every=300, sample_every=0),
+                       identity=IdentityCondition(vectors, owner))
     generator = load_generator(result.artifact("checkpoint"))
     means = [to_float(load_images([p for p, who in zip(paths, people) if who == person], 32)).mean(0) for person in (0, 1)]
     z = fixed_latents(generator, 8, seed=5)
@@ -56,8 +57,8 @@ def test_the_default_draw_picks_one_owner_embedding_per_latent_and_is_determinis
     paths, vectors, people = two_people
     owner = vectors[:6]
     people = {"owner": vectors[:6].mean(0), "cluster-1": vectors[6:].mean(0)}
-    result = train_gan(paths, tmp_path, conditioned(steps=2, checkpoint_every=2, sample_every=0), identities=vectors,
-                       owner_identities=owner, people=people)
+    result = train_gan(paths, tmp_path, conditioned(steps=2, checkpoint_every=2, sample_every=0),
+                       identity=IdentityCondition(vectors, owner, people))
     generator = load_generator(result.artifact("checkpoint"))
     assert generator.people_names == ["owner", "cluster-1"]  # the explorer's person picker
     assert torch.equal(generator.people, torch.stack(list(people.values())))
@@ -70,8 +71,8 @@ def test_the_default_draw_picks_one_owner_embedding_per_latent_and_is_determinis
 
 def test_conditioning_needs_an_identity_per_image_and_the_owners(two_people, tmp_path: Path) -> None:
     paths, vectors, _ = two_people
-    with pytest.raises(ValueError, match=r"condition='identity' needs an identity embedding per image \(12\)"):
-        train_gan(paths, tmp_path, conditioned(steps=2), identities=vectors[:5], owner_identities=vectors[:1])
+    with pytest.raises(ValueError, match=r"condition='identity' needs an identity embedding per image \(12\), got 5"):
+        train_gan(paths, tmp_path, conditioned(steps=2), identity=IdentityCondition(vectors[:5], vectors[:1]))
     with pytest.raises(ValueError, match=r"replay_size must be 0 with condition 'identity'"):
         GanSettings(condition="identity", tricks=GanSettings().tricks.__class__(replay_size=8))
     with pytest.raises(ValueError, match=r"GanSettings.condition must be one of \['none', 'identity'\]"):
@@ -81,6 +82,6 @@ def test_conditioning_needs_an_identity_per_image_and_the_owners(two_people, tmp
 def test_identities_are_part_of_the_run_key(two_people, tmp_path: Path) -> None:
     paths, vectors, _ = two_people
     settings = conditioned(steps=2, checkpoint_every=2, sample_every=0)
-    a = train_gan(paths, tmp_path, settings, identities=vectors, owner_identities=vectors[:6])
-    b = train_gan(paths, tmp_path, settings, identities=vectors.flip(0), owner_identities=vectors[:6])
+    a = train_gan(paths, tmp_path, settings, identity=IdentityCondition(vectors, vectors[:6]))
+    b = train_gan(paths, tmp_path, settings, identity=IdentityCondition(vectors.flip(0), vectors[:6]))
     assert a.key != b.key

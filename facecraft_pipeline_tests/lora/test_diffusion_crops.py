@@ -134,8 +134,25 @@ def test_dropping_a_photo_by_id_changes_the_dataset_digest_and_is_recorded(tmp_p
     assert {e["photo_id"] for e in manifest["excluded"] if e["kind"] == "dropped"} == {"photo-1", "photo-2"}
 
 
-def test_the_curated_dataset_records_where_each_photo_is_and_how_many_faces_it_holds(tmp_path) -> None:
-    items = [replace(i, photo_path=f"/photos/{i.photo_id}.jpg", photo_faces=2) for i in _curation_items(tmp_path)]
+def test_other_faces_reaching_into_the_crop_are_recorded_in_crop_pixels(photos, tmp_path) -> None:
+    neighbour, far_away = [320.0, 80.0, 400.0, 170.0], [0.0, 450.0, 40.0, 500.0]
+    result = view(photos, tmp_path, [item(photos["astronaut"], BIG_FACE, "big", faces=3,
+                                          photo_boxes=[BIG_FACE, neighbour, far_away])])
+
+    example, = result.examples
+    record, = json.loads(result.manifest_path.read_text())["images"]
+    left, top, side = record["window"]
+    scale = 256 / side
+    (x1, y1, x2, y2), = example.other_faces  # the owner's own box and the face outside the crop are not there
+    assert (x1, y1) == pytest.approx(((neighbour[0] - left) * scale, (neighbour[1] - top) * scale), abs=0.01)
+    assert x2 <= 256 and y2 == pytest.approx((neighbour[3] - top) * scale, abs=0.01)
+    assert "2 other people nearby" in example.caption
+
+
+def test_the_curated_dataset_records_where_each_photo_is_and_every_face_it_holds(tmp_path) -> None:
+    boxes = ((1.0, 2.0, 11.0, 12.0), (20.0, 2.0, 30.0, 12.0))
+    items = [replace(i, photo_path=f"/photos/{i.photo_id}.jpg", photo_faces=2, photo_boxes=boxes) for i in _curation_items(tmp_path)]
     dataset = curate_dataset(items, tmp_path / "datasets", CurateSettings(resolution=32, dedup="none", val_fraction=0.0))
     records = json.loads(dataset.manifest_path.read_text())["images"]
-    assert sorted((r["photo_path"], r["photo_faces"]) for r in records) == [(f"/photos/photo-{i}.jpg", 2) for i in range(4)]
+    assert sorted((r["photo_path"], r["photo_faces"], r["photo_boxes"]) for r in records) == \
+        [(f"/photos/photo-{i}.jpg", 2, [list(b) for b in boxes]) for i in range(4)]

@@ -49,3 +49,27 @@ def test_the_trainer_batches_carry_the_mask_of_each_image_mirrored_with_it(tiny_
     assert kinds == {"plain", "mirrored"}
     none = TrainingBatches(pipe, examples, replace(settings, face_loss_strength=0.0), torch.float32, torch.Generator(), False)
     assert none(0).weights is None
+
+
+def test_other_peoples_faces_weigh_nothing_and_the_owners_face_keeps_its_weight_where_they_overlap() -> None:
+    other = (40.0, 16.0, 60.0, 40.0)  # right of the owner's face
+    weights = face_weights([BOX, None], 64, 32, strength=0.5, grow=1.0, others=[[other], [other]])[:, 0]
+    alone = face_weights([BOX], 64, 32, strength=0.5, grow=1.0)[0, 0]
+
+    assert weights[0, 14, 25] == 0.0 and weights[1, 14, 25] == 0.0  # the other face's centre, with or without an owner box
+    assert weights[0, 16, 10] == 1.0 and weights[1, 2, 2] == 1.0  # the owner's face; the background of a box-less image
+    assert torch.equal(weights[0, :, :16], alone[:, :16])  # the owner's half is untouched
+    overlapping = face_weights([BOX], 64, 32, strength=1.0, grow=1.0, others=[[BOX]])[0, 0]
+    assert overlapping[16, 10] == 1.0  # a box that is the owner's own keeps its weight
+
+
+def test_the_batches_mask_other_faces_unless_told_not_to(tiny_base: BaseModel, face_images: list[Path]) -> None:
+    pipe = load_pipeline(tiny_base)
+    examples = [Example(p, "photo of sks person", face_box=BOX, other_faces=((40.0, 16.0, 60.0, 40.0),)) for p in face_images[:2]]
+    settings = LoraSettings(batch_size=2)
+
+    masked = TrainingBatches(pipe, examples, settings, torch.float32, torch.Generator().manual_seed(0), train_text=False)
+    plain = TrainingBatches(pipe, examples, replace(settings, mask_other_faces=False), torch.float32, torch.Generator(), False)
+
+    assert masked(0).weights is not None and float(masked(0).weights[:, 0, 14, 25].max()) == 0.0
+    assert plain(0).weights is None

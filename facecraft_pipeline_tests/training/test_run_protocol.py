@@ -81,6 +81,7 @@ def test_an_older_run_json_still_reads_and_keys_it_does_not_know_are_kept() -> N
     old = {"key": "abc", "status": "finished", "steps": 300, "settings": {"kind": "dcgan"}, "lora_training": {"rank": 4}}
     record = RunRecord.from_json(old)
     assert (record.steps, record.settings, record.best, record.base_model, record.versions) == (300, {"kind": "dcgan"}, None, None, {})
+    assert record.peak_memory_gib is None and RunRecord.from_json(old | {"peak_memory_gib": 7.5}).peak_memory_gib == 7.5
     assert record.extra == {"lora_training": {"rank": 4}} and record.to_json()["lora_training"] == {"rank": 4}
 
 
