@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from facecraft_pipeline.faces.dlib_resnet import chips_to_tensor, load_dlib_resnet  # noqa: E402
 from facecraft_pipeline.faces.embed import DlibEmbedder  # noqa: E402
-from facecraft_pipeline.faces.models import RESNET_EMBEDDING, dlib_model_path  # noqa: E402
+from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, dlib_model_path  # noqa: E402
 from facecraft_pipeline_tests.faces.identity_fixtures import VARIATIONS, identity_crops  # noqa: E402
 
 

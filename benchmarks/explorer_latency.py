@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
-from facecraft_pipeline.profiles import DEMO_DCGAN_SHAPE, FULL_GAN  # noqa: E402
+from facecraft_pipeline.settings.profiles import DEMO_DCGAN_SHAPE, FULL_GAN  # noqa: E402
 from facecraft_pipeline.training.settings import RunSettings  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

@@ -48,7 +48,7 @@ from facecraft_pipeline.faces.detector_settings import DetectorSettings  # noqa:
 from facecraft_pipeline.faces.embed import DlibEmbedder, EmbeddingCache  # noqa: E402
 from facecraft_pipeline.faces.extract import FaceCropSettings, PhotoInput, extract_faces, worker_detector  # noqa: E402
 from facecraft_pipeline.faces.workers import warm_up  # noqa: E402
-from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, SHAPE_68, dlib_model_path, shape_predictor  # noqa: E402
+from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, SHAPE_5, SHAPE_68, dlib_model_path, shape_predictor  # noqa: E402
 from facecraft_pipeline.sources.base import sha256_file  # noqa: E402
 from facecraft_pipeline_tests.faces.face_samples import astronaut, chelsea, coffee, grace_hopper, side_by_side  # noqa: E402
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, sample_images, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
-from facecraft_pipeline.profiles import overrides
+from facecraft_pipeline.settings.profiles import overrides
 from facecraft_pipeline.settings import from_dict, replace_path, to_dict
 
 

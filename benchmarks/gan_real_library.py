@@ -30,13 +30,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 
 from facecraft_pipeline.dataset.library import LibraryItem, write_library  # noqa: E402
-from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path  # noqa: E402
+from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, SHAPE_5, dlib_model_path  # noqa: E402
 from facecraft_pipeline.faces.probe import IdentityProbe  # noqa: E402
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
 from facecraft_pipeline.gan.checkpoint import load_generator  # noqa: E402
 from facecraft_pipeline.gan.conditioning import IdentityCondition, conditioning_quality  # noqa: E402
 from facecraft_pipeline.gan.sample import fixed_latents, render  # noqa: E402
-from facecraft_pipeline.profiles import overrides  # noqa: E402
+from facecraft_pipeline.settings.profiles import overrides  # noqa: E402
 from facecraft_pipeline.settings import from_dict, replace_path, to_dict  # noqa: E402
 
 SAME_PERSON = 0.6

@@ -38,27 +38,29 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     from facecraft_pipeline.assets.checks import CHECKS
-    from facecraft_pipeline.automation import INGEST, SETTINGS, new_photos_sensor
-    from facecraft_pipeline.definitions import ASSETS, defs, resources
+    from facecraft_pipeline.automation import INGEST, AutomationSettings, new_photos_sensor
+    from facecraft_pipeline.definitions import build_assets, build_resources, defs
     from facecraft_pipeline.resources import DemoAlbumResource, HomeResource, MlflowResource
     from facecraft_pipeline.sources.demo_album import build_demo_album
 
     load_before = "/".join(f"{v:.1f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory() as folder, dg.instance_for_test() as instance:
         home = Path(folder) / "home"
-        res = resources(HomeResource(root=str(home)))
+        res = build_resources(os.environ, HomeResource(root=str(home)))
+        settings = AutomationSettings.from_env(os.environ)
+        assets, sensor = build_assets(), new_photos_sensor(settings)
         res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="latency")
         res["photo_source"] = DemoAlbumResource()
 
         def ingest() -> float:
             start = time.perf_counter()
-            assert dg.materialize([*ASSETS, *CHECKS], resources=res, instance=instance, selection=INGEST).success
+            assert dg.materialize([*assets, *CHECKS], resources=res, instance=instance, selection=INGEST).success
             return time.perf_counter() - start
 
         def tick(cursor: str | None):  # noqa: ANN202
             context = dg.build_sensor_context(cursor=cursor, instance=instance, resources={"home": res["home"], "photo_source": res["photo_source"]})
             start = time.perf_counter()
-            result = new_photos_sensor(context)
+            result = sensor(context)
             return result, context.cursor, time.perf_counter() - start
 
         first_ingest = ingest()
@@ -86,7 +88,7 @@ def main() -> None:
     load_after = "/".join(f"{v:.1f}" for v in os.getloadavg())
 
     work = tick_s + process_s + ingest_s + evaluate_s
-    poll, retrain = SETTINGS.poll_seconds, SETTINGS.retrain_tick_seconds
+    poll, retrain = settings.poll_seconds, settings.retrain_tick_seconds
     lines = [
         "# From a new photo to a started re-training run",
         "",

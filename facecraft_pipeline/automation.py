@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ _CURSOR_MARK = "facecraft_sensor"
 
 @dataclass(frozen=True)
 class AutomationSettings:
-    """How often automation looks; read from the environment when the code location loads."""
+    """How often automation looks; read from the environment the Definitions are built with."""
 
     poll_seconds: int = setting(300, "seconds between two polls of the photo source (FACECRAFT_POLL_SECONDS)", minimum=10)
     retrain_tick_seconds: int = setting(60, "seconds between two evaluations of the re-training conditions", minimum=10)
@@ -53,11 +54,13 @@ class AutomationSettings:
         validate(self)
 
     @classmethod
-    def from_env(cls) -> AutomationSettings:
-        return cls(poll_seconds=env_int("FACECRAFT_POLL_SECONDS", 300), on=env_bool("FACECRAFT_AUTOMATION", False))
+    def from_env(cls, env: Mapping[str, str]) -> AutomationSettings:
+        return cls(poll_seconds=env_int("FACECRAFT_POLL_SECONDS", 300, env), on=env_bool("FACECRAFT_AUTOMATION", False, env))
 
+    @property
+    def default_status(self) -> dg.DefaultSensorStatus:
+        return dg.DefaultSensorStatus.RUNNING if self.on else dg.DefaultSensorStatus.STOPPED
 
-SETTINGS = AutomationSettings.from_env()
 
 RETRAIN_WHEN_DATASET_CHANGES = (
     dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed()).since_last_handled()
@@ -71,10 +74,6 @@ GALLERIES_WHEN_INPUTS_CHANGE = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("a model's or the owner identity's data version changed")
-
-
-def _default_status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if AutomationSettings.from_env().on else dg.DefaultSensorStatus.STOPPED
 
 
 ingest_job = dg.define_asset_job(
@@ -141,14 +140,8 @@ def _latest_photos(context: dg.SensorEvaluationContext, home: Home) -> tuple[int
     return records[0].storage_id, recorded_source_cursor(home, getattr(recorded, "value", None))
 
 
-@dg.sensor(
-    job=ingest_job,
-    minimum_interval_seconds=SETTINGS.poll_seconds,
-    default_status=_default_status(),
-    description=f"Polls the photo source every {SETTINGS.poll_seconds} s (FACECRAFT_POLL_SECONDS); one ingest run per batch "
-    "of added or removed photos, none when nothing changed since the last ingest.",
-)
-def new_photos_sensor(context: dg.SensorEvaluationContext, home: HomeResource, photo_source: PhotoSourceResource):
+def poll_photo_source(context: dg.SensorEvaluationContext, home: HomeResource, photo_source: PhotoSourceResource):
+    """One tick of `new_photos_sensor`: an ingest run when the library changed since the last ingest."""
     state = SensorCursor.parse(context.cursor)
     latest = _latest_photos(context, home.home())
     base = state.source
@@ -166,11 +159,23 @@ def new_photos_sensor(context: dg.SensorEvaluationContext, home: HomeResource, p
     return dg.RunRequest(tags={"facecraft/trigger": "new-photos", "facecraft/changes": check.summary[:200]})
 
 
-retrain_sensor = dg.AutomationConditionSensorDefinition(
-    "retrain_when_dataset_changes",
-    target=TRAINING,
-    default_status=_default_status(),
-    minimum_interval_seconds=SETTINGS.retrain_tick_seconds,
-    description=f"Every {SETTINGS.retrain_tick_seconds} s: re-trains GAN, WGAN-GP and LoRA only when the curated dataset's data "
-    "version changed, and re-renders the galleries only when a model's or the owner's data version changed.",
-)
+def new_photos_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
+    return dg.sensor(
+        name="new_photos_sensor",
+        job=ingest_job,
+        minimum_interval_seconds=settings.poll_seconds,
+        default_status=settings.default_status,
+        description=f"Polls the photo source every {settings.poll_seconds} s (FACECRAFT_POLL_SECONDS); one ingest run per batch "
+        "of added or removed photos, none when nothing changed since the last ingest.",
+    )(poll_photo_source)
+
+
+def retrain_sensor(settings: AutomationSettings) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        "retrain_when_dataset_changes",
+        target=TRAINING,
+        default_status=settings.default_status,
+        minimum_interval_seconds=settings.retrain_tick_seconds,
+        description=f"Every {settings.retrain_tick_seconds} s: re-trains GAN, WGAN-GP and LoRA only when the curated dataset's "
+        "data version changed, and re-renders the galleries only when a model's or the owner's data version changed.",
+    )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facecraft_pipeline.env import env_optional, env_str, process_env, set_default
 from facecraft_pipeline.home import PROJECT_ROOT, default_home
 from facecraft_pipeline.mlflow_store import configured_uri, is_model_uri, is_remote_uri, store_uri  # also: MLflow telemetry off
 
@@ -31,13 +31,13 @@ def _instance_env() -> None:
     """Point Dagster at the project's instance: dagster.yaml copied into the data root."""
     import shutil
 
-    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(default_home() / "dagster")))
+    dagster_home = Path(set_default("DAGSTER_HOME", str(default_home() / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
     # FACECRAFT_DAGSTER_YAML=deploy/dagster-postgres.yaml: Dagster's storage on PostgreSQL.
-    shutil.copyfile(os.environ.get("FACECRAFT_DAGSTER_YAML") or PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    shutil.copyfile(env_optional("FACECRAFT_DAGSTER_YAML") or PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     for name in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
-        os.environ.setdefault(name, "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        set_default(name, "error")
+    set_default("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -62,12 +62,17 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 def materialize(select: str, sets: list[str]) -> int:
     _instance_env()
-    if sys.stderr.isatty():  # training assets draw a progress bar (see assets/training.py)
-        os.environ.setdefault("FACECRAFT_PROGRESS_BAR", "1")
     import dagster as dg
 
-    from facecraft_pipeline.definitions import defs
+    from facecraft_pipeline.definitions import check_run_config, defs
     from facecraft_pipeline.log_safety import redact
+    from facecraft_pipeline.settings.profiles import DEFAULT_PROFILE
+
+    sets_config = _parse_sets(sets)
+    try:
+        check_run_config(env_str("FACECRAFT_PROFILE", DEFAULT_PROFILE), sets_config)
+    except ValueError as error:
+        raise SystemExit(f"--set: {error}") from None
 
     home = default_home()
     run_id = str(uuid.uuid4())
@@ -76,7 +81,9 @@ def materialize(select: str, sets: list[str]) -> int:
     job = defs.resolve_job_def("everything").with_logger_defs(_loggers(log_path))
     instance = dg.DagsterInstance.get()
     selection = None if select == "*" else dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
-    run_config = _parse_sets(sets) | {"loggers": {"console": {"config": {"log_level": "INFO"}}, "file": {"config": {"log_level": "DEBUG"}}}}
+    run_config = sets_config | {"loggers": {"console": {"config": {"log_level": "INFO"}}, "file": {"config": {"log_level": "DEBUG"}}}}
+    if sys.stderr.isatty():  # training assets draw a progress bar on a terminal (assets/training.py)
+        run_config["resources"] = {"compute": {"config": {"progress_bar": True}}}
     result = job.execute_in_process(
         run_config=run_config, instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False, run_id=run_id
     )
@@ -188,7 +195,7 @@ def login(browser: bool) -> int:
     from facecraft_pipeline.sources.onedrive_auth import login as onedrive_login
     from facecraft_pipeline.sources.onedrive_auth import resolve_auth_dir
 
-    source = OneDriveResource.from_env()
+    source = OneDriveResource.from_env(process_env())
     settings = source.onedrive_settings()
     if not settings.client_id:
         raise SystemExit("set FACECRAFT_ONEDRIVE_CLIENT_ID to your app registration's client id (see README)")
@@ -205,7 +212,7 @@ def lineage(target: str) -> int:
     from facecraft_pipeline.lineage import dataset_photo_ids, trace, trace_model
     from facecraft_pipeline.resources import MlflowResource
 
-    tracker = MlflowResource.from_env().lineage(Home(default_home()))
+    tracker = MlflowResource.from_env(process_env()).lineage(Home(default_home()))
     rows = None
     if is_model_uri(target):
         try:

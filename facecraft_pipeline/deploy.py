@@ -2,12 +2,12 @@
 
 Training and sampling steps (pool "accelerator", group "training") ask for a GPU
 (`nvidia.com/gpu`) and may land on GPU nodes; every other step asks for CPU and memory only.
-`step_options(group, pool)` is what each `@dg.asset` spreads into its decorator (group, pool,
-retry policy, op tags); dagster-k8s (run launcher and `k8s_job_executor`) reads the tags when it
+`step_options(group, pool, env)` is what each asset gets in its decorator when it is built (`assets/recipe.py`:
+group, pool, retry policy, op tags); dagster-k8s (run launcher and `k8s_job_executor`) reads the tags when it
 builds a step's pod. No Kubernetes client here.
 
-Sizes come from the environment of the process that loads the definitions (the code location),
-so one image serves any cluster:
+Sizes come from the environment the Definitions are built with (the code location's), so one image
+serves any cluster:
 
     FACECRAFT_K8S_GPUS=1                  GPUs per training step (the nvidia.com/gpu limit)
     FACECRAFT_K8S_GPU_CPU=4               CPU request of a training step
@@ -24,7 +24,6 @@ Secret (`envFrom`), never through an image or a tag.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,8 +54,7 @@ class K8sSettings:
     secret: str = "facecraft-secrets"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> K8sSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> K8sSettings:
         base = cls()
         gpus = int(env.get("FACECRAFT_K8S_GPUS", base.gpus))
         if gpus < 1:
@@ -105,11 +103,11 @@ def step_tags(pool: str | None, group: str | None, settings: K8sSettings | None 
     return {K8S_CONFIG_TAG: json.dumps(k8s_config(needs_accelerator(pool, group), settings), sort_keys=True)}
 
 
-def step_options(group: str, pool: str | None = None) -> dict[str, Any]:
+def step_options(group: str, pool: str | None, env: Mapping[str, str]) -> dict[str, Any]:
     """The `@dg.asset` keyword arguments of a step in `group` (and `pool`): the retry policy and the
-    Kubernetes tags, sized by the environment of the process that loads the definitions."""
-    tags = step_tags(pool, group, K8sSettings.from_env())
-    return {"group_name": group, "pool": pool, "retry_policy": retry_policy_from_env(), "op_tags": tags}
+    Kubernetes tags, sized by the environment the Definitions are built with."""
+    tags = step_tags(pool, group, K8sSettings.from_env(env))
+    return {"group_name": group, "pool": pool, "retry_policy": retry_policy_from_env(env), "op_tags": tags}
 
 
 def everything_on_kubernetes() -> dg.UnresolvedAssetJobDefinition:

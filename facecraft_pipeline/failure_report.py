@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
+from facecraft_pipeline.env import env_optional
 from facecraft_pipeline.log_safety import redact
 
 log = logging.getLogger("facecraft.failure_report")
@@ -61,7 +61,7 @@ def failed_run_report(context: dg.RunFailureSensorContext) -> None:
 
     for item in report["failed"]:
         say(logging.ERROR, f"run {report['run_id']} ({report['job']}) failed: asset {item['asset']}: {item['reason']}")
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    url = (env_optional(WEBHOOK_ENV) or "").strip()
     if url:
         try:
             status = post_webhook(url, report)

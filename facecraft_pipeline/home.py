@@ -8,16 +8,19 @@ personal photos never leave the machine unless a setting sends them elsewhere.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from facecraft_pipeline.env import env_optional
 from facecraft_pipeline.mlflow_store import STORE_FOLDER
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("FACECRAFT_HOME") or PROJECT_ROOT / "data").expanduser().resolve()
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    """$FACECRAFT_HOME (of `env`, else of this process), else `data/` in the checkout."""
+    return Path(env_optional("FACECRAFT_HOME", env) or PROJECT_ROOT / "data").expanduser().resolve()
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ on a logger apply only to records made by that very logger, hence the explicit l
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
+
+from facecraft_pipeline.env import process_env
 
 SECRET_WORDS = ("password", "token", "secret", "credential", "authorization", "webhook", "api_key")
 
@@ -52,7 +53,7 @@ def is_secret_name(name: str) -> bool:
 
 def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     """The values of secret-named environment variables (6 characters or more), longest first."""
-    env = os.environ if env is None else env
+    env = process_env() if env is None else env
     return sorted({v for k, v in env.items() if v and len(v) >= 6 and is_secret_name(k)}, key=len, reverse=True)
 
 

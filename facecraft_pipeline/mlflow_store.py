@@ -14,20 +14,19 @@ Dagster-free; mlflow itself is imported only by the functions that talk to a sto
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facecraft_pipeline.env import env_optional
+from facecraft_pipeline.env import env_optional, set_default
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # read once, when mlflow is imported
+set_default("MLFLOW_DISABLE_TELEMETRY", "true")  # read once, when mlflow is imported
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
@@ -64,9 +63,9 @@ def local_store(root: Path) -> Path:
     return Path(root) / STORE_FOLDER / "mlflow.db"
 
 
-def configured_uri() -> str | None:
-    """MLFLOW_TRACKING_URI, if set."""
-    return env_optional(TRACKING_URI_ENV)
+def configured_uri(env: Mapping[str, str] | None = None) -> str | None:
+    """MLFLOW_TRACKING_URI, if set (in `env`, else in this process)."""
+    return env_optional(TRACKING_URI_ENV, env)
 
 
 def store_uri(root: Path, configured: str | None = None) -> str:

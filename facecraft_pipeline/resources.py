@@ -1,27 +1,28 @@
 """Dagster resources: the few things every asset shares (data root, device, MLflow, photo source).
 
 Each is a thin, configurable wrapper that hands back a plain library object, so the libraries
-stay Dagster-free. Field defaults are the library defaults; the environment (FACECRAFT_*,
-MLFLOW_TRACKING_URI) is read by each `from_env()` when the Definitions are built
-(`definitions.resources()`), never at import, through `facecraft_pipeline.env`.
+stay Dagster-free. Field defaults are the library defaults; each `from_env(env)` reads the environment
+mapping (FACECRAFT_*, MLFLOW_TRACKING_URI) it is handed when the Definitions are built
+(`definitions.build_resources(env)`), never at import, through `facecraft_pipeline.env`.
 
 The photo source is a small family behind one resource key, `photo_source`:
 `DemoAlbumResource`, `LocalFolderResource` and `OneDriveResource`, each with only its own
-config; `photo_source_from_env()` picks one by FACECRAFT_SOURCE.
+config; `photo_source_from_env(env)` picks one by FACECRAFT_SOURCE.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
 import dagster as dg
 import pydantic
 
-from facecraft_pipeline.config import config_class, to_settings
 from facecraft_pipeline.env import env_bool, env_int, env_optional, env_str
 from facecraft_pipeline.home import Home, default_home
 from facecraft_pipeline.mlflow_store import configured_uri, is_remote_uri, store_uri
+from facecraft_pipeline.settings.dagster_config import config_class, to_settings
 from facecraft_pipeline.sources.base import PhotoSource
 from facecraft_pipeline.sources.local_settings import LocalFolderSettings
 from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
@@ -30,7 +31,12 @@ from facecraft_pipeline.sources.onedrive_settings import OneDriveSettings
 class HomeResource(dg.ConfigurableResource):
     """The data root: photos, crops, datasets, checkpoints, galleries, MLflow store."""
 
-    root: str = str(default_home())
+    root: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HomeResource:
+        """$FACECRAFT_HOME, else `data/` in the checkout."""
+        return cls(root=str(default_home(env)))
 
     def home(self) -> Home:
         return Home(Path(self.root).expanduser().resolve())
@@ -45,10 +51,11 @@ class ComputeResource(dg.ConfigurableResource):
 
     device: str = "auto"
     cpu_threads: int = 1
+    progress_bar: bool = False  # training draws a progress bar on the terminal (`facecraft materialize` sets it per run)
 
     @classmethod
-    def from_env(cls) -> ComputeResource:
-        return cls(device=env_str("FACECRAFT_DEVICE", "auto"), cpu_threads=env_int("FACECRAFT_CPU_THREADS", 1))
+    def from_env(cls, env: Mapping[str, str]) -> ComputeResource:
+        return cls(device=env_str("FACECRAFT_DEVICE", "auto", env), cpu_threads=env_int("FACECRAFT_CPU_THREADS", 1, env))
 
     def torch_device(self):
         import torch
@@ -80,12 +87,12 @@ class MlflowResource(dg.ConfigurableResource):
     log_images: bool | None = None
 
     @classmethod
-    def from_env(cls) -> MlflowResource:
+    def from_env(cls, env: Mapping[str, str]) -> MlflowResource:
         """MLFLOW_TRACKING_URI, FACECRAFT_MLFLOW_EXPERIMENT, FACECRAFT_MLFLOW_IMAGES (on/off; unset: by tracking URI)."""
         return cls(
-            tracking_uri=configured_uri(),
-            experiment=env_str("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft"),
-            log_images=env_bool("FACECRAFT_MLFLOW_IMAGES", True) if env_optional("FACECRAFT_MLFLOW_IMAGES") else None,
+            tracking_uri=configured_uri(env),
+            experiment=env_str("FACECRAFT_MLFLOW_EXPERIMENT", "facecraft", env),
+            log_images=env_bool("FACECRAFT_MLFLOW_IMAGES", True, env) if env_optional("FACECRAFT_MLFLOW_IMAGES", env) else None,
         )
 
     def lineage(self, home: Home):
@@ -144,8 +151,8 @@ class LocalFolderResource(PhotoSourceResource):
         default_factory=LocalFolderConfig, description="file types, size limit, sub-folders, symbolic links")
 
     @classmethod
-    def from_env(cls) -> LocalFolderResource:
-        return cls(folder=env_str("FACECRAFT_PHOTOS_DIR", ""))
+    def from_env(cls, env: Mapping[str, str]) -> LocalFolderResource:
+        return cls(folder=env_str("FACECRAFT_PHOTOS_DIR", "", env))
 
     def local_settings(self) -> LocalFolderSettings:
         return to_settings(LocalFolderSettings, self.settings)
@@ -167,14 +174,14 @@ class OneDriveResource(PhotoSourceResource):
         default_factory=OneDriveConfig, description="which OneDrive folder to mirror, and how")
 
     @classmethod
-    def from_env(cls) -> OneDriveResource:
+    def from_env(cls, env: Mapping[str, str]) -> OneDriveResource:
         """FACECRAFT_ONEDRIVE_CLIENT_ID, FACECRAFT_ONEDRIVE_TENANT, FACECRAFT_PHOTOS_DIR, FACECRAFT_GRAPH_URL."""
         defaults = OneDriveSettings()
         values = {
-            "client_id": env_str("FACECRAFT_ONEDRIVE_CLIENT_ID", defaults.client_id),
-            "tenant": env_str("FACECRAFT_ONEDRIVE_TENANT", defaults.tenant),
-            "folder": env_str("FACECRAFT_PHOTOS_DIR", defaults.folder),
-            "graph_base_url": env_str("FACECRAFT_GRAPH_URL", defaults.graph_base_url),
+            "client_id": env_str("FACECRAFT_ONEDRIVE_CLIENT_ID", defaults.client_id, env),
+            "tenant": env_str("FACECRAFT_ONEDRIVE_TENANT", defaults.tenant, env),
+            "folder": env_str("FACECRAFT_PHOTOS_DIR", defaults.folder, env),
+            "graph_base_url": env_str("FACECRAFT_GRAPH_URL", defaults.graph_base_url, env),
         }
         return cls(settings=OneDriveConfig(**values))
 
@@ -193,11 +200,11 @@ PHOTO_SOURCES: dict[str, type[PhotoSourceResource]] = {
 }
 
 
-def photo_source_from_env() -> PhotoSourceResource:
-    """The `photo_source` resource FACECRAFT_SOURCE names (default: the demo album), configured from the environment."""
-    kind = env_str("FACECRAFT_SOURCE", "demo").strip().lower()
+def photo_source_from_env(env: Mapping[str, str]) -> PhotoSourceResource:
+    """The `photo_source` resource FACECRAFT_SOURCE names (default: the demo album), configured from `env`."""
+    kind = env_str("FACECRAFT_SOURCE", "demo", env).strip().lower()
     if kind not in PHOTO_SOURCES:
         raise ValueError(f"FACECRAFT_SOURCE={kind!r} is not a photo source: choose one of {sorted(PHOTO_SOURCES)}")
     cls = PHOTO_SOURCES[kind]
     from_env = getattr(cls, "from_env", None)
-    return from_env() if from_env is not None else cls()
+    return from_env(env) if from_env is not None else cls()

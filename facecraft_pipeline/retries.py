@@ -3,7 +3,7 @@
 - `is_transient(error)`: network faults, timeouts, throttling (HTTP 429/5xx, Graph past its own
   retries), a database connection dropped. Everything else (bad settings, no owner cluster, a
   corrupt file) is deterministic: retrying it would fail the same way.
-- `RETRY_POLICY`: exponential backoff with jitter; `retry_policy_from_env()` reads its size.
+- `RETRY_POLICY`: exponential backoff with jitter; `retry_policy_from_env(env)` reads its size from the environment the Definitions are built with.
 - `@final_unless_transient` (under `@dg.asset`): a deterministic error becomes
   `dg.Failure(allow_retries=False)`, which the retry policy does not retry.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -35,11 +36,11 @@ TRANSIENT_TYPES = {
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=10.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def retry_policy_from_env() -> dg.RetryPolicy:
+def retry_policy_from_env(env: Mapping[str, str]) -> dg.RetryPolicy:
     """RETRY_POLICY with FACECRAFT_RETRIES and FACECRAFT_RETRY_DELAY_S (seconds before the first retry; doubles)."""
-    retries = env_int("FACECRAFT_RETRIES", RETRY_POLICY.max_retries)
+    retries = env_int("FACECRAFT_RETRIES", RETRY_POLICY.max_retries, env)
     try:
-        delay = float(env_str("FACECRAFT_RETRY_DELAY_S", str(RETRY_POLICY.delay)))
+        delay = float(env_str("FACECRAFT_RETRY_DELAY_S", str(RETRY_POLICY.delay), env))
     except ValueError:
         raise ValueError("FACECRAFT_RETRY_DELAY_S is not a number of seconds") from None
     if retries < 0 or delay < 0:

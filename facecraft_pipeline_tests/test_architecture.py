@@ -11,7 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
 TESTS = Path(__file__).resolve().parent
 # Modules that may use Dagster: the thin layer over the libraries.
-DAGSTER_LAYER = ("assets", "config", "definitions", "resources", "automation", "cli", "retries", "deploy", "failure_report")
+DAGSTER_LAYER = ("assets", "settings.dagster_config", "definitions", "resources", "automation", "cli", "retries", "deploy",
+                 "failure_report")
 
 
 def module_name(path: Path) -> str:
@@ -98,10 +99,11 @@ def test_libraries_import_no_dagster_and_nothing_imports_the_assets() -> None:
     for path in PACKAGE.rglob("*.py"):
         name = module_name(path)
         layer = name.split(".")[1] if "." in name else ""
+        dagster_layer = any(f"{name}.".startswith(f"facecraft_pipeline.{part}.") for part in DAGSTER_LAYER)
         tree = ast.parse(path.read_text())
         imported = {alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names}
         imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        if layer not in DAGSTER_LAYER and any(m == "dagster" or m.startswith(("dagster.", "dagster_")) for m in imported):
+        if not dagster_layer and any(m == "dagster" or m.startswith(("dagster.", "dagster_")) for m in imported):
             offenders.append(f"{name} imports dagster")
         if layer not in ("assets", "definitions", "cli") and any(m.startswith("facecraft_pipeline.assets") for m in imported):
             offenders.append(f"{name} imports the assets")
@@ -252,9 +254,9 @@ def _inner(config_type):
 
 @pytest.fixture(scope="module")
 def assets():
-    from facecraft_pipeline.definitions import ASSETS
+    from facecraft_pipeline.definitions import build_assets
 
-    return ASSETS
+    return build_assets()
 
 
 def test_every_launchpad_field_of_every_asset_has_a_description(assets) -> None:
@@ -268,3 +270,31 @@ def test_every_launchpad_field_of_every_asset_has_a_description(assets) -> None:
             if not (field.description or "").strip():
                 missing.append(f"{asset.key.to_user_string()}.{name}")
     assert seen > 50 and missing == []
+
+
+# The process environment is read in one library module, and by the one function that builds the Definitions.
+ENVIRONMENT_READERS = {"facecraft_pipeline.env", "facecraft_pipeline.definitions"}
+
+
+def environment_reads(source: str) -> list[str]:
+    """Where `source` touches the process environment: `os.environ`, `os.getenv`/`putenv`/`unsetenv`, or their import."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
+                and node.attr in ("environ", "environb", "getenv", "putenv", "unsetenv"):
+            found.append(f"line {node.lineno}: os.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+                alias.name in ("environ", "environb", "getenv", "putenv", "unsetenv") for alias in node.names):
+            found.append(f"line {node.lineno}: from os import {', '.join(alias.name for alias in node.names)}")
+    return sorted(found, key=lambda where: int(where.split()[1].rstrip(":")))
+
+
+def test_the_environment_finder_finds_planted_reads() -> None:
+    planted = "import os\nfrom os import environ\nA = os.environ.get('X')\nB = os.getenv('Y')\nos.path.join('a')\n"
+    assert environment_reads(planted) == ["line 2: from os import environ", "line 3: os.environ", "line 4: os.getenv"]
+
+
+def test_only_env_py_and_the_definitions_builder_read_the_environment() -> None:
+    offenders = [f"{module_name(path)} {where}" for path in sorted(PACKAGE.rglob("*.py"))
+                 if module_name(path) not in ENVIRONMENT_READERS for where in environment_reads(path.read_text())]
+    assert offenders == []

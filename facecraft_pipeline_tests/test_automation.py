@@ -7,7 +7,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from facecraft_pipeline.automation import new_photos_sensor
+from facecraft_pipeline.automation import AutomationSettings, new_photos_sensor
 from facecraft_pipeline.definitions import defs
 from facecraft_pipeline.resources import HomeResource, LocalFolderResource, MlflowResource
 
@@ -30,7 +30,7 @@ def poll(folder, home, cursor, instance=None):
         instance=instance,
         resources={"home": HomeResource(root=str(home)), "photo_source": LocalFolderResource(folder=str(folder))},
     )
-    result = new_photos_sensor(context)
+    result = new_photos_sensor(AutomationSettings())(context)
     return result, context.cursor
 
 
@@ -59,14 +59,14 @@ def test_the_sensor_asks_for_one_run_per_batch_of_new_photos_and_none_when_nothi
 
 def ingest_photos(folder, home, instance):
     """Materialize `photos` from the folder, as `make demo` or the UI would, outside the sensor."""
-    from facecraft_pipeline.assets.photos import photos
+    from facecraft_pipeline.assets.photos import photos as recipe
 
     resources = {
         "home": HomeResource(root=str(home)),
         "photo_source": LocalFolderResource(folder=str(folder)),
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="automation"),
     }
-    assert dg.materialize([photos], resources=resources, instance=instance).success
+    assert dg.materialize([recipe.build("demo", {})], resources=resources, instance=instance).success
 
 
 def test_a_fresh_sensor_starts_from_what_is_already_ingested(folder, tmp_path):
@@ -90,17 +90,16 @@ def test_a_fresh_sensor_starts_from_what_is_already_ingested(folder, tmp_path):
         assert isinstance(poll(folder, home, cursor, instance)[0], dg.SkipReason)
 
 
-def test_the_poll_interval_is_a_documented_setting(monkeypatch):
-    from facecraft_pipeline.automation import AutomationSettings, new_photos_sensor
+def test_the_poll_interval_is_a_documented_setting():
+    from facecraft_pipeline.definitions import build_definitions
     from facecraft_pipeline.settings import help_text
 
     assert AutomationSettings().poll_seconds == 300 and "FACECRAFT_POLL_SECONDS" in help_text(AutomationSettings, "poll_seconds")
-    monkeypatch.setenv("FACECRAFT_POLL_SECONDS", "45")
-    assert AutomationSettings.from_env().poll_seconds == 45
-    monkeypatch.setenv("FACECRAFT_POLL_SECONDS", "1")
+    assert AutomationSettings.from_env({"FACECRAFT_POLL_SECONDS": "45"}).poll_seconds == 45
     with pytest.raises(ValueError, match="poll_seconds"):
-        AutomationSettings.from_env()
-    assert new_photos_sensor.minimum_interval_seconds == 300 and "every 300 s" in new_photos_sensor.description
+        AutomationSettings.from_env({"FACECRAFT_POLL_SECONDS": "1"})
+    sensor = build_definitions("demo", {"FACECRAFT_POLL_SECONDS": "45"}).resolve_sensor_def("new_photos_sensor")
+    assert sensor.minimum_interval_seconds == 45 and "every 45 s" in sensor.description
 
 
 def report(instance, asset, version):

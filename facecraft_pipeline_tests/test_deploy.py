@@ -63,10 +63,10 @@ def test_gpu_count_and_node_selector_come_from_the_environment():
 
 
 def test_each_asset_declares_its_pool_group_retry_policy_and_step_tags():
-    from facecraft_pipeline.definitions import ASSETS
+    from facecraft_pipeline.definitions import build_assets
     from facecraft_pipeline.retries import RETRY_POLICY
 
-    by_name = {a.key.to_user_string(): a for a in ASSETS}
+    by_name = {a.key.to_user_string(): a for a in build_assets()}
     for name, asset in by_name.items():
         assert asset.op.retry_policy == RETRY_POLICY and K8S_CONFIG_TAG in asset.op.tags, name
         assert (asset.op.pool == "accelerator") == (name in TRAINING), name

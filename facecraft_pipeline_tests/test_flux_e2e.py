@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from facecraft_pipeline.assets.checks import CHECKS
-from facecraft_pipeline.definitions import ASSETS, resources
+from facecraft_pipeline.definitions import build_assets, build_resources
 from facecraft_pipeline.resources import DemoAlbumResource, HomeResource, MlflowResource
 
 FLUX_RUN = {
@@ -27,11 +27,11 @@ FLUX_RUN = {
 @pytest.mark.slow  # the whole graph: ~1 min alone, ~4 min on a loaded 2-core machine
 def test_a_flux_lora_trains_registers_and_every_kept_checkpoint_is_scored(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    res = resources(HomeResource(root=str(home)))
+    res = build_resources({}, HomeResource(root=str(home)))
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="flux-e2e")
     res["photo_source"] = DemoAlbumResource()
     with dg.instance_for_test() as instance:
-        result = dg.materialize([*ASSETS, *CHECKS], resources=res, instance=instance, run_config=FLUX_RUN)
+        result = dg.materialize([*build_assets(), *CHECKS], resources=res, instance=instance, run_config=FLUX_RUN)
 
     events = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     lora = {k: v.value for k, v in events["lora_weights"].items()}

@@ -11,9 +11,11 @@ import dagster as dg
 import pytest
 
 from facecraft_pipeline.assets.checks import CHECKS
-from facecraft_pipeline.definitions import ASSETS, defs, resources
+from facecraft_pipeline.definitions import build_assets, build_resources, defs
 from facecraft_pipeline.lineage import trace
 from facecraft_pipeline.resources import DemoAlbumResource, HomeResource, LocalFolderResource, MlflowResource
+
+ASSETS = build_assets()  # the demo profile, no environment: what `make demo` builds on a bare machine
 
 SHORT_TRAINING = {
     "ops": {
@@ -26,7 +28,7 @@ SHORT_TRAINING = {
 
 
 def materialize(home, instance, source=None, selection=None, config=None):
-    res = resources(HomeResource(root=str(home)))
+    res = build_resources({}, HomeResource(root=str(home)))
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="e2e")
     res["photo_source"] = source or DemoAlbumResource()
     config = config or (SHORT_TRAINING if selection is None else {"ops": {}})
@@ -187,7 +189,7 @@ def test_the_owner_can_be_named_by_photo_ids_in_the_library(tmp_path):
     album = tmp_path / "album"
     truth = build_demo_album(album)
     other = sorted(name for name, t in truth.items() if t["people"] == [DEMO_OTHER])
-    res = resources(HomeResource(root=str(tmp_path / "home")))
+    res = build_resources({}, HomeResource(root=str(tmp_path / "home")))
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="ids")
     res["photo_source"] = LocalFolderResource(folder=str(album))
     config = {"ops": {"identity_clusters": {"config": {"owner_reference_photo_ids": f"{other[0]}, {other[1]}"}}}}

@@ -48,36 +48,29 @@ def test_photo_sources_are_one_resource_class_per_kind(tmp_path):
     assert OneDriveResource().onedrive_settings().folder == "/Pictures"
 
 
-def test_facecraft_source_picks_the_resource_when_the_definitions_are_built(tmp_path, monkeypatch):
-    """The environment is read by from_env() at build time, not when resources.py was imported."""
-    monkeypatch.setenv("FACECRAFT_SOURCE", "onedrive")
-    monkeypatch.setenv("FACECRAFT_PHOTOS_DIR", "/Camera Roll")
-    monkeypatch.setenv("FACECRAFT_ONEDRIVE_CLIENT_ID", "client-123")
-    onedrive = photo_source_from_env()
+def test_facecraft_source_picks_the_resource_when_the_definitions_are_built(tmp_path):
+    """The environment the Definitions are built with picks and configures the source (none is read at import)."""
+    onedrive = photo_source_from_env({"FACECRAFT_SOURCE": "onedrive", "FACECRAFT_PHOTOS_DIR": "/Camera Roll",
+                                      "FACECRAFT_ONEDRIVE_CLIENT_ID": "client-123"})
     assert isinstance(onedrive, OneDriveResource)
     settings = onedrive.onedrive_settings()
     assert (settings.folder, settings.client_id, settings.tenant) == ("/Camera Roll", "client-123", "consumers")
 
-    monkeypatch.setenv("FACECRAFT_SOURCE", "local")
-    monkeypatch.setenv("FACECRAFT_PHOTOS_DIR", str(tmp_path))
-    local = photo_source_from_env()
+    local = photo_source_from_env({"FACECRAFT_SOURCE": "local", "FACECRAFT_PHOTOS_DIR": str(tmp_path)})
     assert isinstance(local, LocalFolderResource) and local.folder == str(tmp_path)
 
-    monkeypatch.setenv("FACECRAFT_SOURCE", "dropbox")
     with pytest.raises(ValueError, match="FACECRAFT_SOURCE='dropbox'.*demo"):
-        photo_source_from_env()
+        photo_source_from_env({"FACECRAFT_SOURCE": "dropbox"})
 
 
-def test_one_boolean_parser_for_every_switch(monkeypatch):
+def test_one_boolean_parser_for_every_switch():
     from facecraft_pipeline.env import parse_bool
 
     for word, value in (("on", True), ("OFF", False), ("yes", True), ("0", False), ("true", True)):
         assert parse_bool(word) is value
-    monkeypatch.setenv("FACECRAFT_MLFLOW_IMAGES", "off")
-    assert MlflowResource.from_env().log_images is False
-    monkeypatch.setenv("FACECRAFT_MLFLOW_IMAGES", "nope")
+    assert MlflowResource.from_env({"FACECRAFT_MLFLOW_IMAGES": "off"}).log_images is False
     with pytest.raises(ValueError, match="FACECRAFT_MLFLOW_IMAGES='nope' is not a boolean"):
-        MlflowResource.from_env()
+        MlflowResource.from_env({"FACECRAFT_MLFLOW_IMAGES": "nope"})
 
 
 def test_resource_config_comes_from_the_settings_dataclasses_with_their_help():

@@ -84,31 +84,31 @@ def test_a_transient_fault_that_persists_stops_after_the_policy_s_retries():
 def test_a_project_asset_fails_at_once_on_bad_settings(tmp_path):
     """The project's assets wear the same decorator: a local photo source without a folder is not retried
     (were it retried, the default policy would wait 10 + 20 + 40 s and log three retries)."""
-    from facecraft_pipeline.assets.photos import photos
+    from facecraft_pipeline.assets.photos import photos as recipe
     from facecraft_pipeline.resources import HomeResource, LocalFolderResource, MlflowResource
 
     resources = {"home": HomeResource(root=str(tmp_path / "home")), "photo_source": LocalFolderResource(folder=""),
                  "mlflow": MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")}
     with dg.instance_for_test() as instance:
-        result = dg.materialize([photos], resources=resources, instance=instance, raise_on_error=False)
+        result = dg.materialize([recipe.build("demo", {})], resources=resources, instance=instance, raise_on_error=False)
         steps = [e.dagster_event.event_type_value for e in instance.all_logs(result.run_id) if e.dagster_event]
     assert not result.success
     assert steps.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in steps
 
 
 def test_every_project_asset_carries_the_retry_policy():
-    from facecraft_pipeline.definitions import ASSETS
+    from facecraft_pipeline.definitions import build_assets
 
-    assert all(a.op.retry_policy == RETRY_POLICY for a in ASSETS)
+    assert all(a.op.retry_policy == RETRY_POLICY for a in build_assets())
 
 
-def test_the_retry_policy_reads_the_environment(monkeypatch):
-    monkeypatch.setenv("FACECRAFT_RETRIES", "5")
-    monkeypatch.setenv("FACECRAFT_RETRY_DELAY_S", "0.5")
-    policy = retry_policy_from_env()
+def test_the_retry_policy_reads_the_environment_the_definitions_are_built_with():
+    from facecraft_pipeline.definitions import build_assets
+
+    policy = retry_policy_from_env({"FACECRAFT_RETRIES": "5", "FACECRAFT_RETRY_DELAY_S": "0.5"})
     assert (policy.max_retries, policy.delay, policy.backoff) == (5, 0.5, dg.Backoff.EXPONENTIAL)
-    monkeypatch.setenv("FACECRAFT_RETRY_DELAY_S", "soon")
+    assert all(a.op.retry_policy == policy for a in build_assets("demo", {"FACECRAFT_RETRIES": "5", "FACECRAFT_RETRY_DELAY_S": "0.5"}))
     with pytest.raises(ValueError, match="FACECRAFT_RETRY_DELAY_S"):
-        retry_policy_from_env()
+        retry_policy_from_env({"FACECRAFT_RETRY_DELAY_S": "soon"})
 
 

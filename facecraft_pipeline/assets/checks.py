@@ -7,10 +7,6 @@ import math
 import dagster as dg
 from safetensors.torch import load_file
 
-from facecraft_pipeline.assets.dataset import curated_dataset
-from facecraft_pipeline.assets.faces import identity_clusters
-from facecraft_pipeline.assets.galleries import sample_galleries
-from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.evaluation import Gallery
@@ -19,7 +15,7 @@ from facecraft_pipeline.gan.settings import RECOMMENDED_IMAGES
 from facecraft_pipeline.training import TrainResult
 
 
-@dg.asset_check(asset=identity_clusters, blocking=True,
+@dg.asset_check(asset="identity_clusters", blocking=True,
                 description="An owner cluster exists (blocking: no owner, no training). One crop of the owner is enough to train.")
 def owner_cluster_found(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult:
     owner = identity_clusters.clusters.owner
@@ -30,7 +26,7 @@ def owner_cluster_found(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult
     )
 
 
-@dg.asset_check(asset=identity_clusters, description="Every owner crop lies within the contamination distance of the owner centroid.")
+@dg.asset_check(asset="identity_clusters", description="Every owner crop lies within the contamination distance of the owner centroid.")
 def owner_cluster_not_contaminated(identity_clusters: OwnerIdentity) -> dg.AssetCheckResult:
     clusters = identity_clusters.clusters
     far = clusters.contamination()
@@ -44,7 +40,7 @@ def owner_cluster_not_contaminated(identity_clusters: OwnerIdentity) -> dg.Asset
     )
 
 
-@dg.asset_check(asset=curated_dataset, blocking=True, description="At least one training image of the owner (blocking: none, no training).")
+@dg.asset_check(asset="curated_dataset", blocking=True, description="At least one training image of the owner (blocking: none, no training).")
 def dataset_big_enough(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=len(curated_dataset.train_paths) >= 1,
@@ -52,7 +48,7 @@ def dataset_big_enough(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=curated_dataset, description=f"At least {RECOMMENDED_IMAGES} training images of the owner, the recommended size "
+@dg.asset_check(asset="curated_dataset", description=f"At least {RECOMMENDED_IMAGES} training images of the owner, the recommended size "
                                                    "(warns: fewer still train, and the GANs mostly reproduce them).")
 def dataset_recommended_size(curated_dataset: CuratedDataset) -> dg.AssetCheckResult:
     train = len(curated_dataset.train_paths)
@@ -63,7 +59,7 @@ def dataset_recommended_size(curated_dataset: CuratedDataset) -> dg.AssetCheckRe
     )
 
 
-def _finite_check(asset):
+def _finite_check(asset: str):
     @dg.asset_check(asset=asset, name="checkpoint_is_finite", description="No NaN or inf in any saved tensor.")
     def check(result: TrainResult) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=checkpoint_is_finite(result.artifact("checkpoint")))
@@ -71,7 +67,7 @@ def _finite_check(asset):
     return check
 
 
-def _faces_check(asset):
+def _faces_check(asset: str):
     @dg.asset_check(asset=asset, name="samples_show_faces",
                     description="dlib finds a face in the generated samples at the last quality score (warns; needs quality_every).")
     def check(result: TrainResult) -> dg.AssetCheckResult:
@@ -90,7 +86,7 @@ LORA_HEADER_KEYS = ("lora_adapter_metadata", "facecraft.base_model", "facecraft.
                     "ss_network_dim", "ss_network_alpha")
 
 
-@dg.asset_check(asset=lora_weights, description="Both LoRA files (diffusers and kohya) load, hold LoRA tensors, all finite, "
+@dg.asset_check(asset="lora_weights", description="Both LoRA files (diffusers and kohya) load, hold LoRA tensors, all finite, "
                                                 "and carry the adapter config and provenance in their headers.")
 def lora_weights_load(lora_weights: TrainResult) -> dg.AssetCheckResult:
     from safetensors import safe_open
@@ -109,7 +105,7 @@ def lora_weights_load(lora_weights: TrainResult) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset=sample_galleries,
+    asset="sample_galleries",
     description="The champion's generated faces resemble the owner more than other people's real faces do "
                 "(its identity score is above the other-people baseline, measured with the same embedder).",
 )
@@ -139,9 +135,9 @@ CHECKS = [
     owner_cluster_not_contaminated,
     dataset_big_enough,
     dataset_recommended_size,
-    _finite_check(gan_checkpoint),
-    _finite_check(wgan_gp_checkpoint),
-    _faces_check(gan_checkpoint),
+    _finite_check("gan_checkpoint"),
+    _finite_check("wgan_gp_checkpoint"),
+    _faces_check("gan_checkpoint"),
     lora_weights_load,
     identity_score_floor,
 ]

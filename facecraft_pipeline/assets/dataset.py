@@ -7,25 +7,23 @@ import json
 import dagster as dg
 import pandas as pd
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.dataset.curate import CuratedDataset, CurateSettings, CurationItem, curate_dataset
 from facecraft_pipeline.dataset.library import LibraryFaces, LibraryItem, write_library
-from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
 from facecraft_pipeline.faces.identity import OwnerIdentity
 from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.resources import HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
+from facecraft_pipeline.settings.dagster_config import to_settings
 
-CuratedDatasetConfig = config_class(CurateSettings, "curated_dataset")
 
-
-@dg.asset(code_version="curated_dataset-3", kinds={"python"}, **step_options("dataset"))
+@asset_recipe("dataset", settings=CurateSettings, code_version="curated_dataset-3", kinds={"python"})
 @final_unless_transient
 def curated_dataset(
     context: dg.AssetExecutionContext,
-    config: CuratedDatasetConfig,
+    config: dg.Config,
     identity_clusters: OwnerIdentity,
     face_crops: CropsManifest,
     home: HomeResource,

@@ -7,9 +7,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
-from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.faces.cluster import ClusterSettings
 from facecraft_pipeline.faces.contact_sheet import contact_sheets
 from facecraft_pipeline.faces.crops_manifest import CropsManifest
@@ -24,29 +23,25 @@ from facecraft_pipeline.grids import make_grid
 from facecraft_pipeline.settings import to_dict
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.retries import final_unless_transient
+from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.sources.base import IMAGE_SUFFIXES, sha256_file
 from facecraft_pipeline.sources.manifest import PhotoManifest
 from facecraft_pipeline.sqlite_store import StoreError, library_lock
 
 MAX_DECISION_ROWS = 200  # metadata shows the decisions of this run's photos up to this many rows; the store has all
 
-FaceCropsConfig = config_class(FaceCropSettings, "face_crops")
-IdentityConfig = config_class(
-    ClusterSettings,
-    "identity_clusters",
-    extra={
-        "embedder": (EmbedderSettings, None, "the identity embedder; every later comparison of faces uses the same one"),
-        "owner_reference_dir": (str | None, None, "folder of photos of the owner; empty: the source's reference photos, else the largest cluster"),
-        "owner_reference_photo_ids": (str | None, None, "comma-separated photo ids in the library that show the owner"),
-    },
-)
+IDENTITY_EXTRA = {  # identity_clusters' config beside ClusterSettings
+    "embedder": (EmbedderSettings, None, "the identity embedder; every later comparison of faces uses the same one"),
+    "owner_reference_dir": (str | None, None, "folder of photos of the owner; empty: the source's reference photos, else the largest cluster"),
+    "owner_reference_photo_ids": (str | None, None, "comma-separated photo ids in the library that show the owner"),
+}
 
 
-@dg.asset(code_version="face_crops-2", kinds={"pytorch", "dlib"}, **step_options("faces"))
+@asset_recipe("faces", settings=FaceCropSettings, code_version="face_crops-2", kinds={"pytorch", "dlib"})
 @final_unless_transient
 def face_crops(
     context: dg.AssetExecutionContext,
-    config: FaceCropsConfig,
+    config: dg.Config,
     photos: PhotoManifest,
     home: HomeResource,
     mlflow: MlflowResource,
@@ -98,11 +93,11 @@ def face_crops(
         return output(manifest, run, manifest.digest, meta)
 
 
-@dg.asset(code_version="identity_clusters-2", kinds={"scikitlearn", "dlib"}, **step_options("faces"))
+@asset_recipe("faces", settings=ClusterSettings, extra=IDENTITY_EXTRA, code_version="identity_clusters-2", kinds={"scikitlearn", "dlib"})
 @final_unless_transient
 def identity_clusters(
     context: dg.AssetExecutionContext,
-    config: IdentityConfig,
+    config: dg.Config,
     face_crops: CropsManifest,
     home: HomeResource,
     mlflow: MlflowResource,

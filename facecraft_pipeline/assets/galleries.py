@@ -3,11 +3,10 @@
 
 import dagster as dg
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import GALLERIES_WHEN_INPUTS_CHANGE
 from facecraft_pipeline.dataset.curate import CuratedDataset
-from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.evaluation import (Gallery, GallerySettings, Reference, Scorer, compute_baselines, gan_candidates,
                                            lora_candidates, owner_photos, run_sweep)
@@ -20,28 +19,25 @@ from facecraft_pipeline.mlflow_store import CHAMPION, GAN_MODEL, LORA_MODEL, WGA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import help_text
+from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.training import TrainResult
 
-SampleGalleriesConfig = config_class(
-    GallerySettings, "sample_galleries", fixed=("prompts",), extra={
-        "prompts": (list[str], list(GallerySettings().prompts), help_text(GallerySettings, "prompts")),
-    },
-)
+PROMPTS_AS_LIST = {"prompts": (list[str], list(GallerySettings().prompts), help_text(GallerySettings, "prompts"))}
 REGISTERED = {"gan": GAN_MODEL, "wgan_gp": WGAN_GP_MODEL, "lora": LORA_MODEL}
 ASSET_OF = {"gan": "gan_checkpoint", "wgan_gp": "wgan_gp_checkpoint", "lora": "lora_weights"}
 FINAL = {"gan": "checkpoint", "wgan_gp": "checkpoint", "lora": "weights"}
 
 
-@dg.asset(
+@asset_recipe(
+    "evaluation", pool="accelerator", settings=GallerySettings, fixed=("prompts",), extra=PROMPTS_AS_LIST,
     code_version="sample_galleries-3",
     kinds={"pytorch"},
     automation_condition=GALLERIES_WHEN_INPUTS_CHANGE,
-    **step_options("evaluation", pool="accelerator"),
 )
 @final_unless_transient
 def sample_galleries(
     context: dg.AssetExecutionContext,
-    config: SampleGalleriesConfig,
+    config: dg.Config,
     gan_checkpoint: TrainResult,
     wgan_gp_checkpoint: TrainResult,
     lora_weights: TrainResult,

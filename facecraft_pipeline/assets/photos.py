@@ -9,9 +9,9 @@ in `photos/library.sqlite` (`facecraft manifest photos` exports it as JSON); wha
 
 import dagster as dg
 
+from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.automation import SOURCE_CURSOR, record_source_cursor
-from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.resources import HomeResource, MlflowResource, PhotoSourceResource
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.sources.manifest import STORE_NAME, PhotoManifest, PhotoStore, sync_into
@@ -20,7 +20,7 @@ from facecraft_pipeline.sqlite_store import StoreError, library_lock
 MAX_LISTED_PROBLEMS = 50  # metadata lists this many items not usable; the store has them all
 
 
-@dg.asset(code_version="photos-3", kinds={"python"}, **step_options("ingest"))
+@asset_recipe("ingest", code_version="photos-3", kinds={"python"})
 @final_unless_transient
 def photos(
     context: dg.AssetExecutionContext, home: HomeResource, mlflow: MlflowResource, photo_source: PhotoSourceResource

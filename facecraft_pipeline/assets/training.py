@@ -9,7 +9,6 @@ finished run and re-use it, an interrupted one resumes, and a raised `run.steps`
 
 import base64
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -17,45 +16,41 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facecraft_pipeline.assets.config import config_class, to_settings
+from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output, preview
 from facecraft_pipeline.automation import RETRAIN_WHEN_DATASET_CHANGES
 from facecraft_pipeline.dataset.curate import CuratedDataset
 from facecraft_pipeline.dataset.diffusion_crops import DiffusionView, build_diffusion_view
 from facecraft_pipeline.dataset.manifest import read_manifest
-from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.faces.attributes import attribute_matrix
 from facecraft_pipeline.faces.probe import IdentityProbe
 from facecraft_pipeline.gan import GanSettings, face_quality_scorer, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
 from facecraft_pipeline.gan.conditioning import IdentityCondition, conditioning_quality
-from facecraft_pipeline.gan.quality import kid_name
+from facecraft_pipeline.gan.sample_quality import kid_name
 from facecraft_pipeline.lora import LoraSettings, base_model_of, train_lora
 from facecraft_pipeline.mlflow_store import LORA_MODEL, MODEL_OF_ASSET, TAG_ARTIFACT_SHA
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource
 from facecraft_pipeline.retries import final_unless_transient
 from facecraft_pipeline.settings import to_dict
+from facecraft_pipeline.settings.constraints import check_constraints
+from facecraft_pipeline.settings.dagster_config import to_settings
 from facecraft_pipeline.training import ProgressLine, TrainResult
 from facecraft_pipeline.training.progress import bar
 
-GanCheckpointConfig = config_class(GanSettings, "gan_checkpoint", fixed=("kind",))
-WganGpCheckpointConfig = config_class(GanSettings, "wgan_gp_checkpoint", fixed=("kind",))
-LoraWeightsConfig = config_class(LoraSettings, "lora_weights")
-
-TRAINING = {**step_options("training", pool="accelerator"), "automation_condition": RETRAIN_WHEN_DATASET_CHANGES}
-PROGRESS_BAR_ENV = "FACECRAFT_PROGRESS_BAR"  # set by `facecraft materialize` on a terminal
+TRAINING = {"group": "training", "pool": "accelerator", "automation_condition": RETRAIN_WHEN_DATASET_CHANGES}
 
 
-def _progress(context: dg.AssetExecutionContext, run) -> list:
-    """Log line + MLflow metrics at each logging step; a bar too when the CLI asked for one."""
+def _progress(context: dg.AssetExecutionContext, run, compute: ComputeResource) -> list:
+    """Log line + MLflow metrics at each logging step; a bar too when the run asked for one (`facecraft materialize`)."""
     asset = context.asset_key.to_user_string()
 
     def report(line: ProgressLine) -> None:
         context.log.info(f"{asset}: {line}")
         run.log_metrics({**line.metrics, "img_per_s": line.images_per_second}, line.step)
 
-    return [report, bar(asset)] if os.environ.get(PROGRESS_BAR_ENV) else [report]
+    return [report, bar(asset)] if compute.progress_bar else [report]
 
 
 def _summary(result: TrainResult) -> str:
@@ -136,10 +131,11 @@ def _on_sample(run):
 
 def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, mlflow, compute) -> dg.Output[TrainResult]:
     asset = context.asset_key.to_user_string()
+    check_constraints({asset: {"resolution": settings.resolution}, "curated_dataset": {"resolution": dataset.resolution or None}})
     paths, identity = _gan_images(settings, dataset)
     with asset_run(context, home, mlflow, inputs={"curated_dataset": dataset.version}, params=to_dict(settings)) as run:
         result = train_gan(paths, home.home().dir("models", asset), settings, compute.torch_device(),
-                           _progress(context, run), controls=_gan_controls(settings, dataset),
+                           _progress(context, run, compute), controls=_gan_controls(settings, dataset),
                            quality=_gan_quality(settings, dataset), on_sample=_on_sample(run), held_out=dataset.val_paths,
                            **identity)
         for warning in result.info.warnings:
@@ -181,11 +177,11 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
         return output(result, run, digest, metadata)
 
 
-@dg.asset(code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@asset_recipe(settings=GanSettings, fixed=("kind",), code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
 @final_unless_transient
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
-    config: GanCheckpointConfig,
+    config: dg.Config,
     curated_dataset: CuratedDataset,
     home: HomeResource,
     mlflow: MlflowResource,
@@ -196,11 +192,11 @@ def gan_checkpoint(
     return _train_gan(context, to_settings(GanSettings, config, kind="dcgan"), curated_dataset, home, mlflow, compute)
 
 
-@dg.asset(code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@asset_recipe(settings=GanSettings, fixed=("kind",), code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
 @final_unless_transient
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,
-    config: WganGpCheckpointConfig,
+    config: dg.Config,
     curated_dataset: CuratedDataset,
     home: HomeResource,
     mlflow: MlflowResource,
@@ -226,11 +222,11 @@ def _lora_view(context, dataset: CuratedDataset, settings: LoraSettings, home, s
     return view
 
 
-@dg.asset(code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)
+@asset_recipe(settings=LoraSettings, code_version="lora_weights-3", kinds={"pytorch", "diffusers"}, **TRAINING)
 @final_unless_transient
 def lora_weights(
     context: dg.AssetExecutionContext,
-    config: LoraWeightsConfig,
+    config: dg.Config,
     curated_dataset: CuratedDataset,
     home: HomeResource,
     mlflow: MlflowResource,
@@ -248,7 +244,7 @@ def lora_weights(
         view = _lora_view(context, curated_dataset, settings, h)
         held_out = _lora_view(context, curated_dataset, settings, h, "val").examples if settings.validation_loss_every else ()
         result = train_lora(view.examples, h.dir("models", "lora_weights"), settings, compute.torch_device(),
-                            cache_dir=h.models_cache, progress=_progress(context, run), dataset_digest=curated_dataset.digest,
+                            cache_dir=h.models_cache, progress=_progress(context, run, compute), dataset_digest=curated_dataset.digest,
                             held_out=held_out)
         weights = result.artifact("weights")
         digest = sha256_file(weights)

@@ -98,6 +98,7 @@ class CuratedDataset:
     notes: tuple[str, ...] = field(default=())
     probe: ProbeSpec = ProbeSpec()  # how its faces were found and are compared (identity_clusters' probe): for the trainers
     library: LibraryFaces | None = None  # every person's faces with identities (identity-conditioned GANs)
+    resolution: int = 0  # the side in px its images were curated for (no image smaller); 0: a value from before it was recorded
 
     @property
     def version(self) -> str:
@@ -422,4 +423,5 @@ def curate_dataset(
         reused=not published,
         notes=tuple(notes),
         probe=probe,
+        resolution=settings.resolution,
     )

@@ -66,7 +66,7 @@ class GanRenderer:
         return [(None, i, image) for i, image in enumerate(images)]
 
 
-_SCHEDULERS = {"ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler", "euler_a": "EulerAncestralDiscreteScheduler",
+_SCHEDULER_CLASSES = {"ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler", "euler_a": "EulerAncestralDiscreteScheduler",
                "dpm++": "DPMSolverMultistepScheduler", "pndm": "PNDMScheduler"}
 
 
@@ -155,7 +155,7 @@ class LoraRenderer:
         else:
             import diffusers
 
-            pipe.scheduler = getattr(diffusers, _SCHEDULERS[settings.scheduler]).from_config(self._default_scheduler.config)
+            pipe.scheduler = getattr(diffusers, _SCHEDULER_CLASSES[settings.scheduler]).from_config(self._default_scheduler.config)
         size = settings.resolution or self.train_resolution
         drawn: list[Drawn] = []
         for number, prompt in enumerate(settings.resolved_prompts(self.instance_prompt)):

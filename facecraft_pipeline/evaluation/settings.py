@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from facecraft_pipeline.faces.probe import DETECT_SIDE
 from facecraft_pipeline.settings import setting, validate
 
-SCHEDULERS = ("default", "ddim", "euler", "euler_a", "dpm++", "pndm")
+SAMPLING_SCHEDULERS = ("default", "ddim", "euler", "euler_a", "dpm++", "pndm")
 INSTANCE = "{instance}"  # replaced by the LoRA's trained instance prompt
 
 
@@ -27,7 +27,7 @@ class GallerySettings:
     num_inference_steps: int | None = setting(None, "diffusion: sampling steps; empty: the family's (10 SD/SDXL, 28 FLUX.1, "
                                                     "9 Z-Image-Turbo)", minimum=1)
     scheduler: str = setting("default", "diffusion sampler: default (the base model's), ddim, euler, euler_a, dpm++ or pndm",
-                             choices=SCHEDULERS)
+                             choices=SAMPLING_SCHEDULERS)
     resolution: int | None = setting(None, "diffusion: image side in px; empty: the resolution the LoRA was trained at", minimum=8)
     detect_side: int = setting(DETECT_SIDE, "generated images smaller than this are upscaled (Lanczos) to it before face detection",
                                minimum=32)

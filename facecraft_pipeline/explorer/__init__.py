@@ -5,13 +5,13 @@ Kept import-light (no torch at import), so `explorer_url` can be used from Dagst
 
 from __future__ import annotations
 
-import os
+from facecraft_pipeline.env import env_int
 
 DEFAULT_PORT = 8765
 
 
 def explorer_port() -> int:
-    return int(os.environ.get("FACECRAFT_EXPLORER_PORT", DEFAULT_PORT))
+    return env_int("FACECRAFT_EXPLORER_PORT", DEFAULT_PORT)
 
 
 def explorer_url(model: str | None = None) -> str:

@@ -21,13 +21,13 @@ from facecraft_pipeline.explorer import gallery
 from facecraft_pipeline.explorer.model import ExplorerError, registered_versions
 from facecraft_pipeline.explorer.state import Explorer
 
-ASSETS = Path(__file__).parent / "assets"
+STATIC = Path(__file__).parent / "static"
 MAX_BODY = 1 << 20
 
 
 def page(mode: str = "served", head: str = "") -> str:
     """index.html with the mode set; the static site adds its data scripts in `head`."""
-    html = (ASSETS / "index.html").read_text()
+    html = (STATIC / "index.html").read_text()
     return html.replace("<!--HEAD-->", f'<script>window.FACECRAFT_MODE = "{mode}";</script>\n{head}')
 
 
@@ -89,8 +89,8 @@ class Handler(BaseHTTPRequestHandler):
         ex = self.explorer
         if path in ("/", "/index.html"):
             self._send(200, page().encode(), "text/html; charset=utf-8")
-        elif path.startswith("/assets/"):
-            self._file(ASSETS, path.removeprefix("/assets/"))
+        elif path.startswith("/static/"):
+            self._file(STATIC, path.removeprefix("/static/"))
         elif path == "/api/model":
             self._json(ex.payload())
         elif path == "/api/models":

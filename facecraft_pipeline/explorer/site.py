@@ -22,7 +22,7 @@ from typing import Any
 from facecraft_pipeline.explorer import gallery as galleries
 from facecraft_pipeline.explorer.model import ExplorerError
 from facecraft_pipeline.explorer.onnx_model import export_onnx
-from facecraft_pipeline.explorer.server import ASSETS, page
+from facecraft_pipeline.explorer.server import STATIC, page
 from facecraft_pipeline.explorer.state import Explorer
 
 ORT_VERSION = "1.30.0"
@@ -64,12 +64,12 @@ def build_site(explorer: Explorer, out_dir: Path, cache: Path) -> dict[str, Any]
     ort = vendor_ort(cache)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    (out_dir / "assets").mkdir(parents=True)
+    (out_dir / "static").mkdir(parents=True)
     for name in ("app.js", "style.css"):
-        shutil.copyfile(ASSETS / name, out_dir / "assets" / name)
-    (out_dir / "assets" / "ort.wasm.min.js").write_bytes(ort["ort.wasm.min.js"])
-    (out_dir / "assets" / "onnxruntime-web-package.json").write_bytes(ort["package.json"])
-    (out_dir / "assets" / "ort-wasm.js").write_text(
+        shutil.copyfile(STATIC / name, out_dir / "static" / name)
+    (out_dir / "static" / "ort.wasm.min.js").write_bytes(ort["ort.wasm.min.js"])
+    (out_dir / "static" / "onnxruntime-web-package.json").write_bytes(ort["package.json"])
+    (out_dir / "static" / "ort-wasm.js").write_text(
         _js("FACECRAFT_ORT", {"version": ORT_VERSION, "wasm": base64.b64encode(ort["ort-wasm-simd-threaded.wasm"]).decode(),
                                "mjs": ort["ort-wasm-simd-threaded.mjs"].decode()}))
     info = galleries.read_gallery(explorer.home_root)
@@ -85,9 +85,9 @@ def build_site(explorer: Explorer, out_dir: Path, cache: Path) -> dict[str, Any]
     data = {"payload": payload, "onnx": base64.b64encode(onnx_bytes).decode(), "gallery": info,
             "characters": explorer.characters.list(),  # the picked person's centroid is the ONNX graph's `person` input
             "people_vectors": [model.person_vector(name).tolist() for name in model.people_names]}
-    (out_dir / "assets" / "model-data.js").write_text(_js("FACECRAFT_STATIC", data))
+    (out_dir / "static" / "model-data.js").write_text(_js("FACECRAFT_STATIC", data))
     (out_dir / "model-data.js").write_text("// marker: this folder is a FaceCraft static export\n")
-    head = "\n".join(f'<script src="assets/{n}"></script>' for n in ("ort.wasm.min.js", "ort-wasm.js", "model-data.js"))
+    head = "\n".join(f'<script src="static/{n}"></script>' for n in ("ort.wasm.min.js", "ort-wasm.js", "model-data.js"))
     (out_dir / "index.html").write_text(page("static", head))
     return {"folder": str(out_dir), "onnx_bytes": len(onnx_bytes), "onnx_sha256": hashlib.sha256(onnx_bytes).hexdigest(),
             "ort_version": ORT_VERSION, "characters": len(data["characters"]), "gallery_images": len(info["images"])}

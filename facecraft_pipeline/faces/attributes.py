@@ -30,7 +30,7 @@ def landmarks_68(crop: np.ndarray) -> np.ndarray:
     """(68, 2) float landmarks of the face in an aligned RGB uint8 crop."""
     import dlib
 
-    from facecraft_pipeline.faces.models import SHAPE_68, shape_predictor
+    from facecraft_pipeline.faces.model_files import SHAPE_68, shape_predictor
 
     crop = np.ascontiguousarray(crop, dtype=np.uint8)
     if crop.ndim != 3 or crop.shape[2] != 3:

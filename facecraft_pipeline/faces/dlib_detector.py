@@ -24,7 +24,7 @@ import numpy as np
 
 from facecraft_pipeline.faces.detector_settings import DetectorSettings
 from facecraft_pipeline.faces.geometry import clip_box, downscale
-from facecraft_pipeline.faces.models import SHAPE_68, cnn_face_detector, shape_predictor
+from facecraft_pipeline.faces.model_files import SHAPE_68, cnn_face_detector, shape_predictor
 from facecraft_pipeline.faces.types import Face
 
 # 68-point indices (iBUG 300-W): 36-41 the eye on the image's left, 42-47 the other eye,

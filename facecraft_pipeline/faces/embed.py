@@ -76,7 +76,7 @@ class DlibEmbedder:
     def __init__(self, same_person_distance: float = 0.6, jitters: int = 0, engine: str = "torch", device: str = "cpu") -> None:
         import dlib  # imported here so the module loads where dlib is absent
 
-        from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path, shape_predictor
+        from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, SHAPE_5, dlib_model_path, shape_predictor
 
         if engine not in EMBEDDING_ENGINES:
             raise ValueError(f"engine must be one of {list(EMBEDDING_ENGINES)}, got {engine!r}")

@@ -7,7 +7,7 @@ from facecraft_pipeline.gan.checkpoint import checkpoint_is_finite, load_generat
 from facecraft_pipeline.gan.losses import gradient_penalty, r1_penalty
 from facecraft_pipeline.gan.mixing import mix_genes
 from facecraft_pipeline.gan.models import Discriminator, Generator, build_discriminator, build_generator
-from facecraft_pipeline.gan.quality import face_quality_scorer, kid
+from facecraft_pipeline.gan.sample_quality import face_quality_scorer, kid
 from facecraft_pipeline.gan.sample import interpolation_sheet, sample_images
 from facecraft_pipeline.gan.settings import GanSettings
 from facecraft_pipeline.gan.train import GanTrainer, train_gan

@@ -2,7 +2,7 @@
 
 No Dagster and no torch here, so training tools, notebooks and the explorer share one definition.
 The random stream is mulberry32 (a 32-bit generator small enough to write identically in
-JavaScript: see `explorer/assets/app.js`), so the static site in a browser mixes exactly as Python
+JavaScript: see `explorer/static/app.js`), so the static site in a browser mixes exactly as Python
 does: the same parents and seed give the same child everywhere.
 """
 

@@ -27,7 +27,7 @@ from facecraft_pipeline.gan.conditioning import IdentityCondition
 from facecraft_pipeline.gan.grow import stage_at
 from facecraft_pipeline.gan.losses import D_LOSSES, G_LOSSES, REAL_LOSSES, dcgan_d_loss, gradient_penalty, r1_penalty
 from facecraft_pipeline.gan.models import SeededDropout, build_discriminator, build_generator
-from facecraft_pipeline.gan.quality import Scorer, best_step
+from facecraft_pipeline.gan.sample_quality import SampleScorer, best_step
 from facecraft_pipeline.gan.sample import interpolation_sheet, sample_images, write_gif, write_grid
 from facecraft_pipeline.gan.settings import RECOMMENDED_IMAGES, GanSettings
 from facecraft_pipeline.gan.tricks import AdaController, ReplayBuffer, instance_noise_std
@@ -71,7 +71,7 @@ def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str
 
 
 def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, device: torch.device | str = "cpu",
-              progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: Scorer | None = None,
+              progress: Sequence[Progress] = (), controls: torch.Tensor | None = None, quality: SampleScorer | None = None,
               on_sample: OnSample | None = None, world: World | None = None, identity: IdentityCondition | None = None,
               held_out: Sequence[Path] = ()) -> TrainResult:
     """Train (or reuse, resume, extend) into `root/<n>-<kind>-<px>-<key>/`.
@@ -134,7 +134,7 @@ class GanTrainer:
     """G, D (or critic), their optimizers, an optional EMA of G, the tricks, and one step of the game."""
 
     def __init__(self, images: torch.Tensor, settings: GanSettings, device: torch.device | str = "cpu", data_digest: str = "",
-                 controls: torch.Tensor | None = None, quality: Scorer | None = None, on_sample: OnSample | None = None,
+                 controls: torch.Tensor | None = None, quality: SampleScorer | None = None, on_sample: OnSample | None = None,
                  world: World = World(), identity: IdentityCondition | None = None, held_out: torch.Tensor | None = None):
         device = torch.device(device)
         self.settings, self.device, self.data_digest, self.world = settings, device, data_digest, world

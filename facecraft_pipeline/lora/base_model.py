@@ -7,7 +7,6 @@ get its base model offline fails at once with a message saying what to do.
 from __future__ import annotations
 
 import json
-import os
 import re
 import dataclasses
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from facecraft_pipeline.env import env_optional
 from facecraft_pipeline.lora.tiny_sd import (
     MARKER_FILE,
     TINY,
@@ -73,7 +73,7 @@ def hub_offline() -> bool:
     """HF_HUB_OFFLINE as set now (huggingface_hub reads it once, at import)."""
     from huggingface_hub import constants
 
-    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").strip().upper()
+    env = (env_optional("HF_HUB_OFFLINE") or env_optional("TRANSFORMERS_OFFLINE") or "").strip().upper()
     return constants.HF_HUB_OFFLINE or env in {"1", "ON", "YES", "TRUE"}
 
 

@@ -15,7 +15,7 @@ from facecraft_pipeline.lora.memory import QUANTIZATIONS, VRAM_PRESETS
 from facecraft_pipeline.settings import nested, setting, validate
 from facecraft_pipeline.training.settings import RunSettings
 
-SCHEDULERS = ("constant", "cosine", "linear")
+LR_SCHEDULERS = ("constant", "cosine", "linear")
 OPTIMIZERS = ("adamw", "adamw8bit")
 FAMILIES = ("auto", *NAMES)
 UNET_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
@@ -65,7 +65,7 @@ class LoraSettings:
     batch_size: int = setting(4, "images per micro-batch", minimum=1)
     gradient_accumulation: int = setting(1, "micro-batches per optimizer step", minimum=1)
     learning_rate: float = setting(1e-4, "learning rate of the LoRA parameters", minimum=0, exclusive=True)
-    lr_scheduler: str = setting("constant", "learning-rate schedule after warmup", choices=SCHEDULERS)
+    lr_scheduler: str = setting("constant", "learning-rate schedule after warmup", choices=LR_SCHEDULERS)
     lr_warmup_steps: int = setting(0, "steps of linear warmup from 0", minimum=0)
     optimizer: str = setting("adamw", "adamw (fused on CUDA) or adamw8bit (needs bitsandbytes)", choices=OPTIMIZERS)
     adam_weight_decay: float = setting(1e-2, "AdamW weight decay", minimum=0)

@@ -15,12 +15,13 @@ converts models only on CUDA.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from facecraft_pipeline.env import env_int, env_optional
 
 
 @dataclass(frozen=True)
@@ -82,20 +83,20 @@ def current_world(device: torch.device | str = "cpu") -> World:
 
     Initialises the process group once (gloo on CPU, nccl on CUDA) and pins this rank to its GPU.
     """
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    size = env_int("WORLD_SIZE", 1)
     if size == 1:
         return World()
     device = torch.device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(env_int("LOCAL_RANK", 0))
     return World(dist.get_rank(), dist.get_world_size())
 
 
 def local_device(device: torch.device | str) -> torch.device:
     """`cuda` becomes this rank's GPU under torchrun; other devices are unchanged."""
     device = torch.device(device)
-    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    if device.type == "cuda" and device.index is None and env_optional("LOCAL_RANK") is not None:
+        return torch.device("cuda", env_int("LOCAL_RANK", 0))
     return device

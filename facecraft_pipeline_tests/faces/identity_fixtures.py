@@ -22,7 +22,7 @@ from skimage import data
 from skimage.transform import SimilarityTransform
 
 from facecraft_pipeline.faces.embed import DlibEmbedder
-from facecraft_pipeline.faces.models import SHAPE_68, shape_predictor
+from facecraft_pipeline.faces.model_files import SHAPE_68, shape_predictor
 
 # ArcFace 112x112 template: left eye, right eye, nose tip, mouth left, mouth right.
 ARCFACE_112 = np.array(

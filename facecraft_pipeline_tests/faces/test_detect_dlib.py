@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facecraft_pipeline.faces.detect import DEFAULT_MIN_SCORE, DetectorSettings, FaceDetector, make_detector
-from facecraft_pipeline.faces.models import SHAPE_68, dlib_model_path
+from facecraft_pipeline.faces.model_files import SHAPE_68, dlib_model_path
 from facecraft_pipeline.faces.types import Face
 from facecraft_pipeline_tests.faces.face_samples import astronaut, chelsea, coffee, grace_hopper, side_by_side
 

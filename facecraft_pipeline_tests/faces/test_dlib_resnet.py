@@ -8,7 +8,7 @@ import torch
 
 from facecraft_pipeline.faces.dlib_resnet import DlibFaceResNet, DlibFormatError, chips_to_tensor, read_dlib_resnet
 from facecraft_pipeline.faces.embed import DlibEmbedder
-from facecraft_pipeline.faces.models import RESNET_EMBEDDING, SHAPE_5, dlib_model_path
+from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, SHAPE_5, dlib_model_path
 from facecraft_pipeline_tests.faces.identity_fixtures import VARIATIONS, identity_crops
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facecraft_pipeline.gan import kid, load_generator, mix_genes, train_gan
 from facecraft_pipeline.gan.grow import stage_at
-from facecraft_pipeline.gan.quality import best_step
+from facecraft_pipeline.gan.sample_quality import best_step
 from facecraft_pipeline.gan.settings import AdaSettings, TrickSettings
 from facecraft_pipeline.gan.train import GanTrainer
 from facecraft_pipeline.training import ProgressLine

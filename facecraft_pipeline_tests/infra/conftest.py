@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shutil
 import sys
 import time
@@ -156,7 +157,7 @@ def deployed(postgres, mlflow_tracking, tmp_path_factory):
     from mlflow import MlflowClient
 
     from facecraft_pipeline.assets.checks import CHECKS
-    from facecraft_pipeline.definitions import ASSETS, resources
+    from facecraft_pipeline.definitions import build_assets, build_resources
     from facecraft_pipeline.failure_report import failed_run_report
     from facecraft_pipeline.resources import HomeResource, MlflowResource
     from facecraft_pipeline.sources.demo_album import build_demo_album
@@ -182,12 +183,12 @@ def deployed(postgres, mlflow_tracking, tmp_path_factory):
         result = Deployed(instance, url, artifacts, server_log, postgres, home, "pg-e2e", graph, webhook_path=webhook_path)
 
         def run(token: str, selection=None, config=SHORT_TRAINING):
-            res = resources(HomeResource(root=str(home)))
+            res = build_resources(dict(os.environ), HomeResource(root=str(home)))
             res["mlflow"] = MlflowResource(tracking_uri=url, experiment=result.experiment)
             res["photo_source"] = SignedInOneDrive(
                 settings={"folder": "/Pictures", "client_id": "test-client", "graph_base_url": graph.base_url}, token=token
             )
-            return dg.materialize([*ASSETS, *CHECKS], resources=res, instance=instance, run_config=config, selection=selection,
+            return dg.materialize([*build_assets(), *CHECKS], resources=res, instance=instance, run_config=config, selection=selection,
                                   raise_on_error=False)
 
         client = MlflowClient(url)

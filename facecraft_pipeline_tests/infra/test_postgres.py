@@ -11,9 +11,11 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
-from facecraft_pipeline.definitions import ASSETS
+from facecraft_pipeline.definitions import build_assets
 from facecraft_pipeline.mlflow_store import TAG_ASSET, TAG_INPUT_PREFIX, TAG_PIPELINE_RUN
 from facecraft_pipeline_tests.infra.conftest import model_versions
+
+ASSETS = build_assets()
 
 pytestmark = pytest.mark.slow
 

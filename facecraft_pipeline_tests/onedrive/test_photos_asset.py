@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from facecraft_pipeline.assets.photos import photos
+from facecraft_pipeline.assets.photos import photos as recipe
 from facecraft_pipeline.resources import HomeResource, MlflowResource
 from facecraft_pipeline_tests.onedrive.fake_graph import FakeGraph
 from facecraft_pipeline_tests.onedrive.test_sensor import SignedInOneDrive
@@ -19,7 +19,7 @@ def test_photos_metadata_counts_unverified_photos(fake: FakeGraph, pictures: str
         "photo_source": SignedInOneDrive(settings={"client_id": "c", "graph_base_url": fake.base_url}, token=fake.token),
     }
 
-    result = dg.materialize([photos], resources=resources, instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize([recipe.build("demo", {})], resources=resources, instance=dg.DagsterInstance.ephemeral())
 
     metadata = result.asset_materializations_for_node("photos")[0].metadata
     assert (metadata["ok"].value, metadata["unverified"].value) == (2, 1)

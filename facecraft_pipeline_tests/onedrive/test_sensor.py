@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from facecraft_pipeline.automation import new_photos_sensor
+from facecraft_pipeline.automation import AutomationSettings, new_photos_sensor
 from facecraft_pipeline.home import Home
 from facecraft_pipeline.resources import HomeResource, OneDriveResource
 from facecraft_pipeline.sources.onedrive import OneDriveSource
@@ -32,7 +32,7 @@ def test_the_sensor_requests_exactly_one_run_for_a_batch_of_new_photos(fake: Fak
 
     def tick(cursor):
         context = dg.build_sensor_context(cursor=cursor, resources=resources)
-        return new_photos_sensor(context), context.cursor
+        return new_photos_sensor(AutomationSettings())(context), context.cursor
 
     first, cursor = tick(None)
     quiet, cursor = tick(cursor)

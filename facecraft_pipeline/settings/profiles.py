@@ -2,14 +2,19 @@
 
 Library settings dataclasses hold the `demo` values (offline, CPU-friendly, the whole graph in
 minutes). `full` is the production recipe: RetinaFace, real SD-1.5 weights, real training
-lengths, a GPU. Pick one with `FACECRAFT_PROFILE`; each field stays overridable per run from the
-Dagster launchpad (asset config) or `facecraft materialize --set asset.field=value`.
+lengths, a GPU. The Definitions are built for one (`definitions.build_definitions(profile, env)`; the
+code location takes `FACECRAFT_PROFILE`); each field stays overridable per run from the Dagster launchpad
+(asset config) or `facecraft materialize --set asset.field=value`.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import Any, TypeVar
+
+from facecraft_pipeline.settings.fields import from_dict, to_dict
+
+S = TypeVar("S")
+DEFAULT_PROFILE = "demo"
 
 FULL_GAN = {
     "resolution": 128, "batch_size": 64, "base_channels": 64, "latent_dim": 128, "attention_res": 32, "r1_gamma": 1.0,
@@ -83,12 +88,24 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def active_profile() -> str:
-    name = os.environ.get("FACECRAFT_PROFILE", "demo")
+def check_profile(name: str) -> str:
     if name not in PROFILES:
         raise ValueError(f"FACECRAFT_PROFILE={name!r} is not a profile: choose one of {sorted(PROFILES)}")
     return name
 
 
-def overrides(asset: str, profile: str | None = None) -> dict[str, Any]:
-    return dict(PROFILES[profile or active_profile()].get(asset, {}))
+def overrides(asset: str, profile: str) -> dict[str, Any]:
+    """What `profile` changes in `asset`'s settings (nested sections as dicts)."""
+    return dict(PROFILES[check_profile(profile)].get(asset, {}))
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def profile_settings(settings_cls: type[S], asset: str, profile: str, **fixed: Any) -> S:
+    """`asset`'s settings under `profile`, without Dagster (a library test or a benchmark training as `make demo` does)."""
+    return from_dict(settings_cls, {**_merge(to_dict(settings_cls()), overrides(asset, profile)), **fixed})

@@ -1,6 +1,6 @@
 """Quality while training, kept free of Dagster and of the face models.
 
-The trainer calls a `Scorer` (images -> named numbers) at each sample step; the asset builds one
+The trainer calls a `SampleScorer` (images -> named numbers) at each sample step; the asset builds one
 from the pipeline's identity probe (`faces.probe.IdentityProbe.embed`, given to `face_quality_scorer`),
 so this module imports nothing heavy. KID is computed here on whatever embedding the probe gives: on
 dlib's 128-d face embedding it is named `kid_dlib128`, on an ArcFace ONNX model's `kid_arcface` (it is
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-Scorer = Callable[[Sequence[Image.Image]], dict[str, float]]
+SampleScorer = Callable[[Sequence[Image.Image]], dict[str, float]]
 # name -> True when higher is better; the first one present decides the best step
 RANKING = (("kid_dlib128", False), ("kid_arcface", False), ("owner_similarity", True), ("faces_found", True))
 
@@ -42,7 +42,7 @@ def kid(x: np.ndarray, y: np.ndarray) -> float:
 
 def face_quality_scorer(find_faces: Callable[[Sequence[Image.Image]], list[np.ndarray | None]], reference: np.ndarray,
                         owner_centroid: np.ndarray | None = None, same_person_distance: float = 0.6,
-                        name: str = "dlib128") -> Scorer:
+                        name: str = "dlib128") -> SampleScorer:
     """A scorer from a face finder: images -> one embedding per image (None where no face is found).
 
     Metrics: faces_found (share of images with a face), kid_<name> between the found faces'

@@ -10,7 +10,7 @@
             validate(self)   # choices / minimum / maximum declared on the fields
 
 `validate` raises `ValueError` naming the field and the allowed values. The help text is what
-`assets/config.py` puts in the Dagster launchpad; nested settings become nested config sections.
+`settings/dagster_config.py` puts in the Dagster launchpad; nested settings become nested config sections.
 This module imports nothing of the project and nothing heavy: every layer may use it.
 """
 

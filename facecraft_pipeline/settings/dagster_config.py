@@ -1,7 +1,7 @@
 """Asset and resource config generated from the libraries' settings dataclasses: one place for defaults and help.
 
-The Dagster launchpad shows every field of a library's frozen settings dataclass, with the active
-profile's value as default and the field's help text (declared once, with `settings.setting`) as
+The Dagster launchpad shows every field of a library's frozen settings dataclass, with the value of the
+profile the Definitions are built for as default and the field's help text (declared once, with `settings.setting`) as
 its description; nested settings dataclasses become nested config sections. The asset turns the
 config back into that dataclass with `to_settings`.
 """
@@ -15,31 +15,33 @@ from typing import Any, TypeVar
 import dagster as dg
 import pydantic
 
-from facecraft_pipeline.profiles import overrides
-from facecraft_pipeline.settings import HELP, default_of, from_dict
+from facecraft_pipeline.settings.profiles import overrides
+from facecraft_pipeline.settings.fields import HELP, default_of, from_dict
 
 S = TypeVar("S")
 
 
 def config_class(
-    settings_cls: type, asset: str, extra: dict[str, tuple[Any, Any, str]] | None = None, fixed: tuple[str, ...] = ()
+    settings_cls: type, asset: str, profile: str | None = None, extra: dict[str, tuple[Any, Any, str]] | None = None,
+    fixed: tuple[str, ...] = ()
 ) -> type[dg.Config]:
-    """A `dg.Config` subclass with the fields of `settings_cls` (+ `extra`, - `fixed`), profile defaults applied.
+    """A `dg.Config` subclass with the fields of `settings_cls` (+ `extra`, - `fixed`), `profile`'s defaults applied
+    (None: the library defaults).
 
     `extra` maps a name to (type, default, help) for config that is not a field of `settings_cls`; a type that is
     itself a settings dataclass (default None: its own defaults) becomes a nested section, as nested fields do.
     `fixed` fields are set by the asset itself (e.g. which GAN kind it trains), not by the user.
     """
-    profile = overrides(asset)
+    changes = overrides(asset, profile) if profile is not None else {}
     name = "".join(part.title() for part in asset.split("_")) + "Config"
-    model = _model(settings_cls, name, profile, fixed, dg.Config)
+    model = _model(settings_cls, name, changes, fixed, dg.Config)
     if extra:
-        fields = {field: _section(kind, name, field, profile, default, help) if dataclasses.is_dataclass(kind)
-                  else (kind, pydantic.Field(default=profile.pop(field, default), description=help))
+        fields = {field: _section(kind, name, field, changes, default, help) if dataclasses.is_dataclass(kind)
+                  else (kind, pydantic.Field(default=changes.pop(field, default), description=help))
                   for field, (kind, default, help) in extra.items()}
         model = pydantic.create_model(model.__name__, __base__=model, **fields)  # type: ignore[call-overload]
-    if profile:
-        raise ValueError(f"profile sets unknown fields for {asset}: {sorted(profile)}")
+    if changes:
+        raise ValueError(f"profile {profile!r} sets unknown fields for {asset}: {sorted(changes)}")
     return model
 
 
