@@ -36,8 +36,8 @@ from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
 from facecraft_pipeline.gan.checkpoint import load_generator  # noqa: E402
 from facecraft_pipeline.gan.conditioning import IdentityCondition, conditioning_quality  # noqa: E402
 from facecraft_pipeline.gan.sample import fixed_latents, render  # noqa: E402
-from facecraft_pipeline.settings.profiles import overrides  # noqa: E402
-from facecraft_pipeline.settings import from_dict, replace_path, to_dict  # noqa: E402
+from facecraft_pipeline.settings import replace_path  # noqa: E402
+from facecraft_pipeline.settings.profiles import profile_settings  # noqa: E402
 
 SAME_PERSON = 0.6
 RECIPES = {"demo-gan": "gan_checkpoint", "demo-wgan-gp": "wgan_gp_checkpoint"}
@@ -99,9 +99,7 @@ def training_sets(home: Path) -> tuple[list[Path], list[Path], dict]:
 
 
 def settings_for(recipe: str, sets: list[str]) -> GanSettings:
-    settings = from_dict(GanSettings, _merge(to_dict(GanSettings()), overrides(RECIPES[recipe], "demo")))
-    if recipe.endswith("wgan-gp"):
-        settings = replace_path(settings, "kind", "wgan_gp")
+    settings = profile_settings(GanSettings, RECIPES[recipe], "demo", kind="wgan_gp" if recipe.endswith("wgan-gp") else "dcgan")
     for item in sets:
         name, _, value = item.partition("=")
         try:
@@ -190,13 +188,6 @@ def train_and_judge(name: str, settings: GanSettings, paths: list[Path], args, k
         print(json.dumps(row), flush=True)
     print(f"wall {minutes:.1f} min; run folder {result.folder}")
     return rows
-
-
-def _merge(base: dict, changes: dict) -> dict:
-    out = dict(base)
-    for k, v in changes.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 if __name__ == "__main__":
