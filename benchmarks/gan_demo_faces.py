@@ -22,10 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 
 from facecraft_pipeline.faces.probe import IdentityProbe
-from facecraft_pipeline.gan import GanSettings, sample_images, train_gan
+from facecraft_pipeline.gan import sample_images, train_gan
 from facecraft_pipeline.gan.checkpoint import load_generator
-from facecraft_pipeline.settings.profiles import overrides
-from facecraft_pipeline.settings import from_dict, replace_path, to_dict
+from gan_real_library import RECIPES, settings_for  # the same demo-profile settings and --set parsing
 
 
 def main() -> int:
@@ -38,17 +37,7 @@ def main() -> int:
     folder = args.dataset or max(Path("data/datasets").glob("*/manifest.json"), key=lambda p: p.stat().st_mtime).parent
     manifest = json.loads((folder / "manifest.json").read_text())
     train = [folder / r["file"] for r in manifest["images"] if r["split"] == "train"]
-    values = to_dict(GanSettings())
-    settings = from_dict(GanSettings, _merge(values, overrides(args.asset, "demo")))
-    if args.asset == "wgan_gp_checkpoint":
-        settings = replace_path(settings, "kind", "wgan_gp")
-    for item in args.set:
-        name, _, value = item.partition("=")
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = value
-        settings = replace_path(settings, name, parsed)
+    settings = settings_for(next(recipe for recipe, asset in RECIPES.items() if asset == args.asset), args.set)
     print(f"settings: {settings}", flush=True)
     find = IdentityProbe().embed  # the demo's probe: HOG, ArcFace alignment, dlib-128
     owner = np.stack([v for v in find([__import__("PIL.Image", fromlist=["Image"]).open(p) for p in train]) if v is not None])
@@ -67,13 +56,6 @@ def main() -> int:
     print(f"faces found {len(found)}/{args.samples}; owner distance mean {distances.mean() if found else float('nan'):.3f}, "
           f"within 0.6: {(distances < 0.6).sum()}/{len(found)}; metrics {result.metrics}")
     return 0
-
-
-def _merge(base: dict, changes: dict) -> dict:
-    out = dict(base)
-    for k, v in changes.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def files_digest(paths: Iterable[Path]) -> str:
     """sha256 over the sorted per-file hashes: the same images in any order give the same digest."""
+    return hashes_digest(sha256_file(Path(p)) for p in paths)
+
+
+def hashes_digest(hashes: Iterable[str]) -> str:
+    """`files_digest` of files whose sha256 hashes are already known."""
     digest = hashlib.sha256()
-    for item in sorted(sha256_file(Path(p)) for p in paths):
+    for item in sorted(hashes):
         digest.update(item.encode())
     return digest.hexdigest()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facecraft_pipeline.digest import files_digest, sha256_file
+from facecraft_pipeline.digest import hashes_digest, sha256_file
 from facecraft_pipeline.gan.augment import adaptive_augment, diff_augment
 from facecraft_pipeline.gan.checkpoint import FORMAT
 from facecraft_pipeline.gan.conditioning import IdentityCondition
@@ -52,7 +52,7 @@ def metric_names(settings: GanSettings) -> tuple[str, ...]:
     return tuple(names)
 
 
-def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str]:
+def check_images(image_paths: Sequence[Path], settings: GanSettings, distinct: int) -> list[str]:
     """Clear messages for a dataset the settings cannot train on; warnings for one they can (e.g. few images).
 
     Any number of images >= 1 trains: batches are drawn with replacement (and augmented), so a set
@@ -63,7 +63,6 @@ def check_images(image_paths: Sequence[Path], settings: GanSettings) -> list[str
     if smallest < settings.resolution:
         raise ValueError(f"GanSettings.resolution={settings.resolution} is above the dataset's images (smallest side {smallest} px): "
                          f"lower resolution or curate the dataset at {settings.resolution} px or more")
-    distinct = len({sha256_file(Path(p)) for p in image_paths})
     if distinct < RECOMMENDED_IMAGES:
         return [f"{distinct} distinct training images, fewer than the {RECOMMENDED_IMAGES} recommended: the GAN will mostly "
                 f"reproduce them; add photos for more variety"]
@@ -88,7 +87,8 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
     """
     device = local_device(device)
     world = world or current_world(device)  # several processes under torchrun: batch_size is the global batch
-    warnings = check_images(image_paths, settings)
+    hashes = [sha256_file(Path(p)) for p in image_paths]  # read once: the digest and the distinct count
+    warnings = check_images(image_paths, settings, len(set(hashes)))
     if settings.control_names and (controls is None or tuple(controls.shape) != (len(image_paths), len(settings.control_names))):
         raise ValueError(f"GanSettings.controls={settings.controls!r} needs a control vector per image "
                          f"({len(image_paths)} x {len(settings.control_names)}), got {None if controls is None else tuple(controls.shape)}")
@@ -97,7 +97,7 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
         raise ValueError(f"GanSettings.condition='identity' needs an identity embedding per image ({len(image_paths)}), "
                          f"got {None if identity is None else len(identity.per_image)}")
     identity = identity if conditioned else None
-    digest = files_digest(image_paths)
+    digest = hashes_digest(hashes)
     order = sorted(range(len(image_paths)), key=lambda i: str(image_paths[i]))  # image order must not matter
     paths = [image_paths[i] for i in order]
     ordered_controls = controls[order] if controls is not None else None
@@ -105,7 +105,7 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
         identity = IdentityCondition(identity.per_image[order].float(), identity.owner.float(), identity.people)
     extra = _tensors_digest(ordered_controls, *((identity.per_image, identity.owner) if identity is not None else ()))
     extra = f"identity-{IDENTITY_VERSION}-{extra}" if identity is not None else extra
-    inputs = {"images": len(paths), "distinct_images": len({sha256_file(Path(p)) for p in paths}), "digest": digest}
+    inputs = {"images": len(paths), "distinct_images": len(set(hashes)), "digest": digest}
     if identity is not None:
         inputs["owner_images"] = len(identity.owner)
     spec = RunSpec(

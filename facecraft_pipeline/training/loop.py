@@ -99,19 +99,10 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
     folder = _open_folder(spec, world)
     run = spec.run
     checkpoints = Checkpoints(folder.checkpoints, run.keep_last, run.kept)
-    found = folder.read()
-    previous = RunRecord.from_json(found) if found else None
-    latest = checkpoints.latest(device)
-    started_warm = bool(previous and previous.warm_start_from)
-    warm = None if latest is not None or started_warm or not spec.warm_steps else newest_finished(spec.root, spec.recipe_key, spec.key)
-    target = spec.warm_steps if warm is not None or started_warm else run.steps  # a warm-started run trains fewer steps
-    if previous and previous.finished and previous.steps == target and all(Path(p).exists() for p in previous.artifacts.values()):
-        return _result(folder, previous, checkpoints, resumed_from=previous.resumed_from, reused=True)
-
-    if latest is not None and latest[0].step > target:
-        kept = [c.step for c in checkpoints.all() if c.step <= target]
-        raise ValueError(f"{folder.path} has trained to step {latest[0].step}, beyond steps={target}; "
-                         f"raise steps, or pick one of the kept checkpoints {kept} for evaluation")
+    start = _start(spec, folder, checkpoints, device)
+    if isinstance(start, RunRecord):
+        return _result(folder, start, checkpoints, resumed_from=start.resumed_from, reused=True)
+    latest, warm, target = start
     trainer = make_trainer()
     step, seconds, images, metrics = _resume(trainer, latest)
     if warm is not None:
@@ -176,6 +167,24 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
     if not world.main:
         record = folder.read() or {}
     return _result(folder, RunRecord.from_json(record), checkpoints, resumed_from=resumed_from, reused=False)
+
+
+def _start(spec: RunSpec, folder: RunFolder, checkpoints: Checkpoints, device: torch.device | str
+           ) -> RunRecord | tuple[tuple[Checkpoint, dict[str, Any]] | None, WarmStart | None, int]:
+    """Where this call starts: the finished record to re-use, or (newest checkpoint, run to warm-start from, target step)."""
+    found = folder.read()
+    previous = RunRecord.from_json(found) if found else None
+    latest = checkpoints.latest(device)
+    started_warm = bool(previous and previous.warm_start_from)
+    warm = None if latest is not None or started_warm or not spec.warm_steps else newest_finished(spec.root, spec.recipe_key, spec.key)
+    target = spec.warm_steps if warm is not None or started_warm else spec.run.steps  # a warm-started run trains fewer steps
+    if previous and previous.finished and previous.steps == target and all(Path(p).exists() for p in previous.artifacts.values()):
+        return previous
+    if latest is not None and latest[0].step > target:
+        kept = [c.step for c in checkpoints.all() if c.step <= target]
+        raise ValueError(f"{folder.path} has trained to step {latest[0].step}, beyond steps={target}; "
+                         f"raise steps, or pick one of the kept checkpoints {kept} for evaluation")
+    return latest, warm, target
 
 
 def _open_folder(spec: RunSpec, world: World) -> RunFolder:

@@ -4,6 +4,7 @@ whose captions are encoded once and which then leave the device, and the setting
 from __future__ import annotations
 
 import gc
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class CachedTextBatches(TrainingBatches):
         return self.encode(self.pipe, captions, self.settings.max_sequence_length).to(self.device, self.dtype)
 
 
-class FlowMatchingOps:
+class FlowMatchingOps(ABC):
     """The family-independent half of a flow-matching family; subclasses say how to encode, predict and sample."""
 
     family: Family
@@ -47,8 +48,9 @@ class FlowMatchingOps:
         self.validation_cond: dict[str, Conditioning] = {}
 
     @staticmethod
+    @abstractmethod
     def encode(pipe, captions: Sequence[str], max_sequence_length: int) -> Conditioning:
-        raise NotImplementedError
+        """The family's text conditioning of `captions` (each family module gives its own)."""
 
     def text_models(self) -> dict[str, torch.nn.Module]:
         return {n: m for n in self.text_encoders if (m := getattr(self.pipe, n, None)) is not None}
