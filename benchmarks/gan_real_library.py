@@ -30,6 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 
 from facecraft_pipeline.dataset.library import LibraryItem, write_library  # noqa: E402
+from facecraft_pipeline.faces.crops_store import STORE_NAME, CropsStore  # noqa: E402
 from facecraft_pipeline.faces.model_files import RESNET_EMBEDDING, SHAPE_5, dlib_model_path  # noqa: E402
 from facecraft_pipeline.faces.probe import IdentityProbe  # noqa: E402
 from facecraft_pipeline.gan import GanSettings, train_gan  # noqa: E402
@@ -89,11 +90,11 @@ def training_sets(home: Path) -> tuple[list[Path], list[Path], dict]:
     train = [manifest.parent / r["file"] for r in records if r["split"] == "train"]
     val = [manifest.parent / r["file"] for r in records if r["split"] == "val"]
     held_out = {r["crop_sha256"] for r in records if r["split"] == "val"}
-    faces = {f["crop_sha256"]: f for f in json.loads((home / "faces" / "manifest.json").read_text())["faces"] if f.get("kept")}
+    faces = {f.crop_sha256: f for f in CropsStore(home / "faces" / STORE_NAME).faces(kept_only=True)}
     with np.load(home / "identity" / "embeddings.npz") as data:
         labels, vectors, shas = data["labels"], data["embeddings"], [str(s) for s in data["crop_sha256"]]
         owner_label = int(labels[int(np.argmin(data["owner_distances"]))])
-    items = [LibraryItem(home / "faces" / faces[s]["crop_path"], s, int(label), v)
+    items = [LibraryItem(home / "faces" / faces[s].crop_path, s, int(label), v)
              for s, label, v in zip(shas, labels, vectors) if s in faces and s not in held_out]
     return train, val, {"items": items, "owner": owner_label, "dataset": manifest.parent}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import uuid
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Any
 
 from facecraft_pipeline.env import env_optional, env_str, process_env, set_default
 from facecraft_pipeline.home import PROJECT_ROOT, default_home
+from facecraft_pipeline.log_safety import redact
 from facecraft_pipeline.mlflow_store import configured_uri, is_model_uri, is_remote_uri, store_uri  # also: MLflow telemetry off
 
 
@@ -60,12 +60,17 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     return {"ops": ops}
 
 
-def materialize(select: str, sets: list[str]) -> int:
+def materialize(select: str, sets: list[str], step_processes: int | None) -> int:
     _instance_env()
     import dagster as dg
 
+    from facecraft_pipeline.resources import ComputeResource
+
+    compute = ComputeResource.from_env(process_env())
+    if compute.torch_device().type == "cpu":  # before the definitions are built: no accelerator pool to queue the trainers in
+        set_default("FACECRAFT_DEVICE", "cpu")
     from facecraft_pipeline.definitions import check_run_config, defs
-    from facecraft_pipeline.log_safety import redact
+    from facecraft_pipeline.run_logs import everything_with_logs, run_config as logs_and_executor
     from facecraft_pipeline.settings.profiles import DEFAULT_PROFILE
 
     sets_config = _parse_sets(sets)
@@ -75,18 +80,21 @@ def materialize(select: str, sets: list[str]) -> int:
         raise SystemExit(f"--set: {error}") from None
 
     home = default_home()
-    run_id = str(uuid.uuid4())
-    log_path = home / "logs" / f"materialize-{run_id}.log"
+    log_path = home / "logs" / f"materialize-{uuid.uuid4()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    job = defs.resolve_job_def("everything").with_logger_defs(_loggers(log_path))
     instance = dg.DagsterInstance.get()
     selection = None if select == "*" else dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
-    run_config = sets_config | {"loggers": {"console": {"config": {"log_level": "INFO"}}, "file": {"config": {"log_level": "DEBUG"}}}}
-    if sys.stderr.isatty():  # training assets draw a progress bar on a terminal (assets/training.py)
+    step_processes = step_processes or compute.step_processes()
+    run_config = sets_config | logs_and_executor(str(log_path), step_processes)
+    if sys.stderr.isatty() and step_processes == 1:  # training assets draw a progress bar on a terminal (assets/training.py)
         run_config["resources"] = {"compute": {"config": {"progress_bar": True}}}
-    result = job.execute_in_process(
-        run_config=run_config, instance=instance, asset_selection=list(selection) if selection else None, raise_on_error=False, run_id=run_id
-    )
+    with dg.execute_job(dg.reconstructable(everything_with_logs), instance, run_config=run_config,
+                        asset_selection=list(selection) if selection else None) as result:
+        return _report(result, selection if selection is not None else defs.resolve_asset_graph().get_all_asset_keys(), home, log_path)
+
+
+def _report(result: Any, wanted: Any, home: Path, log_path: Path) -> int:
+    """What the run made, where it lies, and each failure in one line."""
     print()
     for event in result.get_asset_materialization_events():
         mat = event.materialization
@@ -104,7 +112,6 @@ def materialize(select: str, sets: list[str]) -> int:
         if failure.hint:
             print(f"  {'':<20} hint: {failure.hint}")
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} | {f.step for f in failures}
-    wanted = selection if selection is not None else defs.resolve_asset_graph().get_all_asset_keys()
     skipped = sorted(key.to_user_string() for key in wanted if key.to_user_string() not in done)
     if failures and skipped:
         print(f"  {'not run':<20} {', '.join(skipped)} (upstream failed)")
@@ -147,46 +154,6 @@ def failed_steps(events: Sequence[Any]) -> list[StepFailure]:
 
 
 _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError", "DagsterExecutionInterruptedError"}
-
-
-class _OneLineErrors(logging.Filter):
-    """On the console an error record shows its first line and where the full text went."""
-
-    def __init__(self, log_path: Path) -> None:
-        super().__init__()
-        self.note = f"  [traceback in {log_path}]"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if record.levelno >= logging.ERROR and "\n" in message:
-            record.msg, record.args = message.split("\n", 1)[0] + self.note, ()
-        return True
-
-
-def _loggers(log_path: Path) -> dict[str, Any]:
-    """`console`: one line per event, errors shortened; `file`: everything, tracebacks included."""
-    import dagster as dg
-
-    fmt = logging.Formatter("%(asctime)s - %(levelname)s - %(message)s")
-
-    @dg.logger(config_schema={"log_level": dg.Field(str, default_value="INFO")}, description="console, errors on one line")
-    def console(init_context: Any) -> logging.Logger:
-        logger = logging.Logger("facecraft", level=init_context.logger_config["log_level"])
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(fmt)
-        handler.addFilter(_OneLineErrors(log_path))
-        logger.addHandler(handler)
-        return logger
-
-    @dg.logger(config_schema={"log_level": dg.Field(str, default_value="DEBUG")}, description="the run's full log file")
-    def file(init_context: Any) -> logging.Logger:
-        logger = logging.Logger("facecraft-file", level=init_context.logger_config["log_level"])
-        handler = logging.FileHandler(log_path, encoding="utf-8")
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)
-        return logger
-
-    return {"console": console, "file": file}
 
 
 def login(browser: bool) -> int:
@@ -272,8 +239,10 @@ def export_manifest(which: str, out: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facecraft", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("materialize", help="materialize the asset graph in this process (demo profile by default)")
+    run = sub.add_parser("materialize", help="materialize the asset graph on this machine (demo profile by default)")
     run.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'photos+' (default: everything)")
+    run.add_argument("--steps-at-once", type=int, default=None, metavar="N",
+                     help="independent steps (the trainers) run in up to N processes (default: CPU cores / FACECRAFT_CPU_THREADS)")
     run.add_argument("--set", action="append", default=[], metavar="ASSET.FIELD=VALUE", help="override one asset config field")
     log_in = sub.add_parser("login", help="log in to OneDrive once, so scheduled syncs are silent")
     log_in.add_argument("--browser", action="store_true", help="interactive browser login instead of a device code")
@@ -294,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "explorer_command"):
         return run_explorer(args)
     if args.command == "materialize":
-        return materialize(args.select, args.set)
+        return materialize(args.select, args.set, args.steps_at_once)
     if args.command == "login":
         return login(args.browser)
     if args.command == "manifest":

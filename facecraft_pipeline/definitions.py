@@ -44,8 +44,9 @@ RECIPES: list[AssetRecipe] = [photos, face_crops, identity_clusters, curated_dat
 everything_job = dg.define_asset_job(
     "everything",
     selection=dg.AssetSelection.all(),
-    executor_def=dg.in_process_executor,
-    description="The whole graph, one step after another in one process (one device, no oversubscription).",
+    executor_def=dg.multiprocess_executor,
+    description="The whole graph; steps that do not depend on each other (the three trainers) run in parallel "
+                "processes (`facecraft materialize --steps-at-once N`; in the launchpad: execution.config.max_concurrent).",
 )
 
 

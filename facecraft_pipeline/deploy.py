@@ -30,6 +30,7 @@ from typing import Any
 
 import dagster as dg
 
+from facecraft_pipeline.env import env_str
 from facecraft_pipeline.retries import retry_policy_from_env
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
@@ -105,9 +106,11 @@ def step_tags(pool: str | None, group: str | None, settings: K8sSettings | None 
 
 def step_options(group: str, pool: str | None, env: Mapping[str, str]) -> dict[str, Any]:
     """The `@dg.asset` keyword arguments of a step in `group` (and `pool`): the retry policy and the
-    Kubernetes tags, sized by the environment the Definitions are built with."""
+    Kubernetes tags, sized by the environment the Definitions are built with. With FACECRAFT_DEVICE=cpu
+    there is no accelerator to queue for: the executor's process limit shares the cores instead."""
     tags = step_tags(pool, group, K8sSettings.from_env(env))
-    return {"group_name": group, "pool": pool, "retry_policy": retry_policy_from_env(env), "op_tags": tags}
+    on_cpu = env_str("FACECRAFT_DEVICE", "auto", env).lower() == "cpu"
+    return {"group_name": group, "pool": None if on_cpu else pool, "retry_policy": retry_policy_from_env(env), "op_tags": tags}
 
 
 def everything_on_kubernetes() -> dg.UnresolvedAssetJobDefinition:

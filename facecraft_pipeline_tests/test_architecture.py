@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "facecraft_pipeline"
 TESTS = Path(__file__).resolve().parent
 # Modules that may use Dagster: the thin layer over the libraries.
 DAGSTER_LAYER = ("assets", "settings.dagster_config", "definitions", "resources", "automation", "cli", "retries", "deploy",
-                 "failure_report")
+                 "failure_report", "run_logs")
 
 
 def module_name(path: Path) -> str:

@@ -3,6 +3,7 @@ the Dagster instance YAMLs, docker-compose.yml, the Dockerfile, the webserver's 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -72,6 +73,16 @@ def test_each_asset_declares_its_pool_group_retry_policy_and_step_tags():
         assert (asset.op.pool == "accelerator") == (name in TRAINING), name
     assert by_name["gan_checkpoint"].group_names_by_key[dg.AssetKey("gan_checkpoint")] == "training"
     assert by_name["sample_galleries"].group_names_by_key[dg.AssetKey("sample_galleries")] == "evaluation"
+
+
+def test_on_a_cpu_the_trainers_share_no_pool_so_the_executor_may_run_them_side_by_side():
+    from facecraft_pipeline.definitions import build_assets
+
+    for asset in build_assets(env={"FACECRAFT_DEVICE": "cpu"}):
+        name = asset.key.to_user_string()
+        assert asset.op.pool is None, name
+        if name in TRAINING:  # a Kubernetes pod of a training step still asks for a GPU
+            assert GPU_RESOURCE in json.loads(asset.op.tags[K8S_CONFIG_TAG])["container_config"]["resources"]["limits"]
 
 
 def _instance_config(name: str) -> dict:

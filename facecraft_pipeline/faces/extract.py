@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -196,6 +197,10 @@ def _in_worker_processes(
             outcomes.append(_failure("error", RuntimeError(f"a face worker process died ({error})")))
     if any(o["reason"] == "error" and "worker process died" in o["detail"] for o in outcomes):
         discard_pool()  # the next run starts a fresh pool
+    elif multiprocessing.parent_process() is not None:
+        # A process that multiprocessing started (a step of Dagster's multiprocess executor) waits at exit
+        # for every child it has, and runs no atexit hooks: its pool must go before it ends.
+        discard_pool()
     return outcomes
 
 
