@@ -85,6 +85,13 @@ def test_on_a_cpu_the_trainers_share_no_pool_so_the_executor_may_run_them_side_b
             assert GPU_RESOURCE in json.loads(asset.op.tags[K8S_CONFIG_TAG])["container_config"]["resources"]["limits"]
 
 
+def test_the_longest_training_starts_first_when_steps_wait_for_a_process():
+    from facecraft_pipeline.definitions import build_assets
+
+    priority = {a.key.to_user_string(): int(a.op.tags.get("dagster/priority", 0)) for a in build_assets()}
+    assert priority["wgan_gp_checkpoint"] > priority["gan_checkpoint"] > priority["lora_weights"] == priority["sample_galleries"]
+
+
 def _instance_config(name: str) -> dict:
     return yaml.safe_load((PROJECT / "deploy" / name).read_text())
 

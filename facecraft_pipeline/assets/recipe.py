@@ -21,6 +21,8 @@ import dagster as dg
 from facecraft_pipeline.deploy import step_options
 from facecraft_pipeline.settings.dagster_config import config_class
 
+PRIORITY_TAG = "dagster/priority"  # read by Dagster's executors when more steps are ready than may run
+
 
 @dataclass(frozen=True)
 class AssetRecipe:
@@ -30,6 +32,7 @@ class AssetRecipe:
     settings: type | None = None  # the library settings dataclass its `config` is generated from
     fixed: tuple[str, ...] = ()  # settings fields the asset sets itself (config_class's `fixed`)
     extra: Mapping[str, tuple[Any, Any, str]] | None = None  # config beside the settings (config_class's `extra`)
+    priority: int = 0  # among steps waiting for a process, higher starts first (the longest training: its end is the run's)
     options: Mapping[str, Any] = field(default_factory=dict)  # the rest of `@dg.asset`'s keyword arguments
 
     @property
@@ -45,13 +48,17 @@ class AssetRecipe:
     def build(self, profile: str, env: Mapping[str, str]) -> dg.AssetsDefinition:
         config = self.config_class(profile)
         fn = self.fn if config is None else _with_config_type(self.fn, config)
-        return dg.asset(**step_options(self.group, self.pool, env), **self.options)(fn)
+        options = step_options(self.group, self.pool, env)
+        if self.priority:
+            options["op_tags"] = {**options["op_tags"], PRIORITY_TAG: str(self.priority)}
+        return dg.asset(**options, **self.options)(fn)
 
 
 def asset_recipe(group: str, pool: str | None = None, settings: type | None = None, fixed: tuple[str, ...] = (),
-                 extra: Mapping[str, tuple[Any, Any, str]] | None = None, **options: Any) -> Callable[[Callable[..., Any]], AssetRecipe]:
+                 extra: Mapping[str, tuple[Any, Any, str]] | None = None, priority: int = 0,
+                 **options: Any) -> Callable[[Callable[..., Any]], AssetRecipe]:
     """`@dg.asset(**options)` built later: in `group` (and `pool`), its config generated from `settings`."""
-    return lambda fn: AssetRecipe(fn, group, pool, settings, fixed, extra, options)
+    return lambda fn: AssetRecipe(fn, group, pool, settings, fixed, extra, priority, options)
 
 
 def _with_config_type(fn: Callable[..., Any], config: type[dg.Config]) -> Callable[..., Any]:

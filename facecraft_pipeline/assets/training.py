@@ -177,7 +177,7 @@ def _train_gan(context, settings: GanSettings, dataset: CuratedDataset, home, ml
         return output(result, run, digest, metadata)
 
 
-@asset_recipe(settings=GanSettings, fixed=("kind",), code_version="gan_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@asset_recipe(settings=GanSettings, fixed=("kind",), code_version="gan_checkpoint-3", kinds={"pytorch"}, priority=1, **TRAINING)
 @final_unless_transient
 def gan_checkpoint(
     context: dg.AssetExecutionContext,
@@ -192,7 +192,7 @@ def gan_checkpoint(
     return _train_gan(context, to_settings(GanSettings, config, kind="dcgan"), curated_dataset, home, mlflow, compute)
 
 
-@asset_recipe(settings=GanSettings, fixed=("kind",), code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, **TRAINING)
+@asset_recipe(settings=GanSettings, fixed=("kind",), code_version="wgan_gp_checkpoint-3", kinds={"pytorch"}, priority=2, **TRAINING)
 @final_unless_transient
 def wgan_gp_checkpoint(
     context: dg.AssetExecutionContext,

@@ -118,6 +118,7 @@ def train_gan(image_paths: Sequence[Path], root: Path, settings: GanSettings, de
               "versions": {"torch": torch.__version__}},
         recipe_key=recipe_key(settings, RECIPE_VERSION),
         warm_steps=settings.warm_steps,
+        images=frozenset(hashes),
     )
     held = load_images(sorted(held_out, key=str), settings.resolution) if held_out else None
     return train(spec, lambda: GanTrainer(load_images(paths, settings.resolution), settings, device, digest, ordered_controls,
@@ -249,7 +250,9 @@ class GanTrainer:
             if self.wgan:
                 if penalise:  # lazy: every gp_every-th critic step, weighted by gp_every (StyleGAN2's lazy regularisation)
                     eps = self.world.shard(torch.rand(s.batch_size, 1, 1, 1, device=self.device, generator=self.rng))
-                    self._gp = gradient_penalty(self._critic(id_real_in), real_in, fake_in, eps=eps)
+                    k = s.gp_batch or len(real_in)  # this process's first k: the batch is drawn at random
+                    self._gp = gradient_penalty(self._critic(id_real_in[:k] if id_real_in is not None else None), real_in[:k], fake_in[:k],
+                                                eps=eps[:k])
                     loss = loss + s.gp_lambda * s.gp_every * self._gp
                 extra = [self._gp.detach(), (real_out.mean() - fake_out.mean()).detach()]
             else:

@@ -25,7 +25,7 @@ from facecraft_pipeline.training.progress import Progress, ProgressLine
 from facecraft_pipeline.training.run_folder import RunFolder
 from facecraft_pipeline.training.run_record import RunRecord
 from facecraft_pipeline.training.settings import RunSettings
-from facecraft_pipeline.training.warm_start import WarmStart, newest_finished
+from facecraft_pipeline.training.warm_start import WarmStart, newest_finished, write_inputs
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -65,6 +65,7 @@ class RunSpec:
     info: dict[str, Any] = field(default_factory=dict)  # settings, inputs, device, dtype, versions: into run.json
     recipe_key: str = ""  # warm_start.recipe_key: the run key without the data
     warm_steps: int = 0  # > 0: a new run of this recipe starts from the newest finished one and trains this many steps
+    images: frozenset[str] = frozenset()  # content hashes of the training images: a warm start needs a run that saw most of them
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def train(spec: RunSpec, make_trainer: Callable[[], Trainer], progress: Sequence
         checkpoints.remove_after(step)
         info = spec.info | {"processes": world.size, "recipe_key": spec.recipe_key}
         record = folder.begin(info | ({"warm_start_from": warm.record()} if warm is not None else {}), step, target)
+        if spec.images:
+            write_inputs(folder.path, spec.images)
 
     names = trainer.metric_names
     sums = torch.zeros(len(names), device=device)
@@ -176,7 +179,7 @@ def _start(spec: RunSpec, folder: RunFolder, checkpoints: Checkpoints, device: t
     previous = RunRecord.from_json(found) if found else None
     latest = checkpoints.latest(device)
     started_warm = bool(previous and previous.warm_start_from)
-    warm = None if latest is not None or started_warm or not spec.warm_steps else newest_finished(spec.root, spec.recipe_key, spec.key)
+    warm = None if latest is not None or started_warm or not spec.warm_steps else newest_finished(spec.root, spec.recipe_key, spec.key, spec.images)
     target = spec.warm_steps if warm is not None or started_warm else spec.run.steps  # a warm-started run trains fewer steps
     if previous and previous.finished and previous.steps == target and all(Path(p).exists() for p in previous.artifacts.values()):
         return previous

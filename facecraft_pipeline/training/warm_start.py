@@ -2,9 +2,12 @@
 
 A recipe is the run key without the data: the same settings and recipe version on other images.
 When a new run of a recipe has no checkpoint of its own, `train` looks for the newest finished run
-of that recipe under the same root, loads its final weights into the trainer (`Trainer.warm_start`)
-and trains `RunSpec.warm_steps` steps instead of the full length. run.json records where it
-started (`warm_start_from`: that run's folder, data digest and step).
+of that recipe under the same root that saw mostly the same images (at least half of its images are
+among the new run's: photos were added or a few removed, not a data root pointed at another
+library), loads its final weights into the trainer (`Trainer.warm_start`) and trains
+`RunSpec.warm_steps` steps instead of the full length. Each run lists the content hashes of its
+images in `inputs.sha256`; run.json records where it started (`warm_start_from`: that run's folder,
+data digest and step).
 """
 
 from __future__ import annotations
@@ -34,8 +37,25 @@ class WarmStart:
         return {"folder": str(self.folder), "data_digest": self.data_digest, "step": self.step}
 
 
-def newest_finished(root: Path, recipe: str, key: str) -> WarmStart | None:
-    """The newest finished run of `recipe` under `root` other than the run `key` itself (None if there is none)."""
+INPUTS_FILE = "inputs.sha256"
+
+
+def write_inputs(folder: Path, images: frozenset[str]) -> None:
+    (folder / INPUTS_FILE).write_text("".join(f"{h}\n" for h in sorted(images)), encoding="utf-8")
+
+
+def shares_most_images(folder: Path, images: frozenset[str]) -> bool:
+    """At least half of the images the run in `folder` trained on are among `images` (False if it lists none)."""
+    try:
+        seen = set((folder / INPUTS_FILE).read_text(encoding="utf-8").split())
+    except OSError:
+        return False
+    return bool(seen) and 2 * len(seen & images) >= len(seen)
+
+
+def newest_finished(root: Path, recipe: str, key: str, images: frozenset[str]) -> WarmStart | None:
+    """The newest finished run of `recipe` under `root`, other than the run `key` itself, that trained mostly
+    on `images` (None if there is none)."""
     found: list[tuple[str, WarmStart]] = []
     for run_json in Path(root).glob("*/run.json"):
         try:
@@ -44,6 +64,8 @@ def newest_finished(root: Path, recipe: str, key: str) -> WarmStart | None:
             continue
         checkpoint = Path(record.artifacts.get("checkpoint", ""))
         if not record.finished or record.recipe_key != recipe or record.key == key or not checkpoint.is_file():
+            continue
+        if not shares_most_images(run_json.parent, images):
             continue
         start = WarmStart(run_json.parent, str(record.inputs.get("digest", "")), record.steps, checkpoint)
         found.append((record.ended, start))

@@ -110,3 +110,17 @@ def test_a_lazy_gradient_penalty_is_taken_every_gp_every_critic_steps(tmp_path) 
     gps = [json.loads(line)["gp"] for line in (lazy.folder / "stats.jsonl").read_text().splitlines()]
     assert gps[0] == gps[1] and gps[2] == gps[3] and gps[1] != gps[2]  # taken at critic steps 0 and 4 only, logged between
     assert every.key != lazy.key
+
+
+def test_a_gradient_penalty_on_part_of_the_batch_trains_and_all_of_it_is_the_default(tmp_path) -> None:
+    faces = drawn_faces(tmp_path / "faces", 8, (32, 32))
+    common = {"kind": "wgan_gp", "n_critic": 2, "steps": 3, "checkpoint_every": 3, "log_every": 1, "sample_every": 0}
+    runs = {k: train_gan(faces, tmp_path / str(k), tiny(gp_batch=k, **common)) for k in (0, 2)}
+    whole = tiny(**common).batch_size
+    same_as_whole = train_gan(faces, tmp_path / "whole", tiny(gp_batch=whole, **common))
+    stats = {k: [json.loads(line)["gp"] for line in (r.folder / "stats.jsonl").read_text().splitlines()]
+             for k, r in {**runs, "whole": same_as_whole}.items()}
+    assert stats["whole"] == stats[0]  # gp_batch = batch_size is the whole batch, as 0 is
+    assert stats[2] != stats[0] and all(math.isfinite(v) for v in stats[2])
+    with pytest.raises(ValueError, match=f"GanSettings.gp_batch must be 0 or at most batch_size={whole}"):
+        tiny(gp_batch=whole + 1, **common)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from facecraft_pipeline.digest import sha256_file
 from facecraft_pipeline.gan import build_generator, train_gan
 from facecraft_pipeline_tests.gan.conftest import drawn_faces, tiny
 
@@ -47,3 +48,14 @@ def test_warm_start_off_or_nothing_to_start_from_trains_from_scratch(tmp_path: P
         assert "warm_start_from" not in record and result.steps == 4
     other_recipe = train_gan(faces, tmp_path / "runs", tiny(steps=4, checkpoint_every=4, sample_every=0, latent_dim=8))
     assert "warm_start_from" not in json.loads((other_recipe.folder / "run.json").read_text())
+
+
+def test_a_run_on_other_images_does_not_warm_start_from_a_library_it_mostly_did_not_see(tmp_path: Path) -> None:
+    faces = drawn_faces(tmp_path / "faces", 8, (32, 32))
+    settings = tiny(steps=4, checkpoint_every=4, sample_every=0)
+    first = train_gan(faces[:4], tmp_path / "runs", settings)
+    assert sorted((first.folder / "inputs.sha256").read_text().split()) == sorted(sha256_file(p) for p in faces[:4])
+    other_library = train_gan(faces[3:7], tmp_path / "runs", settings)  # 1 of the first run's 4 images: another library
+    assert "warm_start_from" not in json.loads((other_library.folder / "run.json").read_text()) and other_library.steps == 4
+    one_removed_one_added = train_gan([*faces[1:4], faces[7]], tmp_path / "runs", settings)  # 3 of 4 still here
+    assert json.loads((one_removed_one_added.folder / "run.json").read_text())["warm_start_from"]["folder"] == str(first.folder)
