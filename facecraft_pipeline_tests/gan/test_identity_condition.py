@@ -85,3 +85,17 @@ def test_identities_are_part_of_the_run_key(two_people, tmp_path: Path) -> None:
     a = train_gan(paths, tmp_path, settings, identity=IdentityCondition(vectors, vectors[:6]))
     b = train_gan(paths, tmp_path, settings, identity=IdentityCondition(vectors.flip(0), vectors[:6]))
     assert a.key != b.key
+
+
+@pytest.mark.parametrize("owner_faces", [1, 11])  # the owner ~8% or ~92% of the library's faces
+def test_a_library_where_the_owner_is_a_small_or_a_large_share_trains_and_draws_from_the_owners_embeddings(
+        owner_faces: int, two_people, tmp_path: Path) -> None:
+    paths, vectors, _ = two_people
+    rng = np.random.default_rng(1)
+    centres = torch.from_numpy(rng.normal(size=(2, 128)).astype(np.float32))
+    identity = torch.stack([centres[0 if i < owner_faces else 1] + 0.05 * vectors[i] for i in range(len(paths))])
+    result = train_gan(paths, tmp_path, conditioned(steps=4, checkpoint_every=4, sample_every=0),
+                       identity=IdentityCondition(identity, identity[:owner_faces]))
+    generator = load_generator(result.artifact("checkpoint"))
+    assert result.steps == 4 and len(generator.owner.pick(fixed_latents(generator, 8, seed=0))) == 8
+    assert torch.isfinite(generator(fixed_latents(generator, 4, seed=0))).all()
