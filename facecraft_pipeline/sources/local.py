@@ -276,6 +276,9 @@ class LocalFolderSource:
                 if entry.name.startswith("."):
                     continue
                 rel, path = prefix + entry.name, entry.path  # a str: a Path per file is a third of a sync's time
+                if not _utf8(rel):  # the listing is stored and shown as text: listed as skipped, never read
+                    found.append(_lstat(path, rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), NOT_UTF8))
+                    continue
                 if entry.is_symlink() and (why := self._link_refused(Path(path))):
                     found.append(_lstat(path, rel, why))
                     continue
@@ -343,6 +346,17 @@ def _stat(path: str, rel: str, entry: os.DirEntry) -> _Listed:
     return _Listed(rel, path, info.st_size, info.st_mtime_ns, regular=stat.S_ISREG(info.st_mode))
 
 
+NOT_UTF8 = "file name is not valid UTF-8: rename the file to import it"
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes from the file system, kept as surrogates
+        return False
+    return True
+
+
 def _lstat(path: str, rel: str, skip: str) -> _Listed:
     try:
         info = os.lstat(path)
@@ -386,8 +400,8 @@ def _record(item: _Listed, entry: CachedEntry) -> PhotoRecord:
         modified = datetime.fromtimestamp(item.mtime_ns / 1e9, tz=UTC).isoformat()
     return PhotoRecord(
         source_id=item.rel,
-        name=os.path.basename(item.path),
-        path=None if entry.status == "failed" else Path(item.path),
+        name=os.path.basename(item.rel),
+        path=None if entry.status == "failed" or entry.reason == NOT_UTF8 else Path(item.path),
         size=max(item.size, 0),
         sha256=entry.sha256,
         status=entry.status,

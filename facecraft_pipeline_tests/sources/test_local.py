@@ -318,3 +318,15 @@ def test_a_poll_looks_only_at_file_stats_and_leaves_the_sync_state_alone(folder:
 
     assert not source.check_for_changes(cursor).changed
     assert source.sync().added == ("a.jpg", "trip/b.PNG", "trip/day2/c.webp")  # polls saved nothing
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_reason_and_the_sync_goes_on(folder: Path) -> None:
+    write(Path(os.fsdecode(bytes(folder) + b"/caf\xe9.jpg")), b"a name written by an old Latin-1 system")
+
+    report = source_for(folder).sync()
+
+    (odd,) = [p for p in report.photos if p.source_id.startswith("caf")]
+    assert (odd.status, odd.path, odd.sha256) == ("skipped", None, None)
+    assert odd.reason == "file name is not valid UTF-8: rename the file to import it"
+    assert odd.source_id == odd.name == "caf\ufffd.jpg"  # shown with a replacement character, stored as text
+    assert len(report.ok) == 3 and source_for(folder).sync().added == ()  # the next sync finds it again, unchanged
