@@ -67,7 +67,11 @@ def materialize(select: str, sets: list[str], step_processes: int | None) -> int
     from facecraft_pipeline.resources import ComputeResource
 
     compute = ComputeResource.from_env(process_env())
-    if compute.torch_device().type == "cpu":  # before the definitions are built: no accelerator pool to queue the trainers in
+    try:
+        on_cpu = compute.torch_device().type == "cpu"
+    except dg.Failure:  # the device asked for is missing: each step that needs it says so
+        on_cpu = False
+    if on_cpu:  # before the definitions are built: no accelerator pool to queue the trainers in
         set_default("FACECRAFT_DEVICE", "cpu")
     from facecraft_pipeline.definitions import check_run_config, defs
     from facecraft_pipeline.run_logs import everything_with_logs, run_config as logs_and_executor

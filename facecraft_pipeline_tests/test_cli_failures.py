@@ -32,3 +32,15 @@ def test_a_full_profile_run_without_retinaface_weights_names_the_reason_in_the_s
     assert "WeightsNotFoundError" in text and ("Traceback" in text or "Stack Trace" in text)
     for stream in (done.stdout, done.stderr):  # the traceback went to the file, not the terminal
         assert "Stack Trace" not in stream and "Traceback (most recent call last)" not in stream
+
+
+def test_a_device_that_is_missing_fails_the_steps_that_need_it_with_one_sentence(tmp_path: Path) -> None:
+    env = {**os.environ, "FACECRAFT_DEVICE": "cuda", "FACECRAFT_HOME": str(tmp_path / "home"), "FACECRAFT_SOURCE": "demo",
+           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    for name in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "facecraft_pipeline.cli", "materialize", "--select", "+face_crops"],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert re.search(r"face_crops\s+FAILED: device 'cuda' was asked for but CUDA is not available on this machine\n", done.stdout)
+    assert "Traceback (most recent call last)" not in done.stderr
