@@ -127,6 +127,15 @@ def make_images(folder: Path, count: int, resolution: int) -> list[Path]:
     return paths
 
 
+def example_update(loss, params, optimizer) -> None:
+    """The diffusers examples' update: backward, clip to 1.0, step, zero, and the loss logged every step (a host sync)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    optimizer.zero_grad()
+    loss.detach().item()
+
+
 def example_loop(base, paths, resolution, batch, steps, warmup, precision, device, pipe=None) -> dict:
     """diffusers' train_dreambooth_lora.py inner loop, nothing else (on `pipe` when given, else `base` loaded)."""
     from diffusers import DDPMScheduler
@@ -159,11 +168,7 @@ def example_loop(base, paths, resolution, batch, steps, warmup, precision, devic
             hidden = text(ids.to(device), return_dict=False)[0]
             prediction = unet(noisy, timesteps, hidden, return_dict=False)[0]
         loss = F.mse_loss(prediction.float(), noise.float(), reduction="mean")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad()
-        loss.detach().item()  # the example logs the loss every step: a host sync
+        example_update(loss, params, optimizer)
         if step >= warmup:
             times.append(time.perf_counter() - started)
     del pipe, optimizer
@@ -217,11 +222,7 @@ def example_flux_loop(base, paths, resolution, batch, steps, warmup, precision, 
             prediction = FluxPipeline._unpack_latents(prediction, resolution, resolution, pipe.vae_scale_factor)
         weighting = compute_loss_weighting_for_sd3(weighting_scheme="none", sigmas=sigmas)
         loss = torch.mean((weighting.float() * (prediction.float() - (noise - latents).float()) ** 2).reshape(batch, -1), 1).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad()
-        loss.detach().item()  # the example logs the loss every step: a host sync
+        example_update(loss, params, optimizer)
         if step >= warmup:
             times.append(time.perf_counter() - started)
     del pipe, optimizer

@@ -150,8 +150,6 @@ class CropsManifest:
         )
 
 
-
-
 class StoredCropsManifest(CropsManifest):
     """A `CropsManifest` whose rows stay in its store (`crops_store.py`) until read; pickles as its handle.
 

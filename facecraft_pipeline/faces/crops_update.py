@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import torch
 
 
-
 @dataclass(frozen=True)
 class CropsUpdate:
     """The whole manifest (a handle on the store), and the part this run computed or re-read."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,17 +157,20 @@ class PhotoStore:
                     writes.append(row)
             gone = [source_id for source_id in old if source_id not in seen]
             with transaction(conn):
-                conn.executemany("DELETE FROM photos WHERE source_id=?", ((s,) for s in gone))
-                conn.executemany(f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})", writes)
-                counts = self._sql_counts(conn)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [("source", report.source), ("digest_sum", digest.hex()), ("counts", json.dumps(counts))],
-                )
+                counts = self._write(conn, gone, writes, report.source, digest)
         finally:
             conn.close()
         manifest = StoredPhotoManifest(self.path, report.source, digest.hexdigest(_SALT), counts)
         return StoreUpdate(manifest, len(writes), len(gone), notes)
+
+    def _write(self, conn: sqlite3.Connection, gone: Sequence[str], rows: list[tuple], source: str, digest: AdditiveDigest) -> dict[str, int]:
+        """Delete `gone`, write `rows`, and record the source, digest sum and counts (inside the caller's transaction)."""
+        conn.executemany("DELETE FROM photos WHERE source_id=?", ((s,) for s in gone))
+        conn.executemany(f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})", rows)
+        counts = self._sql_counts(conn)
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         [("source", source), ("digest_sum", digest.hex()), ("counts", json.dumps(counts))])
+        return counts
 
     def apply_changes(self, changes: SyncChanges) -> StoreUpdate:
         """Write what an incremental sync says changed (rows of unchanged items are not even read)."""
@@ -187,13 +191,7 @@ class PhotoStore:
                         digest.remove(_term(_record(row)))
                 for record in changes.upserts:
                     digest.add(_term(record))
-                conn.executemany("DELETE FROM photos WHERE source_id=?", ((s,) for s in changes.gone))
-                conn.executemany(f"INSERT OR REPLACE INTO photos VALUES ({', '.join('?' * len(_COLUMNS))})", [_row(r) for r in changes.upserts])
-                counts = self._sql_counts(conn)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [("source", changes.source), ("digest_sum", digest.hex()), ("counts", json.dumps(counts))],
-                )
+                counts = self._write(conn, changes.gone, [_row(r) for r in changes.upserts], changes.source, digest)
         finally:
             conn.close()
         manifest = StoredPhotoManifest(self.path, changes.source, digest.hexdigest(_SALT), counts)
