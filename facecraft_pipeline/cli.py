@@ -73,7 +73,7 @@ def materialize(select: str, sets: list[str], step_processes: int | None) -> int
         on_cpu = False
     if on_cpu:  # before the definitions are built: no accelerator pool to queue the trainers in
         set_default("FACECRAFT_DEVICE", "cpu")
-    from facecraft_pipeline.definitions import check_run_config, defs
+    from facecraft_pipeline.definitions import WHOLE_GRAPH, check_run_config, defs
     from facecraft_pipeline.run_logs import everything_with_logs, run_config as logs_and_executor
     from facecraft_pipeline.settings.profiles import DEFAULT_PROFILE
 
@@ -87,14 +87,19 @@ def materialize(select: str, sets: list[str], step_processes: int | None) -> int
     log_path = home / "logs" / f"materialize-{uuid.uuid4()}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.get()
-    selection = None if select == "*" else dg.AssetSelection.from_string(select).resolve(defs.resolve_asset_graph())
+    graph = defs.resolve_asset_graph()
+    wanted = (WHOLE_GRAPH if select == "*" else dg.AssetSelection.from_string(select)).resolve(graph)
+    selection = wanted & WHOLE_GRAPH.resolve(graph)  # '+face_crops' names face_shards too: face_crops does its work itself
+    if wanted and not selection:
+        raise SystemExit(f"--select {select}: face_shards is partitioned (one shard of the library a run): backfill it with "
+                         "`dagster job backfill -j extract_face_shards --all` or from the Dagster UI (README, 'A big library on Kubernetes')")
     step_processes = step_processes or compute.step_processes()
     run_config = sets_config | logs_and_executor(str(log_path), step_processes)
     if sys.stderr.isatty() and step_processes == 1:  # training assets draw a progress bar on a terminal (assets/training.py)
         run_config["resources"] = {"compute": {"config": {"progress_bar": True}}}
     with dg.execute_job(dg.reconstructable(everything_with_logs), instance, run_config=run_config,
-                        asset_selection=list(selection) if selection else None) as result:
-        return _report(result, selection if selection is not None else defs.resolve_asset_graph().get_all_asset_keys(), home, log_path)
+                        asset_selection=None if select == "*" else list(selection)) as result:
+        return _report(result, selection, home, log_path)
 
 
 def _report(result: Any, wanted: Any, home: Path, log_path: Path) -> int:

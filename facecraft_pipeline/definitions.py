@@ -21,13 +21,14 @@ import dagster as dg
 
 from facecraft_pipeline.assets.checks import CHECKS
 from facecraft_pipeline.assets.dataset import curated_dataset
+from facecraft_pipeline.assets.face_shards import face_shards
 from facecraft_pipeline.assets.faces import face_crops, identity_clusters
 from facecraft_pipeline.assets.galleries import sample_galleries
 from facecraft_pipeline.assets.photos import photos
 from facecraft_pipeline.assets.recipe import AssetRecipe
 from facecraft_pipeline.assets.training import gan_checkpoint, lora_weights, wgan_gp_checkpoint
 from facecraft_pipeline.automation import AutomationSettings, ingest_job, new_photos_sensor, retrain_sensor
-from facecraft_pipeline.deploy import everything_on_kubernetes
+from facecraft_pipeline.deploy import K8sSettings, everything_on_kubernetes, step_tags
 from facecraft_pipeline.failure_report import failed_run_report
 from facecraft_pipeline.log_safety import install as install_log_safety
 from facecraft_pipeline.resources import ComputeResource, HomeResource, MlflowResource, photo_source_from_env
@@ -38,16 +39,29 @@ from facecraft_pipeline.settings.profiles import DEFAULT_PROFILE, check_profile
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 install_log_safety()  # no token or pre-authenticated URL in any log, whatever the level
 
-RECIPES: list[AssetRecipe] = [photos, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint,
+RECIPES: list[AssetRecipe] = [photos, face_shards, face_crops, identity_clusters, curated_dataset, gan_checkpoint, wgan_gp_checkpoint,
                               lora_weights, sample_galleries]
+
+# The graph a run materializes as a whole: all but the partitioned first pass (a backfill of its own, below).
+WHOLE_GRAPH = dg.AssetSelection.all() - dg.AssetSelection.assets("face_shards")
 
 everything_job = dg.define_asset_job(
     "everything",
-    selection=dg.AssetSelection.all(),
+    selection=WHOLE_GRAPH,
     executor_def=dg.multiprocess_executor,
     description="The whole graph; steps that do not depend on each other (the three trainers) run in parallel "
                 "processes (`facecraft materialize --steps-at-once N`; in the launchpad: execution.config.max_concurrent).",
 )
+
+def face_shards_job(env: Mapping[str, str]) -> dg.UnresolvedAssetJobDefinition:
+    """One run per shard of the first face extraction; on Kubernetes each run's pod is sized like a faces step."""
+    return dg.define_asset_job(
+        "extract_face_shards",
+        selection=dg.AssetSelection.assets("face_shards"),
+        tags=step_tags(None, "faces", K8sSettings.from_env(env)),
+        description="The first face extraction of a big library, one run per shard: backfill its partitions (one pod each on "
+                    "Kubernetes: `dagster job backfill -j extract_face_shards --all`), then materialize `everything`.",
+    )
 
 
 def profile_defaults(profile: str) -> dict[str, dict]:
@@ -92,7 +106,7 @@ def build_definitions(profile: str | None = None, env: Mapping[str, str] | None 
     return dg.Definitions(
         assets=build_assets(profile, env),
         asset_checks=CHECKS,
-        jobs=[everything_job, ingest_job, everything_on_kubernetes()],
+        jobs=[everything_job, face_shards_job(env), ingest_job, everything_on_kubernetes(WHOLE_GRAPH)],
         sensors=[new_photos_sensor(automation), retrain_sensor(automation), failed_run_report],
         resources=build_resources(env, home),
     )

@@ -113,7 +113,7 @@ def step_options(group: str, pool: str | None, env: Mapping[str, str]) -> dict[s
     return {"group_name": group, "pool": None if on_cpu else pool, "retry_policy": retry_policy_from_env(env), "op_tags": tags}
 
 
-def everything_on_kubernetes() -> dg.UnresolvedAssetJobDefinition:
+def everything_on_kubernetes(selection: dg.AssetSelection) -> dg.UnresolvedAssetJobDefinition:
     """The whole graph with one Kubernetes pod per step (dagster-k8s' k8s_job_executor): each step's
     pod gets its op's `dagster-k8s/config` tags, so training steps get their GPU and nothing else does.
     Launch it with deploy/k8s-run-config.yaml under the K8sRunLauncher (deploy/dagster-k8s.yaml)."""
@@ -121,7 +121,7 @@ def everything_on_kubernetes() -> dg.UnresolvedAssetJobDefinition:
 
     return dg.define_asset_job(
         "everything_k8s",
-        selection=dg.AssetSelection.all(),
+        selection=selection,
         executor_def=k8s_job_executor,
         description="The whole graph on Kubernetes, one pod per step (GPU only for training and sampling steps).",
     )

@@ -54,6 +54,15 @@ def test_training_steps_ask_for_a_gpu_and_other_steps_do_not():
     assert seen == TRAINING
 
 
+def test_each_run_of_the_face_shards_backfill_gets_a_faces_pod_sized_by_the_environment():
+    from facecraft_pipeline.definitions import build_definitions
+
+    job = build_definitions(env={"FACECRAFT_K8S_CPU": "8", "FACECRAFT_K8S_MEMORY": "16Gi"}).resolve_job_def("extract_face_shards")
+    container = step_job_spec(job.tags).to_dict()["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == {"cpu": "8", "memory": "16Gi"}  # no GPU
+    assert job.partitions_def.get_partition_keys() == [f"{n:02d}" for n in range(16)]
+
+
 def test_gpu_count_and_node_selector_come_from_the_environment():
     settings = K8sSettings.from_env({"FACECRAFT_K8S_GPUS": "2", "FACECRAFT_K8S_GPU_NODE_SELECTOR": "gpu=h100,pool=train"})
     config = k8s_config(True, settings)

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from facecraft_pipeline.assets.checks import CHECKS
-from facecraft_pipeline.definitions import build_assets, build_resources
+from facecraft_pipeline.definitions import WHOLE_GRAPH, build_assets, build_resources
 from facecraft_pipeline.resources import DemoAlbumResource, HomeResource, MlflowResource
 
 FLUX_RUN = {
@@ -31,7 +31,7 @@ def test_a_flux_lora_trains_registers_and_every_kept_checkpoint_is_scored(tmp_pa
     res["mlflow"] = MlflowResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", experiment="flux-e2e")
     res["photo_source"] = DemoAlbumResource()
     with dg.instance_for_test() as instance:
-        result = dg.materialize([*build_assets(), *CHECKS], resources=res, instance=instance, run_config=FLUX_RUN)
+        result = dg.materialize([*build_assets(), *CHECKS], resources=res, instance=instance, run_config=FLUX_RUN, selection=WHOLE_GRAPH)
 
     events = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     lora = {k: v.value for k, v in events["lora_weights"].items()}

@@ -37,7 +37,7 @@ IDENTITY_EXTRA = {  # identity_clusters' config beside ClusterSettings
 }
 
 
-@asset_recipe("faces", settings=FaceCropSettings, code_version="face_crops-2", kinds={"pytorch", "dlib"})
+@asset_recipe("faces", settings=FaceCropSettings, code_version="face_crops-2", kinds={"pytorch", "dlib"}, deps=["face_shards"])
 @final_unless_transient
 def face_crops(
     context: dg.AssetExecutionContext,
@@ -50,12 +50,13 @@ def face_crops(
     """Faces found, ArcFace-aligned and quality-checked; every photo accounted for; only new photos computed.
 
     The manifest lives in `faces/crops.sqlite` (`faces/manifest.json` points at it; `facecraft
-    manifest faces` exports every row); what passes downstream is its handle.
+    manifest faces` exports every row); what passes downstream is its handle. Photos that a backfill of
+    `face_shards` already did are read from its per-photo cache, not decoded again.
     """
     settings = to_settings(FaceCropSettings, config)
     root = home.home().dir("faces")
     inputs = photos.usable_rows()  # (id, path, sha256): no object per photo
-    with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=_flat(to_dict(settings))) as run:
+    with asset_run(context, home, mlflow, inputs={"photos": photos.digest}, params=to_dict(settings)) as run:
         try:
             with library_lock(home.home().dir("state", "lock"), "face_crops"):
                 update = update_crops(inputs, root, settings, compute.torch_device())
@@ -113,7 +114,7 @@ def identity_clusters(
     probe = ProbeSpec(_crop_settings(face_crops).detector_settings(), to_settings(EmbedderSettings, config.embedder))
     embedder = IdentityProbe(probe, device).embedder
     cache = EmbeddingCache(h.dir("cache", "embeddings"))
-    with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=_flat(config.model_dump())) as run:
+    with asset_run(context, home, mlflow, inputs={"face_crops": face_crops.digest}, params=config.model_dump()) as run:
         references, reference_note = _reference_vectors(config, face_crops, photo_source, h, embedder, cache, device)
         context.log.info(reference_note)
         identity = identify_owner(face_crops, embedder, cache, settings, references, probe)
@@ -183,17 +184,6 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
 def _crop_settings(face_crops: CropsManifest) -> FaceCropSettings:
     """The settings face_crops recorded in its manifest (today's defaults for a manifest that recorded none)."""
     return FaceCropSettings.from_stored(face_crops.settings) if face_crops.settings else FaceCropSettings()
-
-
-def _flat(values: dict, prefix: str = "") -> dict:
-    """Nested settings as dotted MLflow params (detector.kind, quality.min_face_px, ...)."""
-    out: dict = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _rounded(value: float | None) -> float | None:

@@ -33,6 +33,7 @@ class AssetRecipe:
     fixed: tuple[str, ...] = ()  # settings fields the asset sets itself (config_class's `fixed`)
     extra: Mapping[str, tuple[Any, Any, str]] | None = None  # config beside the settings (config_class's `extra`)
     priority: int = 0  # among steps waiting for a process, higher starts first (the longest training: its end is the run's)
+    partitions: Callable[[Mapping[str, str]], dg.PartitionsDefinition] | None = None  # from the environment, when partitioned
     options: Mapping[str, Any] = field(default_factory=dict)  # the rest of `@dg.asset`'s keyword arguments
 
     @property
@@ -51,14 +52,17 @@ class AssetRecipe:
         options = step_options(self.group, self.pool, env)
         if self.priority:
             options["op_tags"] = {**options["op_tags"], PRIORITY_TAG: str(self.priority)}
+        if self.partitions is not None:
+            options["partitions_def"] = self.partitions(env)
         return dg.asset(**options, **self.options)(fn)
 
 
 def asset_recipe(group: str, pool: str | None = None, settings: type | None = None, fixed: tuple[str, ...] = (),
                  extra: Mapping[str, tuple[Any, Any, str]] | None = None, priority: int = 0,
+                 partitions: Callable[[Mapping[str, str]], dg.PartitionsDefinition] | None = None,
                  **options: Any) -> Callable[[Callable[..., Any]], AssetRecipe]:
     """`@dg.asset(**options)` built later: in `group` (and `pool`), its config generated from `settings`."""
-    return lambda fn: AssetRecipe(fn, group, pool, settings, fixed, extra, priority, options)
+    return lambda fn: AssetRecipe(fn, group, pool, settings, fixed, extra, priority, partitions, options)
 
 
 def _with_config_type(fn: Callable[..., Any], config: type[dg.Config]) -> Callable[..., Any]:

@@ -26,15 +26,26 @@ def asset_run(
     inputs: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> Iterator[AssetRun]:
-    """Open the nested MLflow run for this materialization, tagged with the Dagster run and inputs."""
+    """Open the nested MLflow run for this materialization, tagged with the Dagster run and inputs;
+    nested `params` (settings sections) are logged as dotted names (detector.kind, quality.min_face_px)."""
     lineage = mlflow.lineage(home.home())
     asset = context.asset_key.to_user_string()
     code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or "unversioned"
     with lineage.asset_run(context.run.run_id, asset, code_version, inputs) as run:
         run.set_tags({TAG_DAGSTER_RUN: context.run.run_id, TAG_DAGSTER_JOB: context.job_name})
         if params:
-            run.log_params(params)
+            run.log_params(_flat(params))
         yield run
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def output(value: Any, run: AssetRun, digest: str, metadata: Mapping[str, Any]) -> dg.Output:

@@ -97,9 +97,14 @@ def check_profile(name: str) -> str:
     return name
 
 
+# Assets whose settings must equal another asset's, so a profile sets them once: face_shards fills the cache that
+# face_crops reads, keyed by these settings.
+SETTINGS_OF = {"face_shards": "face_crops"}
+
+
 def overrides(asset: str, profile: str) -> dict[str, Any]:
     """What `profile` changes in `asset`'s settings (nested sections as dicts)."""
-    return dict(PROFILES[check_profile(profile)].get(asset, {}))
+    return dict(PROFILES[check_profile(profile)].get(SETTINGS_OF.get(asset, asset), {}))
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from facecraft_pipeline.sqlite_store import RACY_MTIME_NS
 
 T = TypeVar("T")
 _MB = 1_000_000
+_READ_ALL = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _UNSUPPORTED = "unsupported type"
 
 
@@ -56,6 +57,7 @@ class _Listed(NamedTuple):
     regular: bool
     error: str = ""
     skip: str = ""
+    readable_by_all: bool = False  # r--r--r-- at least: no need to ask the kernel whether this process may read it
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -248,7 +250,7 @@ class LocalFolderSource:
             cached is not None
             and cached.status == "ok"
             and (cached.size, cached.mtime_ns) == (item.size, item.mtime_ns)
-            and os.access(item.path, os.R_OK)
+            and (item.readable_by_all or os.access(item.path, os.R_OK))
         ):
             return cached
         try:
@@ -345,7 +347,8 @@ def _stat(path: str, rel: str, entry: os.DirEntry) -> _Listed:
         info = entry.stat()  # follows an accepted link, like path.stat(); no path re-parsing
     except OSError as error:
         return _Listed(rel, path, -1, -1, regular=False, error=str(error))
-    return _Listed(rel, path, info.st_size, info.st_mtime_ns, regular=stat.S_ISREG(info.st_mode))
+    return _Listed(rel, path, info.st_size, info.st_mtime_ns, regular=stat.S_ISREG(info.st_mode),
+                   readable_by_all=info.st_mode & _READ_ALL == _READ_ALL)
 
 
 NOT_UTF8 = "file name is not valid UTF-8: rename the file to import it"

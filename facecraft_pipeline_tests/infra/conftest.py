@@ -157,7 +157,7 @@ def deployed(postgres, mlflow_tracking, tmp_path_factory):
     from mlflow import MlflowClient
 
     from facecraft_pipeline.assets.checks import CHECKS
-    from facecraft_pipeline.definitions import build_assets, build_resources
+    from facecraft_pipeline.definitions import WHOLE_GRAPH, build_assets, build_resources
     from facecraft_pipeline.failure_report import failed_run_report
     from facecraft_pipeline.resources import HomeResource, MlflowResource
     from facecraft_pipeline.sources.demo_album import build_demo_album
@@ -188,7 +188,7 @@ def deployed(postgres, mlflow_tracking, tmp_path_factory):
             res["photo_source"] = SignedInOneDrive(
                 settings={"folder": "/Pictures", "client_id": "test-client", "graph_base_url": graph.base_url}, token=token
             )
-            return dg.materialize([*build_assets(), *CHECKS], resources=res, instance=instance, run_config=config, selection=selection,
+            return dg.materialize([*build_assets(), *CHECKS], resources=res, instance=instance, run_config=config, selection=selection or WHOLE_GRAPH,
                                   raise_on_error=False)
 
         client = MlflowClient(url)

@@ -15,7 +15,7 @@ from facecraft_pipeline.definitions import build_assets
 from facecraft_pipeline.mlflow_store import TAG_ASSET, TAG_INPUT_PREFIX, TAG_PIPELINE_RUN
 from facecraft_pipeline_tests.infra.conftest import model_versions
 
-ASSETS = build_assets()
+ASSETS = [a for a in build_assets() if a.partitions_def is None]  # the whole graph a run materializes (not face_shards)
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +94,6 @@ def test_lineage_tags_and_inputs_are_recorded_on_the_server(deployed):
     lora = by_asset["lora_weights"]
     assert lora.data.tags[TAG_INPUT_PREFIX + "curated_dataset"] == metadata(deployed.first, "curated_dataset")["data_version"]
     assert lora.data.tags["dagster.run_id"] == deployed.first.run_id
-    dataset_inputs = client.get_run(by_asset["gan_checkpoint"].info.run_id).inputs.dataset_inputs
-    assert dataset_inputs == [] or dataset_inputs  # datasets are logged by curated_dataset
     assert client.get_run(by_asset["curated_dataset"].info.run_id).inputs.dataset_inputs
 
 
