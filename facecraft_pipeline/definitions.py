@@ -53,6 +53,7 @@ everything_job = dg.define_asset_job(
                 "processes (`facecraft materialize --steps-at-once N`; in the launchpad: execution.config.max_concurrent).",
 )
 
+
 def face_shards_job(env: Mapping[str, str]) -> dg.UnresolvedAssetJobDefinition:
     """One run per shard of the first face extraction; on Kubernetes each run's pod is sized like a faces step."""
     return dg.define_asset_job(

@@ -61,7 +61,7 @@ class ShardResult:
         text = (f"shard {self.index} of {self.count}: {c['kept']} faces kept from {c['photos']} photos "
                 f"({c['skipped']} skipped, {c['failed']} failed, {c['computed']} computed, {c['from_cache']} cached)")
         if c["photos"] and c["failed"] == c["photos"]:
-            text += f"; every photo of this shard failed ({', '.join(sorted(self.reasons))}): see `facecraft manifest faces`"
+            text += f"; every photo of this shard failed ({', '.join(sorted(self.reasons))}; each photo's reason: `facecraft manifest faces` after face_crops)"
         return text
 
 
