@@ -22,6 +22,7 @@ from facecraft_pipeline.mlflow_store import (TAG_ARTIFACT_SHA, TAG_ASSET, TAG_CO
                                              TAG_KIND, TAG_PIPELINE_RUN, ModelUri, ScoredModel, is_remote_uri)
 from mlflow import MlflowClient  # isort: skip  (after mlflow_store)
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # isort: skip
+from mlflow.exceptions import MlflowException  # isort: skip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 
@@ -158,8 +159,13 @@ class Lineage:
         if found is None:
             # A tracking server keeps artifacts in its own artifact root (--artifacts-destination).
             location = artifact_location.resolve().as_uri() if artifact_location and not self.remote else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        else:
+            try:
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            except MlflowException:  # another process (a shard of the same backfill) created it since we looked
+                found = self.client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+        if found is not None:
             self.experiment_id = found.experiment_id
 
     def parent_run(self, pipeline_run_id: str, run_name: str | None = None) -> str:

@@ -93,3 +93,25 @@ def test_face_images_can_be_kept_out_of_the_tracking_store(store, tmp_path):
         logged = [a.path for a in lineage.client.list_artifacts(run.run_id, "contact_sheets")]
         assert logged == (["contact_sheets/sheet.png"] if allowed else [])
         assert lineage.client.get_run(run.run_id).data.metrics == {"clusters": 2.0}
+
+
+def _open_lineage_when_released(uri: str, barrier, ids) -> None:  # noqa: ANN001 - a process of the test below
+    barrier.wait()
+    ids.put(Lineage(uri, experiment="shared").experiment_id)
+
+
+def test_processes_opening_a_new_experiment_at_once_all_get_the_same_one(tmp_path):
+    """Shards of a backfill start together on a fresh store: one creates the experiment, the others use it."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    Lineage(uri, experiment="first")  # the store's tables exist: the race below is on the experiment alone
+    barrier, ids = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_open_lineage_when_released, args=(uri, barrier, ids)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert len({ids.get(timeout=5) for _ in workers}) == 1

@@ -81,7 +81,7 @@ def test_a_shard_whose_photos_all_failed_says_so_and_the_whole_run_still_counts_
     rows = [(p.name, str(p), sha256_file(p)) for p in sorted(folder.iterdir())]
     result = extract_shard(rows, 0, 1, tmp_path / "faces", SETTINGS)
     assert result.counts["failed"] == result.counts["photos"] == 3
-    assert "every photo of this shard failed (empty-file)" in result.summary
+    assert "every photo of this shard failed (empty-file;" in result.summary
 
     whole = update_crops(rows, tmp_path / "faces", SETTINGS)
     assert whole.manifest.counts["failed"] == 3 and whole.part.counts["computed"] == 0  # read from the shard's cache
