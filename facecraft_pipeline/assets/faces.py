@@ -71,8 +71,7 @@ def face_crops(
         run.log_metrics(counts)
         run.log_artifact(manifest_path)
         kept = update.part.kept_faces
-        rows = update.part.to_rows()
-        shown = rows[:MAX_DECISION_ROWS]
+        shown, rows = update.part.to_rows(MAX_DECISION_ROWS), update.part.row_count
         meta = {
             "summary": f"{counts['kept']} faces kept from {counts['photos']} photos "
             f"({counts['skipped']} skipped, {counts['failed']} failed, {counts['computed']} computed, {counts['from_cache']} cached)",
@@ -81,7 +80,7 @@ def face_crops(
             "reasons": dg.MetadataValue.json(manifest.reasons),
             "decisions": dg.MetadataValue.md(
                 (pd.DataFrame(shown).to_markdown(index=False) if shown else "no photo was new to this run")
-                + (f"\n\n{len(rows) - len(shown)} more rows: `facecraft manifest faces`" if len(rows) > len(shown) else "")
+                + (f"\n\n{rows - len(shown)} more rows: `facecraft manifest faces`" if rows > len(shown) else "")
             ),
             "location": dg.MetadataValue.path(str(manifest_path)),
         }

@@ -88,13 +88,20 @@ class CropsManifest:
             boxes.setdefault(face.photo_sha256, []).append(tuple(float(v) for v in face.box))
         return {p.photo_sha256: (p.path, tuple(boxes.get(p.photo_sha256, ()))) for p in self.photos if p.path and p.status == "processed"}
 
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One row per face, plus one per photo without faces: a table of every decision."""
+    @property
+    def row_count(self) -> int:
+        """How many rows `to_rows` has: one per face, one per photo without faces."""
+        return sum(1 for photo in self.photos if not photo.faces) + len(self.faces)
+
+    def to_rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One row per face, plus one per photo without faces: a table of every decision (the first `limit` rows)."""
         by_photo: dict[tuple[str, str], list[FaceRecord]] = {}
         for face in self.faces:
             by_photo.setdefault((face.photo_id, face.photo_sha256), []).append(face)
         rows: list[dict[str, Any]] = []
         for photo in self.photos:
+            if limit is not None and len(rows) >= limit:
+                return rows[:limit]
             base = {"photo_id": photo.photo_id, "status": photo.status, "photo_reason": photo.reason or photo.detail}
             faces = by_photo.get((photo.photo_id, photo.photo_sha256), [])
             if not faces:

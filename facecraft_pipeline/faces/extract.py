@@ -20,8 +20,9 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 # Bump when a code change alters crops or decisions: it is part of the cache key and the digest.
 EXTRACT_VERSION = "1"
+IN_FLIGHT = 32  # photos queued per worker process: enough to keep it busy, few enough to hold in memory
 _SKIPPED_DECODE_REASONS = frozenset({"too-small"})
 # Outcomes that may change without the photo's bytes changing (a file not there yet, a full disk):
 # never cached, so the next run tries again.
@@ -157,9 +159,8 @@ def extract_faces(
     batch = settings.detector.batch_size
     if pending and uses_worker_processes(settings, len(pending)):
         # dlib: each photo's whole job (decode, detect, landmarks, align, judge, PNG) in a worker process.
-        outcomes = _in_worker_processes(pending, settings, crop_dir, out_dir)
-        for position, (photo, result) in enumerate(zip(pending, outcomes), start=1):
-            record(photo, result)
+        for position, (photo, result) in enumerate(_in_worker_processes(pending, settings, crop_dir, out_dir), start=1):
+            record(photo, result)  # cached as it arrives: a run killed half-way keeps what it did
             if on_progress and (position % batch == 0 or position == len(pending)):
                 on_progress(done + position, total)
     elif pending:
@@ -183,25 +184,34 @@ def uses_worker_processes(settings: FaceCropSettings, pending: int) -> bool:
 
 def _in_worker_processes(
     pending: Sequence[PhotoInput], settings: FaceCropSettings, crop_dir: Path, out_dir: Path
-) -> list[dict[str, Any]]:
-    """Outcomes in input order. A crashed worker (dlib aborting on a photo) fails only the photos it had."""
+) -> Iterator[tuple[PhotoInput, dict[str, Any]]]:
+    """(photo, outcome) in input order, each as soon as it and those before it are done; at most IN_FLIGHT photos a
+    worker are queued at a time, so memory does not grow with the library. A crashed worker (dlib aborting on
+    a photo) fails only the photos queued at that moment; the rest go to a fresh pool."""
     workers = worker_count(settings.detector.workers)
-    pool = get_pool(workers)
-    jobs = [(photo, settings, crop_dir, out_dir) for photo in pending]
-    futures = [pool.submit(photo_in_worker, job) for job in jobs]
-    outcomes = []
-    for future in futures:
+    queued: deque[tuple[PhotoInput, Future]] = deque()
+    photos = iter(pending)
+    crashed = False
+    while True:
+        while len(queued) < IN_FLIGHT * workers and (photo := next(photos, None)) is not None:
+            job = (photo, settings, crop_dir, out_dir)
+            try:
+                queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
+            except BrokenProcessPool:  # broke while we were queueing: this photo goes to a fresh pool
+                discard_pool()
+                queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
+        if not queued:
+            break
+        photo, future = queued.popleft()
         try:
-            outcomes.append(future.result())
+            yield photo, future.result()
         except BrokenProcessPool as error:
-            outcomes.append(_failure("error", RuntimeError(f"a face worker process died ({error})")))
-    if any(o["reason"] == "error" and "worker process died" in o["detail"] for o in outcomes):
-        discard_pool()  # the next run starts a fresh pool
-    elif multiprocessing.parent_process() is not None:
-        # A process that multiprocessing started (a step of Dagster's multiprocess executor) waits at exit
-        # for every child it has, and runs no atexit hooks: its pool must go before it ends.
+            crashed = True
+            yield photo, _failure("error", RuntimeError(f"a face worker process died ({error})"))
+    if crashed or multiprocessing.parent_process() is not None:
+        # After a crash the next run starts a fresh pool. A process that multiprocessing started (a step of
+        # Dagster's multiprocess executor) waits at exit for every child it has, and runs no atexit hooks.
         discard_pool()
-    return outcomes
 
 
 _WORKER_DETECTORS: dict[DetectorSettings, FaceDetector] = {}

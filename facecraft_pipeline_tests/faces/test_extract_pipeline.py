@@ -191,6 +191,8 @@ def test_rows_cover_every_face_and_every_photo_without_one(run) -> None:  # noqa
     assert len(rows) == len(manifest.faces) + sum(p.faces == 0 for p in manifest.photos)
     assert {row["photo_id"] for row in rows} == set(EXPECTED)
     assert {"photo_id", "status", "face", "kept", "reason", "score", "face_px", "crop"} <= set(rows[0])
+    assert manifest.row_count == len(rows)
+    assert manifest.to_rows(limit=5) == rows[:5] and manifest.to_rows(limit=len(rows) + 9) == rows  # the table's head, for metadata
 
 
 def test_second_run_computes_nothing_and_one_new_photo_computes_one(tmp_path: Path) -> None:
