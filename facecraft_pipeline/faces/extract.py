@@ -23,6 +23,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,10 +160,11 @@ def extract_faces(
     batch = settings.detector.batch_size
     if pending and uses_worker_processes(settings, len(pending)):
         # dlib: each photo's whole job (decode, detect, landmarks, align, judge, PNG) in a worker process.
-        for position, (photo, result) in enumerate(_in_worker_processes(pending, settings, crop_dir, out_dir), start=1):
-            record(photo, result)  # cached as it arrives: a run killed half-way keeps what it did
-            if on_progress and (position % batch == 0 or position == len(pending)):
-                on_progress(done + position, total)
+        with closing(_in_worker_processes(pending, settings, crop_dir, out_dir)) as outcomes:
+            for position, (photo, result) in enumerate(outcomes, start=1):
+                record(photo, result)  # cached as it arrives: a run killed half-way keeps what it did
+                if on_progress and (position % batch == 0 or position == len(pending)):
+                    on_progress(done + position, total)
     elif pending:
         detector = make_detector(settings.detector, device)
         workers = settings.detector.workers or os.cpu_count() or 1
@@ -192,26 +194,28 @@ def _in_worker_processes(
     queued: deque[tuple[PhotoInput, Future]] = deque()
     photos = iter(pending)
     crashed = False
-    while True:
-        while len(queued) < IN_FLIGHT * workers and (photo := next(photos, None)) is not None:
-            job = (photo, settings, crop_dir, out_dir)
+    try:
+        while True:
+            while len(queued) < IN_FLIGHT * workers and (photo := next(photos, None)) is not None:
+                job = (photo, settings, crop_dir, out_dir)
+                try:
+                    queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
+                except BrokenProcessPool:  # broke while we were queueing: this photo goes to a fresh pool
+                    discard_pool()
+                    queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
+            if not queued:
+                return
+            photo, future = queued.popleft()
             try:
-                queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
-            except BrokenProcessPool:  # broke while we were queueing: this photo goes to a fresh pool
-                discard_pool()
-                queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
-        if not queued:
-            break
-        photo, future = queued.popleft()
-        try:
-            yield photo, future.result()
-        except BrokenProcessPool as error:
-            crashed = True
-            yield photo, _failure("error", RuntimeError(f"a face worker process died ({error})"))
-    if crashed or multiprocessing.parent_process() is not None:
-        # After a crash the next run starts a fresh pool. A process that multiprocessing started (a step of
-        # Dagster's multiprocess executor) waits at exit for every child it has, and runs no atexit hooks.
-        discard_pool()
+                yield photo, future.result()
+            except BrokenProcessPool as error:
+                crashed = True
+                yield photo, _failure("error", RuntimeError(f"a face worker process died ({error})"))
+    finally:  # also when the caller stops early (an error while recording an outcome)
+        if crashed or multiprocessing.parent_process() is not None:
+            # After a crash the next run starts a fresh pool. A process that multiprocessing started (a step of
+            # Dagster's multiprocess executor) waits at exit for every child it has, and runs no atexit hooks.
+            discard_pool()
 
 
 _WORKER_DETECTORS: dict[DetectorSettings, FaceDetector] = {}
