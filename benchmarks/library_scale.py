@@ -112,12 +112,28 @@ def materialize(home: Path, photos: Path) -> dict[str, float]:
             "cpu": float(cpu), "load": os.getloadavg()[0], "peak_mib": int(peak) / 1024, "data_mib": folder_size(home) / 2**20}
 
 
-# Runs the command as its child and writes the largest RSS among its descendants (KiB) and their CPU seconds.
-_PEAK_WRAPPER = (
-    "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
-    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
-    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}'); sys.exit(code)"
-)
+# Runs the command as its child and writes the largest peak RSS (VmHWM, KiB) among it and every process below it
+# (step processes and face workers are started by forkservers, so RUSAGE_CHILDREN alone does not see them),
+# sampled every 0.2 s, and the command's own CPU seconds.
+_PEAK_WRAPPER = """
+import resource, subprocess, sys, time, psutil
+def hwm(pid):
+    try:
+        return max([int(line.split()[1]) for line in open(f'/proc/{pid}/status') if line.startswith('VmHWM:')] + [0])
+    except OSError:
+        return 0
+child, peak = subprocess.Popen(sys.argv[2:]), 0
+while child.poll() is None:
+    try:
+        pids = [child.pid] + [p.pid for p in psutil.Process(child.pid).children(recursive=True)]
+    except psutil.Error:
+        pids = []
+    peak = max([peak] + [hwm(pid) for pid in pids])
+    time.sleep(0.2)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], 'w').write(f'{max(peak, usage.ru_maxrss)} {usage.ru_utime + usage.ru_stime}')
+sys.exit(child.returncode)
+"""
 
 
 def poll(folder: Path, state: Path) -> tuple[float, float, float]:
