@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from facecraft_pipeline.assets.faces import missing_weights
 from facecraft_pipeline.assets.recipe import asset_recipe
 from facecraft_pipeline.assets.tracking import asset_run, output
 from facecraft_pipeline.env import env_int
@@ -54,7 +55,7 @@ def face_shards(
         try:
             result = extract_shard(photos.usable_rows(), index, count, home.home().dir("faces"), settings, compute.torch_device())
         except WeightsNotFoundError as error:
-            raise dg.Failure(description=error.reason, metadata={"hint": error.hint}) from error
+            raise missing_weights(error) from error
         run.log_metrics(result.counts)
         if result.counts["photos"] and result.counts["failed"] == result.counts["photos"]:
             context.log.warning(result.summary)

@@ -60,8 +60,8 @@ def face_crops(
         try:
             with library_lock(home.home().dir("state", "lock"), "face_crops"):
                 update = update_crops(inputs, root, settings, compute.torch_device())
-        except WeightsNotFoundError as error:  # the one failure a user fixes by hand: say how, in one line
-            raise dg.Failure(description=error.reason, metadata={"hint": error.hint}) from error
+        except WeightsNotFoundError as error:
+            raise missing_weights(error) from error
         except StoreError as error:
             raise dg.Failure(description=str(error)) from error
         manifest = update.manifest
@@ -178,6 +178,11 @@ def _reference_vectors(config, face_crops: CropsManifest, source: PhotoSourceRes
     if not vectors:
         return None, "no reference photos: the owner is the largest cluster"
     return np.concatenate(vectors), "; ".join(notes)
+
+
+def missing_weights(error: WeightsNotFoundError) -> dg.Failure:
+    """The one face-stage failure a user fixes by hand: what is missing, and how to fix it, in one line each."""
+    return dg.Failure(description=error.reason, metadata={"hint": error.hint})
 
 
 def _crop_settings(face_crops: CropsManifest) -> FaceCropSettings:

@@ -199,10 +199,11 @@ def _in_worker_processes(
             while len(queued) < IN_FLIGHT * workers and (photo := next(photos, None)) is not None:
                 job = (photo, settings, crop_dir, out_dir)
                 try:
-                    queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
+                    future = get_pool(workers).submit(photo_in_worker, job)
                 except BrokenProcessPool:  # broke while we were queueing: this photo goes to a fresh pool
                     discard_pool()
-                    queued.append((photo, get_pool(workers).submit(photo_in_worker, job)))
+                    future = get_pool(workers).submit(photo_in_worker, job)
+                queued.append((photo, future))
             if not queued:
                 return
             photo, future = queued.popleft()
